@@ -1,0 +1,38 @@
+# Two commands do all set-up: `make test` and `make demo`.
+# Everything installs into the checkout: .venv (Python) and node_modules (Azurite).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup test lint unit demo bench clean
+
+setup: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Tests start Azurite themselves (on free ports) and stop it when they end.
+test: setup lint
+	$(PY) -m pytest
+
+demo: setup
+	$(PY) -m sync demo
+
+bench: setup
+	$(PY) bench/users.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""Retrying HTTP for both API clients.
+
+Graph throttles with 429 + Retry-After and has transient 503/504s; 3CX answers 504 on
+long queries. Both clients send through `send`, which retries those answers a bounded
+number of times, honouring Retry-After, and never retries a write whose effect is unknown
+(a 5xx or dropped connection after a POST may have been applied; 429 was not).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import requests
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. Defaults follow the Graph SDK's retry handler."""
+
+    max_attempts: int = 4  # first try + 3 retries
+    retry_statuses: frozenset[int] = frozenset({429, 503, 504})
+    base_delay: float = 0.5
+    max_delay: float = 60.0  # a Retry-After beyond this is not waited for: we give up
+    timeout: float = 30.0  # per request, seconds
+
+
+class RetriesExhausted(Exception):
+    """The service kept failing; the last response (if any) is attached."""
+
+    def __init__(self, message: str, response: requests.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Parse Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    idempotent: bool | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request, retrying throttling and transient failures within `policy`.
+
+    `idempotent` defaults from the method; a POST that is safe to repeat (a query action,
+    a `$batch` of GETs) may pass True. Returns the final response, whatever its status,
+    unless every attempt failed on the network or was throttled past the policy.
+    """
+    method = method.upper()
+    safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+    kwargs.setdefault("timeout", policy.timeout)
+    response: requests.Response | None = None
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            response = session.request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if not safe_to_repeat or attempt == policy.max_attempts:
+                raise
+            delay = _backoff(policy, attempt)
+            log.debug("network error on %s %s (%s); retry in %.1fs", method, _short(url), type(error).__name__, delay)
+            sleep(delay)
+            continue
+        status = response.status_code
+        if status not in policy.retry_statuses:
+            return response
+        # A 429 means the request was not processed, so even a write may be repeated.
+        if status != 429 and not safe_to_repeat:
+            return response
+        if attempt == policy.max_attempts:
+            break
+        delay = retry_after_seconds(response)
+        if delay is None:
+            delay = _backoff(policy, attempt)
+        if delay > policy.max_delay:
+            raise RetriesExhausted(
+                f"{method} {_short(url)}: asked to wait {delay:.0f}s, more than the {policy.max_delay:.0f}s allowed",
+                response,
+            )
+        log.debug("%s on %s %s; retry %d in %.1fs", status, method, _short(url), attempt, delay)
+        sleep(delay)
+    assert response is not None
+    raise RetriesExhausted(
+        f"{method} {_short(url)}: still {response.status_code} after {policy.max_attempts} attempts", response
+    )
+
+
+def _backoff(policy: RetryPolicy, attempt: int) -> float:
+    return min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1) + random.uniform(0, policy.base_delay))
+
+
+def _short(url: str) -> str:
+    """The URL without its query string: query strings can carry tokens and PII."""
+    return url.split("?", 1)[0]

@@ -1,0 +1,203 @@
+"""All configuration, read once from the environment (= Function App settings).
+
+The names are the product's contract (see README, "Settings"). A missing or malformed
+setting must stop a command at start with one line naming it, so `load_settings` turns
+pydantic's errors into a `ConfigError` whose message is exactly that line.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_STORAGE = "UseDevelopmentStorage=true"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class SyncScope(str, Enum):
+    ALL = "all"
+    ALL_EXCEPT = "all_except"
+    SELECTED_USERS = "selected_users"
+    SELECTED_GROUPS = "selected_groups"
+
+
+class DeprovisionPolicy(str, Enum):
+    DISABLE = "disable"
+    DELETE = "delete"
+    KEEP = "keep"
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """The connector's settings; field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    graph_tenant_id: str | None = Field(None, alias="GRAPH_TENANT_ID")
+    graph_client_id: str | None = Field(None, alias="GRAPH_CLIENT_ID")
+    graph_client_secret: SecretStr | None = Field(None, alias="GRAPH_CLIENT_SECRET")
+    graph_client_certificate_path: Path | None = Field(None, alias="GRAPH_CLIENT_CERTIFICATE_PATH")
+    graph_authority_host: str = Field("https://login.microsoftonline.com", alias="GRAPH_AUTHORITY_HOST")
+    graph_base_url: str = Field("https://graph.microsoft.com/v1.0", alias="GRAPH_BASE_URL")
+
+    tcx_base_url: str | None = Field(None, alias="TCX_BASE_URL")
+    tcx_client_id: str | None = Field(None, alias="TCX_CLIENT_ID")
+    tcx_client_secret: SecretStr | None = Field(None, alias="TCX_CLIENT_SECRET")
+
+    storage_connection: str = Field(DEFAULT_STORAGE, alias="AzureWebJobsStorage")
+    state_table_prefix: str = Field("tcx", alias="STATE_TABLE_PREFIX")
+
+    user_sync_scope: SyncScope = Field(SyncScope.ALL, alias="USER_SYNC_SCOPE")
+    user_sync_users: CommaList = Field(default_factory=list, alias="USER_SYNC_USERS")
+    user_sync_groups: CommaList = Field(default_factory=list, alias="USER_SYNC_GROUPS")
+    extension_start: int | None = Field(None, alias="EXTENSION_START")
+    user_sync_schedule: str = Field("0 0 2 * * *", alias="USER_SYNC_SCHEDULE")
+    sync_paused: bool = Field(False, alias="SYNC_PAUSED")
+
+    sync_sso: bool = Field(False, alias="SYNC_SSO")
+    sync_office_phone: bool = Field(False, alias="SYNC_OFFICE_PHONE")
+    sync_photo: bool = Field(False, alias="SYNC_PHOTO")
+    sync_personal_contacts: bool = Field(False, alias="SYNC_PERSONAL_CONTACTS")
+    sync_calendar: bool = Field(True, alias="SYNC_CALENDAR")
+
+    shared_mailboxes: CommaList = Field(default_factory=list, alias="SHARED_MAILBOXES")
+    deprovision: DeprovisionPolicy = Field(DeprovisionPolicy.DISABLE, alias="DEPROVISION")
+    deprovision_max_count: int | None = Field(25, alias="DEPROVISION_MAX_COUNT", ge=0)
+    deprovision_max_percent: float | None = Field(20.0, alias="DEPROVISION_MAX_PERCENT", ge=0, le=100)
+    webhook_url: str | None = Field(None, alias="WEBHOOK_URL")
+
+    @field_validator("user_sync_users", "user_sync_groups", "shared_mailboxes", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("user_sync_users", "shared_mailboxes")
+    @classmethod
+    def _lower_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address:
+                raise ValueError(f"{address!r} is not an e-mail address or UPN")
+        return [address.lower() for address in value]
+
+    @field_validator("user_sync_groups")
+    @classmethod
+    def _group_ids(cls, value: list[str]) -> list[str]:
+        for group_id in value:
+            _require_guid(group_id)
+        return value
+
+    @field_validator("graph_tenant_id", "graph_client_id")
+    @classmethod
+    def _guid(cls, value: str | None) -> str | None:
+        return _require_guid(value) if value else None
+
+    @field_validator("extension_start", mode="before")
+    @classmethod
+    def _extension(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, str) and not re.fullmatch(r"\d{1,9}", value.strip()):
+            raise ValueError(f"must be an extension number of 1 to 9 digits, got {value!r}")
+        return value
+
+    @field_validator("deprovision_max_count", "deprovision_max_percent", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("graph_authority_host", "graph_base_url", "tcx_base_url", "webhook_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https://[^/\s]+", value):
+            raise ValueError(f"must be an https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("user_sync_schedule")
+    @classmethod
+    def _ncrontab(cls, value: str) -> str:
+        if len(value.split()) != 6:
+            raise ValueError(f"must be an NCRONTAB expression of 6 fields (sec min hour day month weekday), got {value!r}")
+        return value
+
+    @field_validator("state_table_prefix")
+    @classmethod
+    def _table_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,29}", value):
+            raise ValueError("must be 1 to 30 letters or digits, starting with a letter")
+        return value
+
+    # -- per-command requirements ----------------------------------------------------
+    def require_graph(self) -> None:
+        """Graph needs tenant, client and exactly one credential."""
+        _require(self, "graph_tenant_id", "the Entra tenant id, a GUID")
+        _require(self, "graph_client_id", "the app registration's client id, a GUID")
+        if not self.graph_client_secret and not self.graph_client_certificate_path:
+            raise ConfigError(
+                "configuration error: GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERTIFICATE_PATH must be set"
+                " (the app registration's credential)"
+            )
+        path = self.graph_client_certificate_path
+        if path and not self.graph_client_secret and not path.is_file():
+            raise ConfigError(f"configuration error: GRAPH_CLIENT_CERTIFICATE_PATH: no file at {path}")
+
+    def require_tcx(self) -> None:
+        """3CX needs its root URL and the API client's id and secret."""
+        _require(self, "tcx_base_url", "the 3CX root URL, e.g. https://pbx.example.com:5001")
+        _require(self, "tcx_client_id", "the 3CX API client id (Admin console > Integrations > API)")
+        _require(self, "tcx_client_secret", "the 3CX API client's key")
+
+    def require_user_sync(self) -> None:
+        """Everything a user sync reads, including scope lists that must not be empty."""
+        self.require_graph()
+        self.require_tcx()
+        if self.user_sync_scope in (SyncScope.ALL_EXCEPT, SyncScope.SELECTED_USERS) and not self.user_sync_users:
+            raise ConfigError(
+                f"configuration error: USER_SYNC_USERS is empty but USER_SYNC_SCOPE is {self.user_sync_scope.value}"
+            )
+        if self.user_sync_scope is SyncScope.SELECTED_GROUPS and not self.user_sync_groups:
+            raise ConfigError("configuration error: USER_SYNC_GROUPS is empty but USER_SYNC_SCOPE is selected_groups")
+
+
+def _require(settings: Settings, field: str, meaning: str) -> None:
+    if not getattr(settings, field):
+        alias = Settings.model_fields[field].alias
+        raise ConfigError(f"configuration error: {alias} is missing ({meaning})")
+
+
+def _require_guid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"must be a GUID, got {value!r}") from None
+    return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ConfigError with one line on a bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "bool_parsing":
+            message = "must be true or false (1/0 and yes/no work too)"
+        if first["type"] in ("bool_parsing", "enum", "int_parsing", "float_parsing"):
+            message += f", got {first.get('input')!r}"
+        raise ConfigError(f"configuration error: {alias}: {message}") from None

@@ -1,0 +1,298 @@
+"""The connector's memory in Azure Table Storage.
+
+What must survive between runs and across Function instances lives here: which M365 user
+is which 3CX user (links), Graph delta links, the mirror of the Graph users the last delta
+round left us with, per-user option overrides, run records and the run lock. Entities are
+pydantic models; the table layout is private to this module.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from pydantic import BaseModel, Field
+
+_BATCH = 100  # Table Storage's limit of operations in one transaction
+_MAX_ERRORS_KEPT = 50
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Link(BaseModel):
+    """One M365 user bound to one 3CX user. Only linked 3CX users are ever changed."""
+
+    m365_id: str
+    upn: str
+    tcx_user_id: int
+    extension: str
+    origin: Literal["created", "linked"]  # created by the connector, or an existing user matched by e-mail
+    photo_etag: str | None = None
+    deprovisioned: Literal["disabled"] | None = None
+
+
+class OptionOverrides(BaseModel):
+    """A user's deviations from the tenant-wide option defaults (None = use the default)."""
+
+    m365_id: str
+    upn: str
+    sso: bool | None = None
+    office_phone: bool | None = None
+    photo: bool | None = None
+    personal_contacts: bool | None = None
+    calendar: bool | None = None
+
+
+class RunRecord(BaseModel):
+    """What one run did, for the administrator and for alerts."""
+
+    kind: str
+    run_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: Literal["running", "succeeded", "partial", "failed", "skipped"] = "running"
+    dry_run: bool = False
+    counts: dict[str, int] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    guard: str | None = None  # why deprovisioning was held back, if it was
+
+
+class LockHeld(Exception):
+    """Another run holds the lock."""
+
+    def __init__(self, name: str, holder: str, expires_at: datetime) -> None:
+        super().__init__(f"another {name} run is in progress (holder {holder}, lock expires {expires_at:%H:%M:%S} UTC)")
+        self.holder = holder
+        self.expires_at = expires_at
+
+
+class StateStore:
+    """Typed access to the state tables. One instance per process is enough."""
+
+    def __init__(self, service: TableServiceClient, prefix: str = "tcx") -> None:
+        self._service = service
+        self._prefix = prefix
+        self._tables: dict[str, TableClient] = {}
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, prefix: str = "tcx") -> StateStore:
+        return cls(TableServiceClient.from_connection_string(connection_string), prefix)
+
+    def _table(self, name: str) -> TableClient:
+        client = self._tables.get(name)
+        if client is None:
+            client = self._service.get_table_client(f"{self._prefix}{name}")
+            try:
+                client.create_table()
+            except ResourceExistsError:
+                pass
+            self._tables[name] = client
+        return client
+
+    # -- links -------------------------------------------------------------------------
+    def links(self) -> dict[str, Link]:
+        return {
+            entity["RowKey"]: _link_from_entity(entity)
+            for entity in self._table("links").query_entities("PartitionKey eq 'user'")
+        }
+
+    def get_link(self, m365_id: str) -> Link | None:
+        try:
+            return _link_from_entity(self._table("links").get_entity("user", m365_id))
+        except ResourceNotFoundError:
+            return None
+
+    def save_link(self, link: Link) -> None:
+        entity = {"PartitionKey": "user", "RowKey": link.m365_id, **link.model_dump(exclude={"m365_id"})}
+        entity["deprovisioned"] = link.deprovisioned or ""
+        entity["photo_etag"] = link.photo_etag or ""
+        self._table("links").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_link(self, m365_id: str) -> None:
+        self._table("links").delete_entity("user", m365_id)
+
+    # -- the Graph user mirror ------------------------------------------------------------
+    def mirror(self) -> dict[str, dict[str, Any]]:
+        """The Graph users as of the last delta round, keyed by id (raw Graph JSON)."""
+        return {
+            entity["RowKey"]: json.loads(entity["data"])
+            for entity in self._table("graphusers").query_entities("PartitionKey eq 'user'")
+        }
+
+    def update_mirror(self, upserts: Iterable[dict[str, Any]], deletes: Iterable[str]) -> None:
+        """Write changed users and drop removed ones, in transactions of up to 100."""
+        table = self._table("graphusers")
+        operations: list[tuple[str, dict[str, Any]]] = [
+            ("upsert", {"PartitionKey": "user", "RowKey": user["id"], "data": json.dumps(user)}) for user in upserts
+        ]
+        operations += [("delete", {"PartitionKey": "user", "RowKey": user_id}) for user_id in deletes]
+        _submit_in_batches(table, operations)
+
+    # -- delta links ----------------------------------------------------------------------
+    def delta_link(self, name: str) -> str | None:
+        try:
+            return str(self._table("deltalinks").get_entity("delta", name)["link"]) or None
+        except ResourceNotFoundError:
+            return None
+
+    def save_delta_link(self, name: str, link: str | None) -> None:
+        entity = {"PartitionKey": "delta", "RowKey": name, "link": link or "", "saved_at": utcnow()}
+        self._table("deltalinks").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    # -- per-user options -------------------------------------------------------------------
+    def option_overrides(self) -> dict[str, OptionOverrides]:
+        result: dict[str, OptionOverrides] = {}
+        for entity in self._table("options").query_entities("PartitionKey eq 'user'"):
+            values = {key: entity.get(key) for key in OptionOverrides.model_fields if key not in ("m365_id",)}
+            result[entity["RowKey"]] = OptionOverrides(m365_id=entity["RowKey"], **values)
+        return result
+
+    def save_option_overrides(self, overrides: OptionOverrides) -> None:
+        entity: dict[str, Any] = {"PartitionKey": "user", "RowKey": overrides.m365_id, "upn": overrides.upn}
+        entity.update({k: v for k, v in overrides.model_dump(exclude={"m365_id", "upn"}).items() if v is not None})
+        self._table("options").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_option_overrides(self, m365_id: str) -> None:
+        self._table("options").delete_entity("user", m365_id)
+
+    # -- run records ------------------------------------------------------------------------
+    def save_run(self, run: RunRecord) -> None:
+        """Upsert a run; newest sorts first (inverted timestamp in the row key)."""
+        inverted = 10**13 - int(run.started_at.timestamp() * 1000)
+        errors = run.errors[:_MAX_ERRORS_KEPT]
+        entity = {
+            "PartitionKey": run.kind,
+            "RowKey": f"{inverted:013d}-{run.run_id}",
+            "run_id": run.run_id,
+            "started_at": run.started_at,
+            "status": run.status,
+            "dry_run": run.dry_run,
+            "counts": json.dumps(run.counts),
+            "errors": json.dumps(errors)[:30000],
+            "error_count": len(run.errors),
+            "guard": run.guard or "",
+        }
+        if run.ended_at:
+            entity["ended_at"] = run.ended_at
+        self._table("runs").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def recent_runs(self, kind: str, limit: int = 10) -> list[RunRecord]:
+        runs: list[RunRecord] = []
+        for entity in self._table("runs").query_entities(f"PartitionKey eq '{kind}'", results_per_page=limit):
+            runs.append(
+                RunRecord(
+                    kind=kind,
+                    run_id=entity["run_id"],
+                    started_at=entity["started_at"],
+                    ended_at=entity.get("ended_at"),
+                    status=entity["status"],
+                    dry_run=entity.get("dry_run", False),
+                    counts=json.loads(entity.get("counts") or "{}"),
+                    errors=json.loads(entity.get("errors") or "[]"),
+                    guard=entity.get("guard") or None,
+                )
+            )
+            if len(runs) >= limit:
+                break
+        return runs
+
+    # -- the run lock -----------------------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str, ttl: timedelta = timedelta(minutes=30)) -> Iterator[Lease]:
+        """Hold a named lock across processes; raises LockHeld if another holder's lease is live.
+
+        Optimistic concurrency on the entity's ETag makes acquisition atomic: of two callers
+        racing for an expired lease, exactly one update succeeds.
+        """
+        lease = Lease(self._table("locks"), name, ttl)
+        lease.acquire()
+        try:
+            yield lease
+        finally:
+            lease.release()
+
+
+class Lease:
+    """A time-limited lock entity; `renew` pushes the expiry out during long runs."""
+
+    def __init__(self, table: TableClient, name: str, ttl: timedelta) -> None:
+        self._table = table
+        self.name = name
+        self.ttl = ttl
+        self.holder = f"{secrets.token_hex(4)}@{int(time.time())}"
+        self._etag: str | None = None
+
+    def acquire(self) -> None:
+        entity = {"PartitionKey": "lock", "RowKey": self.name, "holder": self.holder, "expires_at": utcnow() + self.ttl}
+        try:
+            metadata = self._table.create_entity(entity)
+            self._etag = metadata.get("etag")
+            return
+        except ResourceExistsError:
+            pass
+        current = self._table.get_entity("lock", self.name)
+        expires_at = current["expires_at"]
+        if expires_at > utcnow():
+            raise LockHeld(self.name, current["holder"], expires_at)
+        try:
+            metadata = self._table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError:
+            latest = self._table.get_entity("lock", self.name)
+            raise LockHeld(self.name, latest["holder"], latest["expires_at"]) from None
+        self._etag = metadata.get("etag")
+
+    def renew(self) -> None:
+        entity = {"PartitionKey": "lock", "RowKey": self.name, "holder": self.holder, "expires_at": utcnow() + self.ttl}
+        metadata = self._table.update_entity(
+            entity, mode=UpdateMode.REPLACE, etag=self._etag, match_condition=MatchConditions.IfNotModified
+        )
+        self._etag = metadata.get("etag")
+
+    def release(self) -> None:
+        try:
+            self._table.delete_entity("lock", self.name, etag=self._etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, HttpResponseError):
+            pass  # expired and taken over, or already gone: nothing of ours to release
+
+
+def _link_from_entity(entity: dict[str, Any]) -> Link:
+    return Link(
+        m365_id=entity["RowKey"],
+        upn=entity["upn"],
+        tcx_user_id=int(entity["tcx_user_id"]),
+        extension=str(entity["extension"]),
+        origin=entity["origin"],
+        photo_etag=entity.get("photo_etag") or None,
+        deprovisioned=entity.get("deprovisioned") or None,
+    )
+
+
+def _submit_in_batches(table: TableClient, operations: list[tuple[str, dict[str, Any]]]) -> None:
+    # A transaction may not touch one row twice; later operations on a row win.
+    latest: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for operation in operations:
+        latest[(operation[1]["PartitionKey"], operation[1]["RowKey"])] = operation
+    pending = list(latest.values())
+    for start in range(0, len(pending), _BATCH):
+        chunk = pending[start : start + _BATCH]
+        try:
+            table.submit_transaction(chunk)  # type: ignore[arg-type]
+        except HttpResponseError:
+            # A delete of a row that is already gone fails the whole transaction; fall back to one by one.
+            for kind, entity in chunk:
+                if kind == "delete":
+                    table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+                else:
+                    table.upsert_entity(entity)

@@ -1,0 +1,45 @@
+"""Logging the administrator and Application Insights can read.
+
+One structured line per applied action and one summary line per run. Each line is plain
+`key=value` text (readable in a terminal and in the Functions log stream) and carries the
+same values as `custom_dimensions` for Application Insights. Only ids, UPNs and numbers
+appear at INFO; never tokens, secrets or contact details.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+LOGGER_NAME = "connector"
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log to stderr (stdout is reserved for plans and --json output)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("azure", "urllib3", "msal"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _format(event: str, fields: dict[str, Any]) -> str:
+    parts = [event]
+    for key, value in fields.items():
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if any(ch.isspace() for ch in text) or '"' in text:
+            text = '"' + text.replace('"', "'") + '"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Emit one structured line; `fields` become App Insights custom dimensions too."""
+    logging.getLogger(LOGGER_NAME).log(level, _format(event, fields), extra={"custom_dimensions": {"event": event, **fields}})

@@ -1,0 +1,102 @@
+"""The admin HTTP routes' logic, independent of Azure Functions' request objects.
+
+`function_app.py` turns a request into (route params, query, body), calls one function
+here and turns the `ApiResult` back into a response; `serve` does the same through the
+very same Function handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.settings import ConfigError
+from shared.state import LockHeld
+from sync.options import OPTION_NAMES, UnknownUser, options_report, parse_option_value, set_user_options
+from sync.plan_output import plan_to_json
+from sync.runtime import Runtime
+from sync.user_sync import UserNotFound, run_user_sync
+
+
+@dataclass
+class ApiResult:
+    status: int
+    body: dict[str, Any]
+
+    def text(self) -> str:
+        return json.dumps(self.body, default=str)
+
+
+def _error(status: int, message: str) -> ApiResult:
+    return ApiResult(status, {"error": message})
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
+
+
+def user_plan(rt: Runtime, query: dict[str, str]) -> ApiResult:
+    """GET /api/admin/users/plan[?only=UPN]: the dry-run plan."""
+    try:
+        result = run_user_sync(rt, dry_run=True, only_upn=query.get("only"))
+    except ConfigError as error:
+        return _error(500, str(error))
+    except UserNotFound as error:
+        return _error(404, str(error))
+    return ApiResult(200, {**result.counts, "dry_run": True, **plan_to_json(result.plan)})
+
+
+def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
+    """POST /api/admin/users/run[?only=UPN][&allow_deprovision=true]: run now."""
+    try:
+        result = run_user_sync(
+            rt, only_upn=query.get("only"), allow_deprovision=_truthy(query.get("allow_deprovision"))
+        )
+    except ConfigError as error:
+        return _error(500, str(error))
+    except UserNotFound as error:
+        return _error(404, str(error))
+    except LockHeld as error:
+        return _error(409, str(error))
+    body = {**result.counts, "run_id": result.run_id, "status": result.status, "error": result.aborted}
+    body["failures"] = [{"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok]
+    if result.plan.guard:
+        body["guard"] = result.plan.guard.describe()
+    return ApiResult(502 if result.aborted else 200, body)
+
+
+def options_get(rt: Runtime, upn: str | None) -> ApiResult:
+    """GET /api/admin/options[/{upn}]."""
+    try:
+        return ApiResult(200, options_report(rt, upn))
+    except UnknownUser as error:
+        return _error(404, str(error))
+
+
+def options_put(rt: Runtime, upn: str, body: bytes) -> ApiResult:
+    """PUT /api/admin/options/{upn} with {"photo": false, "sso": null, ...}; null = tenant default."""
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return _error(400, "body must be a JSON object such as {\"photo\": false}")
+    if not isinstance(payload, dict) or not payload:
+        return _error(400, "body must be a non-empty JSON object such as {\"photo\": false}")
+    unknown = sorted(set(payload) - set(OPTION_NAMES))
+    if unknown:
+        return _error(400, f"unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
+    try:
+        assignments = {name: parse_option_value(name, value) for name, value in payload.items()}
+        return ApiResult(200, set_user_options(rt, upn, assignments))
+    except ValueError as error:
+        return _error(400, str(error))
+    except UnknownUser as error:
+        return _error(404, str(error))
+
+
+def options_delete(rt: Runtime, upn: str) -> ApiResult:
+    """DELETE /api/admin/options/{upn}: back to the tenant defaults."""
+    try:
+        return ApiResult(200, set_user_options(rt, upn, dict.fromkeys(OPTION_NAMES)))
+    except UnknownUser as error:
+        return _error(404, str(error))

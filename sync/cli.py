@@ -1,0 +1,239 @@
+"""`python -m sync COMMAND`: what the timers and routes run, by hand.
+
+Exit codes follow the contract: 0 done, 1 failed, 2 bad configuration. Plans and `--json`
+go to stdout, logs and progress to stderr. A failure prints one line unless --verbose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.settings import ConfigError, load_settings
+from shared.state import LockHeld
+from shared.telemetry import configure_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sync",
+        description="Keep a 3CX V20 phone system in step with Microsoft 365. Settings come from the environment"
+        " (see README).",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    users = commands.add_parser(
+        "users",
+        help="one user sync, exactly what the nightly timer runs",
+        description="Sync Microsoft 365 users into 3CX extensions: plan, then apply.",
+    )
+    users.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    users.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    users.add_argument("--only", metavar="UPN", help="sync just this user now (provision on demand)")
+    users.add_argument(
+        "--allow-deprovision",
+        action="store_true",
+        help="apply disables/deletes even beyond the deletion guard (after checking the plan)",
+    )
+    users.add_argument("--full", action="store_true", help="re-read every Graph user instead of the changes since last run")
+    users.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)
+
+    options = commands.add_parser(
+        "options",
+        help="show or set per-user options (sso, office_phone, photo, personal_contacts, calendar)",
+        description="Per-user options override the tenant defaults (SYNC_* settings).",
+    )
+    options_commands = options.add_subparsers(dest="options_command", required=True, metavar="ACTION")
+    listing = options_commands.add_parser("list", help="defaults and every user with overrides")
+    show = options_commands.add_parser("show", help="one user's effective options")
+    show.add_argument("upn")
+    setter = options_commands.add_parser(
+        "set", help="set overrides, e.g. `set alice@contoso.com photo=false sso=default`"
+    )
+    setter.add_argument("upn")
+    setter.add_argument("assignments", nargs="+", metavar="NAME=true|false|default")
+    reset = options_commands.add_parser("reset", help="remove all of a user's overrides")
+    reset.add_argument("upn")
+    for sub in (listing, show, setter, reset):
+        sub.add_argument("--json", action="store_true", help="print JSON")
+
+    runs = commands.add_parser("runs", help="the most recent runs and their counts")
+    runs.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run locally what Azure runs: the HTTP routes under /api/..., the timers",
+        description="Serve the Function App's HTTP routes and fire its timers, without Azure.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7071, help="port (default 7071, as the Functions host)")
+    serve.add_argument("--no-timers", action="store_true", help="serve the routes only")
+
+    commands.add_parser(
+        "demo",
+        help="the whole product against a simulated tenant and PBX, no account needed",
+        description="Start Azurite and simulated Microsoft 365 and 3CX servers, then run the user sync through"
+        " a few changes, printing each plan.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = {
+        "users": _users,
+        "options": _options,
+        "runs": _runs,
+        "serve": _serve,
+        "demo": _demo,
+    }[args.command]
+    try:
+        return handler(args)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as error:
+        if args.verbose:
+            raise
+        print(f"error: {' '.join(str(error).split()) or type(error).__name__}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _runtime() -> Any:
+    from sync.runtime import Runtime
+
+    return Runtime(load_settings())
+
+
+def _progress() -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            sys.stderr.write(f"\rapplying changes: {done}/{total}")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
+
+
+def _users(args: argparse.Namespace) -> int:
+    from sync.plan_output import plan_to_json, render_plan
+    from sync.user_sync import run_user_sync
+
+    rt = _runtime()
+    rt.settings.require_user_sync()
+    try:
+        result = run_user_sync(
+            rt,
+            dry_run=args.dry_run,
+            only_upn=args.only,
+            allow_deprovision=args.allow_deprovision,
+            full=args.full,
+            progress=None if args.json else _progress(),
+        )
+    except LockHeld as error:
+        print(f"error: {error}; try again when it ends", file=sys.stderr)
+        return EXIT_FAILED
+    failures = [{"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok]
+    if args.json:
+        payload = {
+            **result.counts,
+            "run_id": result.run_id,
+            "dry_run": result.dry_run,
+            "status": "planned" if result.dry_run else result.status,
+            "error": result.aborted,
+            "failures": failures,
+            **plan_to_json(result.plan),
+        }
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        title = "User sync plan (dry run: nothing will change)" if result.dry_run else f"User sync run {result.run_id}"
+        print(render_plan(result.plan, title=title))
+        if not result.dry_run:
+            counts = result.counts
+            print(
+                f"Applied: {counts['created']} created, {counts['linked']} linked, {counts['updated']} updated,"
+                f" {counts['deprovisioned']} deprovisioned, {counts['failed']} failed."
+            )
+            for failure in failures:
+                print(f"  ✗ {failure['action']} {failure['upn']}: {failure['error']}")
+    if result.aborted:
+        print(f"error: {result.aborted}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if not failures else EXIT_FAILED
+
+
+def _options(args: argparse.Namespace) -> int:
+    from sync.options import options_report, parse_option_assignments, set_user_options
+
+    rt = _runtime()
+    if args.options_command == "list":
+        report = options_report(rt)
+    elif args.options_command == "show":
+        report = options_report(rt, args.upn)
+    elif args.options_command == "set":
+        try:
+            assignments = parse_option_assignments(args.assignments)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        report = set_user_options(rt, args.upn, assignments)
+    else:
+        report = set_user_options(rt, args.upn, dict.fromkeys(("sso", "office_phone", "photo", "personal_contacts", "calendar")))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    defaults = report["defaults"]
+    print("Tenant defaults: " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in defaults.items()))
+    entries = report.get("users") or ([report["user"]] if "user" in report else [])
+    if "users" in report and not entries:
+        print("No per-user overrides.")
+    for entry in entries:
+        overrides = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in entry["overrides"].items()) or "none"
+        effective = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in entry["effective"].items())
+        print(f"{entry['upn']}: overrides {overrides}; effective {effective}")
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    runs = rt.state.recent_runs("users", args.limit)
+    if args.json:
+        print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
+        return EXIT_OK
+    if not runs:
+        print("No runs recorded yet.")
+    for run in runs:
+        counts = " ".join(f"{k}={v}" for k, v in run.counts.items() if v)
+        print(f"{run.started_at:%Y-%m-%d %H:%M:%S} {run.kind} {run.run_id} {run.status} {counts}")
+        if run.guard:
+            print(f"    ! {run.guard}")
+        for error in run.errors[:5]:
+            print(f"    ✗ {error}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sync.serve import serve_forever
+
+    load_settings()  # fail fast with the one-line message on a bad setting
+    return serve_forever(args.host, args.port, timers=not args.no_timers)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sync.demo import run_demo
+
+    return run_demo()

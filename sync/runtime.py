@@ -1,0 +1,71 @@
+"""The composition root: settings in, clients and state out, built once per process.
+
+Domain code receives a `Runtime` and never imports clients as globals; tests build one
+around fakes, Azure builds one per worker process (MSAL keeps its token cache in the app
+object, 3CX keeps one valid token per API client, so both clients must live long).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from shared.entra import GraphTokenProvider
+from shared.graph import GraphClient
+from shared.settings import Settings
+from shared.state import StateStore
+from shared.threecx import ThreeCXClient
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _state: StateStore | None = field(default=None, repr=False)
+
+    @cached_property
+    def state(self) -> StateStore:
+        if self._state is not None:
+            return self._state
+        return StateStore.from_connection_string(self.settings.storage_connection, self.settings.state_table_prefix)
+
+    @cached_property
+    def graph(self) -> GraphClient:
+        self.settings.require_graph()
+        secret = self.settings.graph_client_secret
+        provider = GraphTokenProvider(
+            self.settings.graph_tenant_id or "",
+            self.settings.graph_client_id or "",
+            client_secret=secret.get_secret_value() if secret else None,
+            certificate_path=self.settings.graph_client_certificate_path,
+            authority_host=self.settings.graph_authority_host,
+        )
+        return GraphClient(self.settings.graph_base_url, provider)
+
+    @cached_property
+    def tcx(self) -> ThreeCXClient:
+        self.settings.require_tcx()
+        secret = self.settings.tcx_client_secret
+        return ThreeCXClient(
+            self.settings.tcx_base_url or "",
+            self.settings.tcx_client_id or "",
+            secret.get_secret_value() if secret else "",
+        )
+
+
+_runtime: Runtime | None = None
+
+
+def process_runtime(settings_factory: type[Settings] | None = None) -> Runtime:
+    """The process-wide runtime used by the Function triggers (built on first use)."""
+    global _runtime
+    if _runtime is None:
+        from shared.settings import load_settings
+
+        _runtime = Runtime(load_settings())
+    return _runtime
+
+
+def reset_process_runtime() -> None:
+    """Forget the process runtime (tests change the environment between cases)."""
+    global _runtime
+    _runtime = None

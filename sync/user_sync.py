@@ -1,0 +1,409 @@
+"""One user-sync run: read both sides, plan, apply, record.
+
+The rules live in `sync.users`; this module only gathers their inputs (the Graph user
+mirror kept current by delta queries, scope, links, options, photo metadata, the 3CX user
+list), applies the resulting plan action by action, and leaves a run record and one
+summary line. One failing user never stops the others; 3CX becoming unreachable does
+stop the run, since every further write would fail the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.graph_models import GraphUser, PhotoInfo
+from shared.settings import SyncScope
+from shared.state import Lease, Link, RunRecord, utcnow
+from shared.telemetry import log_event
+from shared.threecx import TcxApiError, TcxUnavailable
+from shared.threecx_models import TcxUser
+from sync.options import UserOptions, effective_options, tenant_defaults
+from sync.runtime import Runtime
+from sync.users import (
+    CreateUser,
+    DeleteUser,
+    DeprovisionGuard,
+    DisableUser,
+    ForgetLink,
+    LinkUser,
+    ScopeRule,
+    SetAvatar,
+    UpdateUser,
+    UserAction,
+    UserPlan,
+    UserSyncConfig,
+    exclusion_reason,
+    plan_users,
+)
+
+USERS_DELTA = "users"
+LOCK_NAME = "user-sync"
+_TCX_SELECT = (
+    "Id",
+    "Number",
+    "FirstName",
+    "LastName",
+    "DisplayName",
+    "EmailAddress",
+    "Mobile",
+    "OutboundCallerID",
+    "MS365SignInEnabled",
+    "Enabled",
+)
+_APPLY_ORDER = ("link", "update", "create", "avatar", "disable", "delete", "forget")
+_NUMBER_RETRIES = 20
+
+Progress = Callable[[int, int], None]
+
+
+class UserNotFound(Exception):
+    """`--only` named a UPN that neither Graph nor the links know."""
+
+
+class RunAborted(Exception):
+    """The run could not go on (3CX unreachable); the message is one line for the admin."""
+
+
+@dataclass
+class ActionOutcome:
+    action: UserAction
+    ok: bool
+    error: str | None = None
+    duration_ms: int = 0
+
+
+@dataclass
+class UserSyncResult:
+    run_id: str
+    plan: UserPlan
+    dry_run: bool
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+    aborted: str | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        done = [o.action.kind for o in self.outcomes if o.ok]
+        if self.dry_run:
+            done = [action.kind for action in self.plan.actions]
+        return {
+            "created": done.count("create"),
+            "updated": done.count("update"),
+            "linked": done.count("link"),
+            "deprovisioned": done.count("disable") + done.count("delete"),
+            "unchanged": self.plan.unchanged,
+            "failed": sum(1 for o in self.outcomes if not o.ok),
+            "skipped": len(self.plan.skipped),
+            "held_by_guard": self.plan.guard.would_remove if self.plan.guard else 0,
+            "avatars": done.count("avatar"),
+        }
+
+    @property
+    def status(self) -> str:
+        if self.aborted:
+            return "failed"
+        if any(not o.ok for o in self.outcomes) or self.plan.guard:
+            return "partial"
+        return "succeeded"
+
+
+def sync_config(rt: Runtime, allow_deprovision: bool = False, group_members: frozenset[str] = frozenset()) -> UserSyncConfig:
+    settings = rt.settings
+    return UserSyncConfig(
+        scope=ScopeRule(settings.user_sync_scope, frozenset(settings.user_sync_users), group_members),
+        extension_start=settings.extension_start,
+        deprovision=settings.deprovision,
+        guard=DeprovisionGuard(settings.deprovision_max_count, settings.deprovision_max_percent),
+        allow_deprovision=allow_deprovision,
+    )
+
+
+def run_user_sync(
+    rt: Runtime,
+    *,
+    dry_run: bool = False,
+    only_upn: str | None = None,
+    allow_deprovision: bool = False,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> UserSyncResult:
+    """Run one user sync (the nightly timer, `python -m sync users`, the admin route)."""
+    rt.settings.require_user_sync()
+    run_id = uuid.uuid4().hex[:12]
+    if dry_run:
+        plan = _plan(rt, run_id, dry_run=True, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full)
+        return UserSyncResult(run_id, plan, dry_run=True)
+    with rt.state.lock(LOCK_NAME) as lease:
+        record = RunRecord(kind="users", run_id=run_id, started_at=utcnow())
+        rt.state.save_run(record)
+        result = UserSyncResult(run_id, UserPlan(), dry_run=False)
+        try:
+            result.plan = _plan(rt, run_id, dry_run=False, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full)
+            _apply(rt, result, lease, progress)
+        except RunAborted as error:
+            result.aborted = str(error)
+        except Exception as error:
+            result.aborted = _one_line(error)
+            record.errors.append(result.aborted)
+            _finish(rt, record, result)
+            raise
+        _finish(rt, record, result)
+        return result
+
+
+def _finish(rt: Runtime, record: RunRecord, result: UserSyncResult) -> None:
+    record.ended_at = utcnow()
+    record.status = result.status  # type: ignore[assignment]
+    record.counts = result.counts
+    record.errors = [f"{o.action.upn}: {o.error}" for o in result.outcomes if not o.ok] + (
+        [result.aborted] if result.aborted else []
+    )
+    record.guard = result.plan.guard.describe() if result.plan.guard else None
+    rt.state.save_run(record)
+    if result.plan.guard:
+        log_event(
+            "ALERT deletion_guard",
+            logging.ERROR,
+            run=result.run_id,
+            kind="users",
+            would_remove=result.plan.guard.would_remove,
+            synced=result.plan.guard.synced,
+            limit=result.plan.guard.limit,
+        )
+    duration = (record.ended_at - record.started_at).total_seconds()
+    log_event(
+        "run_summary",
+        logging.ERROR if result.aborted else logging.INFO,
+        run=result.run_id,
+        kind="users",
+        status=result.status,
+        duration_s=f"{duration:.1f}",
+        error=result.aborted,
+        **result.counts,
+    )
+
+
+# -- reading the inputs ------------------------------------------------------------------------
+
+
+def refresh_source(rt: Runtime, *, dry_run: bool, full: bool = False) -> list[GraphUser]:
+    """Bring the Graph user mirror up to date with one delta round and return every user.
+
+    Removed users stay in the returned list (marked removed) so their links are
+    deprovisioned with the right reason; they leave the stored mirror.
+    """
+    link = None if full else rt.state.delta_link(USERS_DELTA)
+    result = rt.graph.users_delta(link)
+    stored = rt.state.mirror()
+    mirror = {} if result.full else dict(stored)
+    upserts: dict[str, dict[str, Any]] = {}
+    removed: dict[str, GraphUser] = {}
+    for user in result.users:
+        if user.is_removed:
+            mirror.pop(user.id, None)
+            removed[user.id] = user
+        else:
+            raw = user.model_dump(by_alias=True, exclude_none=True)
+            mirror[user.id] = raw
+            upserts[user.id] = raw
+    deletes = [user_id for user_id in stored if user_id not in mirror]
+    if not dry_run:
+        rt.state.update_mirror(upserts.values(), deletes)
+        rt.state.save_delta_link(USERS_DELTA, result.delta_link)
+    users = [GraphUser.model_validate(raw) for raw in mirror.values()]
+    return users + list(removed.values())
+
+
+def _source_for_one(rt: Runtime, upn: str) -> list[GraphUser]:
+    user = rt.graph.get_user(upn)
+    if user is not None:
+        return [user]
+    for link in rt.state.links().values():
+        if link.upn.lower() == upn.lower():
+            return [GraphUser.model_validate({"id": link.m365_id, "userPrincipalName": link.upn, "@removed": {"reason": "deleted"}})]
+    raise UserNotFound(f"{upn} is neither a Microsoft 365 user nor linked to a 3CX user")
+
+
+def _plan(
+    rt: Runtime, run_id: str, *, dry_run: bool, only_upn: str | None, allow_deprovision: bool, full: bool
+) -> UserPlan:
+    settings = rt.settings
+    source = _source_for_one(rt, only_upn) if only_upn else refresh_source(rt, dry_run=dry_run, full=full)
+    group_members: frozenset[str] = frozenset()
+    if settings.user_sync_scope is SyncScope.SELECTED_GROUPS:
+        members: set[str] = set()
+        for group_id in settings.user_sync_groups:
+            members |= rt.graph.group_member_user_ids(group_id)
+        group_members = frozenset(members)
+    config = sync_config(rt, allow_deprovision, group_members)
+    target = _list_tcx_users(rt)
+    links = rt.state.links()
+    defaults = tenant_defaults(settings)
+    options = {m365_id: effective_options(defaults, o) for m365_id, o in rt.state.option_overrides().items()}
+    photos = _photo_infos(rt, source, config, options, defaults)
+    only = frozenset(user.id for user in source) if only_upn else None
+    plan = plan_users(source, target, links, options, defaults, config, photos, only)
+    log_event("plan", run=run_id, kind="users", dry_run=dry_run, **_plan_counts(plan))
+    return plan
+
+
+def _list_tcx_users(rt: Runtime) -> list[TcxUser]:
+    try:
+        return rt.tcx.list_users(select=_TCX_SELECT)
+    except TcxUnavailable as error:
+        raise RunAborted(_one_line(error)) from error
+
+
+def _photo_infos(
+    rt: Runtime, source: list[GraphUser], config: UserSyncConfig, options: dict[str, UserOptions], defaults: UserOptions
+) -> dict[str, PhotoInfo]:
+    wanted = [
+        user.id
+        for user in source
+        if options.get(user.id, defaults).photo and exclusion_reason(user, config.scope) is None
+    ]
+    return rt.graph.photo_infos(wanted) if wanted else {}
+
+
+def _plan_counts(plan: UserPlan) -> dict[str, int]:
+    counts = {kind: len(plan.of_kind(kind)) for kind in _APPLY_ORDER}
+    counts["unchanged"] = plan.unchanged
+    counts["held_by_guard"] = plan.guard.would_remove if plan.guard else 0
+    return counts
+
+
+# -- applying the plan -------------------------------------------------------------------------
+
+
+def _apply(rt: Runtime, result: UserSyncResult, lease: Lease, progress: Progress | None) -> None:
+    links = rt.state.links()
+    ordered = sorted(result.plan.actions, key=lambda action: _APPLY_ORDER.index(action.kind))
+    applier = _Applier(rt, links)
+    for index, action in enumerate(ordered, start=1):
+        started = time.monotonic()
+        try:
+            applier.apply(action)
+            outcome = ActionOutcome(action, ok=True)
+        except TcxUnavailable as error:
+            outcome = ActionOutcome(action, ok=False, error=_one_line(error))
+            result.outcomes.append(outcome)
+            _log_outcome(result.run_id, outcome)
+            raise RunAborted(f"3CX became unreachable after {index - 1} of {len(ordered)} changes: {_one_line(error)}") from error
+        except TcxApiError as error:
+            outcome = ActionOutcome(action, ok=False, error=_one_line(error))
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        result.outcomes.append(outcome)
+        _log_outcome(result.run_id, outcome)
+        if progress is not None:
+            progress(index, len(ordered))
+        if index % 200 == 0:
+            lease.renew()
+
+
+def _log_outcome(run_id: str, outcome: ActionOutcome) -> None:
+    action = outcome.action
+    log_event(
+        "user_action",
+        logging.INFO if outcome.ok else logging.WARNING,
+        run=run_id,
+        kind="users",
+        action=action.kind,
+        user=action.m365_id,
+        upn=action.upn,
+        extension=getattr(action, "extension", None),
+        fields=",".join(getattr(action, "changes", {}) or {}) or None,
+        outcome="ok" if outcome.ok else "failed",
+        duration_ms=outcome.duration_ms,
+        error=outcome.error,
+    )
+
+
+class _Applier:
+    """Applies one action at a time, updating links as it goes so a crash loses nothing."""
+
+    def __init__(self, rt: Runtime, links: dict[str, Link]) -> None:
+        self.rt = rt
+        self.links = links
+
+    def apply(self, action: UserAction) -> None:
+        handler = getattr(self, f"_{action.kind}")
+        handler(action)
+
+    def _save(self, link: Link) -> None:
+        self.links[link.m365_id] = link
+        self.rt.state.save_link(link)
+
+    def _link(self, action: LinkUser) -> None:
+        # Claim the 3CX user first: if the update fails, the next run updates instead of re-matching.
+        self._save(Link(m365_id=action.m365_id, upn=action.upn, tcx_user_id=action.tcx_user_id, extension=action.extension, origin="linked"))
+        if action.changes:
+            self.rt.tcx.update_user(action.tcx_user_id, {name: change.new for name, change in action.changes.items()})
+
+    def _update(self, action: UpdateUser) -> None:
+        self.rt.tcx.update_user(action.tcx_user_id, {name: change.new for name, change in action.changes.items()})
+        link = self.links.get(action.m365_id)
+        if link is not None and (link.upn != action.upn or link.deprovisioned):
+            self._save(link.model_copy(update={"upn": action.upn, "deprovisioned": None}))
+
+    def _create(self, action: CreateUser) -> None:
+        fields = dict(action.fields)
+        number = action.extension
+        for _attempt in range(_NUMBER_RETRIES):
+            body = {**fields, "Number": number} if number else fields
+            try:
+                created = self.rt.tcx.create_user(body)
+                break
+            except TcxApiError as error:
+                if number is None or not _number_taken(error):
+                    raise
+                # Taken by a DN the user list does not show (queue, ring group, ...): next one.
+                number = str(int(number) + 1)
+        else:
+            raise TcxApiError(400, "NO_FREE_NUMBER", f"no free extension after {_NUMBER_RETRIES} tries", "Number", [])
+        previous = self.links.get(action.m365_id)
+        self._save(
+            Link(
+                m365_id=action.m365_id,
+                upn=action.upn,
+                tcx_user_id=created.id,
+                extension=created.number,
+                origin=previous.origin if previous else "created",
+            )
+        )
+
+    def _avatar(self, action: SetAvatar) -> None:
+        link = self.links.get(action.m365_id)
+        if link is None:
+            raise TcxApiError(409, "NOT_LINKED", "the user has no 3CX user yet (its creation failed)", None, [])
+        image = self.rt.graph.photo(action.m365_id) if action.photo_etag else None
+        if image is None:
+            self.rt.tcx.update_user(link.tcx_user_id, {"ContactImage": ""})
+        else:
+            self.rt.tcx.set_avatar(link.tcx_user_id, image, "image/jpeg")
+        self._save(link.model_copy(update={"photo_etag": action.photo_etag}))
+
+    def _disable(self, action: DisableUser) -> None:
+        self.rt.tcx.update_user(action.tcx_user_id, {"Enabled": False})
+        link = self.links[action.m365_id]
+        self._save(link.model_copy(update={"deprovisioned": "disabled"}))
+
+    def _delete(self, action: DeleteUser) -> None:
+        self.rt.tcx.delete_user(action.tcx_user_id)
+        self._forget(action)
+
+    def _forget(self, action: UserAction) -> None:
+        self.links.pop(action.m365_id, None)
+        self.rt.state.delete_link(action.m365_id)
+
+
+def _number_taken(error: TcxApiError) -> bool:
+    text = f"{error.code} {error.message} {error.target}".upper()
+    return "ALREADY_IN_USE" in text or "DUPLICATE" in text
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,414 @@
+"""The user sync: Microsoft 365 users become 3CX extensions.
+
+`plan_users` is a pure function from (Graph users, 3CX users, links, options, photos) to a
+typed plan; every business rule of the user sync lives in it and is tested as data in,
+data out. `sync.user_run` reads the inputs, calls it, and applies the plan.
+
+The rules, in the order `plan_users` applies them:
+- A Graph user takes part when it is an enabled member account with an Exchange mailbox
+  and falls in USER_SYNC_SCOPE.
+- It is matched to a 3CX user through its stored link; else an unlinked 3CX user whose
+  e-mail equals the UPN or mail (case ignored) is linked; else a 3CX user is created with
+  the lowest free number at or above EXTENSION_START (or 3CX's first free number).
+- Extension numbers never change. A linked user deleted in 3CX is created again, with the
+  same number if no one took it.
+- Only fields that differ are written.
+- A linked user who no longer takes part is deprovisioned per DEPROVISION; a 3CX user the
+  connector neither created nor linked is never touched.
+- If more users would be disabled or deleted than the guard allows, none are, and the plan
+  says why; the rest of the plan still applies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from shared.graph_models import GraphUser, PhotoInfo
+from shared.settings import DeprovisionPolicy, SyncScope
+from shared.state import Link
+from shared.threecx_models import TcxUser
+from sync.options import UserOptions
+
+# -- the plan's vocabulary ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class UserAction:
+    """Base of every planned change; `kind` names it in output and logs."""
+
+    kind: ClassVar[str] = "action"
+    m365_id: str
+    upn: str
+
+
+@dataclass(frozen=True)
+class CreateUser(UserAction):
+    kind: ClassVar[str] = "create"
+    extension: str | None  # None: 3CX hands out its first free number
+    fields: Mapping[str, Any]
+    recreate: bool = False  # the linked 3CX user was deleted in 3CX
+
+
+@dataclass(frozen=True)
+class LinkUser(UserAction):
+    kind: ClassVar[str] = "link"
+    tcx_user_id: int
+    extension: str
+    changes: Mapping[str, FieldChange]
+
+
+@dataclass(frozen=True)
+class UpdateUser(UserAction):
+    kind: ClassVar[str] = "update"
+    tcx_user_id: int
+    extension: str
+    changes: Mapping[str, FieldChange]
+
+
+@dataclass(frozen=True)
+class SetAvatar(UserAction):
+    kind: ClassVar[str] = "avatar"
+    photo_etag: str | None  # None: the photo was removed in M365, clear the avatar
+
+
+@dataclass(frozen=True)
+class DisableUser(UserAction):
+    kind: ClassVar[str] = "disable"
+    tcx_user_id: int
+    extension: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeleteUser(UserAction):
+    kind: ClassVar[str] = "delete"
+    tcx_user_id: int
+    extension: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgetLink(UserAction):
+    """The user is gone on both sides: only the stored link is dropped."""
+
+    kind: ClassVar[str] = "forget"
+    extension: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    upn: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GuardHold:
+    """Deprovisioning held back by the accidental-deletion guard."""
+
+    would_remove: int
+    synced: int
+    limit: str
+    held: tuple[UserAction, ...]
+
+    def describe(self) -> str:
+        return (
+            f"deletion guard: {self.would_remove} of {self.synced} synced users would be disabled or deleted,"
+            f" more than {self.limit}; none were. Check the tenant, then run"
+            " `python -m sync users --allow-deprovision` to apply them."
+        )
+
+
+@dataclass
+class UserPlan:
+    actions: list[UserAction] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[Skip] = field(default_factory=list)
+    guard: GuardHold | None = None
+
+    def of_kind(self, kind: str) -> list[UserAction]:
+        return [action for action in self.actions if action.kind == kind]
+
+
+@dataclass(frozen=True)
+class ScopeRule:
+    """USER_SYNC_SCOPE with its lists resolved (group members as user ids)."""
+
+    kind: SyncScope = SyncScope.ALL
+    upns: frozenset[str] = frozenset()
+    group_member_ids: frozenset[str] = frozenset()
+
+    def admits(self, user: GraphUser) -> bool:
+        names = {user.user_principal_name.lower(), (user.mail or "").lower()}
+        if self.kind is SyncScope.ALL:
+            return True
+        if self.kind is SyncScope.ALL_EXCEPT:
+            return not names & self.upns
+        if self.kind is SyncScope.SELECTED_USERS:
+            return bool(names & self.upns)
+        return user.id in self.group_member_ids
+
+
+@dataclass(frozen=True)
+class DeprovisionGuard:
+    max_count: int | None = 25
+    max_percent: float | None = 20.0
+
+    def exceeded(self, would_remove: int, synced: int) -> str | None:
+        """The limit crossed, in words, or None."""
+        if self.max_count is not None and would_remove > self.max_count:
+            return f"the limit of {self.max_count} users (DEPROVISION_MAX_COUNT)"
+        if self.max_percent is not None and synced and would_remove * 100 / synced > self.max_percent:
+            return f"the limit of {self.max_percent:g}% of synced users (DEPROVISION_MAX_PERCENT)"
+        return None
+
+
+@dataclass(frozen=True)
+class UserSyncConfig:
+    scope: ScopeRule = ScopeRule()
+    extension_start: int | None = None
+    deprovision: DeprovisionPolicy = DeprovisionPolicy.DISABLE
+    guard: DeprovisionGuard = DeprovisionGuard()
+    allow_deprovision: bool = False  # the administrator approved what the guard holds back
+
+
+# -- field mapping ----------------------------------------------------------------------
+
+_EXTENSION_SUFFIX = re.compile(r"(?i)\s*(?:x|ext\.?|extension|#|;|,).*$")
+
+
+def normalize_phone(raw: str | None) -> str:
+    """Reduce a directory phone number to what a PBX dials: '+', then digits.
+
+    Directory numbers come in every format ('+1 (555) 010-0199 x12', '+49 (0)30 1234');
+    an extension suffix is dropped, as is the '(0)' trunk prefix written after a country
+    code. Fewer than three digits is not a phone number and yields ''.
+    """
+    if not raw:
+        return ""
+    text = _EXTENSION_SUFFIX.sub("", raw.strip())
+    if text.startswith("+"):
+        text = text.replace("(0)", "")
+    digits = re.sub(r"\D", "", text)
+    if len(digits) < 3:
+        return ""
+    return f"+{digits}" if text.startswith("+") else digits
+
+
+def display_names(user: GraphUser) -> tuple[str, str, str]:
+    """First, last and display name, filling gaps from each other (directories are messy)."""
+    first = (user.given_name or "").strip()
+    last = (user.surname or "").strip()
+    display = (user.display_name or "").strip()
+    if not first and not last:
+        first = display or user.user_principal_name.split("@", 1)[0]
+    if not display:
+        display = f"{first} {last}".strip()
+    return first, last, display
+
+
+def desired_fields(user: GraphUser, options: UserOptions) -> dict[str, Any]:
+    """The 3CX user fields (XAPI names) that this M365 user should have."""
+    first, last, display = display_names(user)
+    fields: dict[str, Any] = {
+        "FirstName": first,
+        "LastName": last,
+        "DisplayName": display,
+        "EmailAddress": user.mail or user.user_principal_name,
+        "Mobile": normalize_phone(user.mobile_phone),
+        "MS365SignInEnabled": options.sso,
+        # A synced user is enabled: this re-enables a returning user the connector disabled.
+        "Enabled": True,
+    }
+    if options.office_phone:
+        phones = [phone for phone in user.business_phones if phone]
+        fields["OutboundCallerID"] = normalize_phone(phones[0]) if phones else ""
+    return fields
+
+
+def field_changes(desired: Mapping[str, Any], current: TcxUser) -> dict[str, FieldChange]:
+    """The fields whose value differs; a missing string equals '', e-mail ignores case."""
+    actual = current.model_dump(by_alias=True)
+    changes: dict[str, FieldChange] = {}
+    for name, wanted in desired.items():
+        have = actual.get(name)
+        if isinstance(wanted, str):
+            same = (have or "").casefold() == wanted.casefold() if name == "EmailAddress" else (have or "") == wanted
+        else:
+            same = have == wanted
+        if not same:
+            changes[name] = FieldChange(have, wanted)
+    return changes
+
+
+# -- scope and membership -------------------------------------------------------------------
+
+
+def exclusion_reason(user: GraphUser, scope: ScopeRule) -> str | None:
+    """Why this M365 user does not take part, or None if it does."""
+    if user.is_removed:
+        return "deleted in Microsoft 365"
+    if user.account_enabled is False:
+        return "disabled in Microsoft 365"
+    if (user.user_type or "Member") != "Member":
+        return "not a member account"
+    if not user.has_exchange_mailbox():
+        return "no Exchange mailbox"
+    if not scope.admits(user):
+        return "out of USER_SYNC_SCOPE"
+    return None
+
+
+class _NumberAllocator:
+    """Hands out the lowest free extension number at or above a start."""
+
+    def __init__(self, start: int, taken: Iterable[str]) -> None:
+        self._next = start
+        self._taken = {int(number) for number in taken if number.isdigit()}
+
+    def take(self) -> str:
+        while self._next in self._taken:
+            self._next += 1
+        number = self._next
+        self._taken.add(number)
+        return str(number)
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def plan_users(
+    source: Iterable[GraphUser],
+    target: Iterable[TcxUser],
+    links: Mapping[str, Link],
+    options: Mapping[str, UserOptions],
+    default_options: UserOptions,
+    config: UserSyncConfig,
+    photos: Mapping[str, PhotoInfo] | None = None,
+    only: frozenset[str] | None = None,
+) -> UserPlan:
+    """Compute every change that brings 3CX in line with Microsoft 365.
+
+    `source` holds every Graph user known (removed ones included, so their links can be
+    deprovisioned); `only`, if given, limits the plan to those M365 ids (provision on demand).
+    """
+    photos = photos or {}
+    plan = UserPlan()
+    tcx_by_id = {user.id: user for user in target}
+    linked_tcx_ids = {link.tcx_user_id for link in links.values()}
+    tcx_by_email: dict[str, TcxUser] = {}
+    for tcx_user in tcx_by_id.values():
+        if tcx_user.email_address and tcx_user.id not in linked_tcx_ids:
+            tcx_by_email.setdefault(tcx_user.email_address.casefold(), tcx_user)
+    numbers_in_use = {user.number for user in tcx_by_id.values()}
+    # Numbers of links whose 3CX user vanished stay reserved for their recreation.
+    reserved = numbers_in_use | {link.extension for link in links.values()}
+    allocator = _NumberAllocator(config.extension_start, reserved) if config.extension_start is not None else None
+
+    participating: dict[str, GraphUser] = {}
+    reasons: dict[str, str] = {}
+    for user in source:
+        if only is not None and user.id not in only:
+            continue
+        reason = exclusion_reason(user, config.scope)
+        if reason is None:
+            participating[user.id] = user
+        else:
+            reasons[user.id] = reason
+
+    claimed: set[int] = set()
+    for user in sorted(participating.values(), key=lambda u: u.user_principal_name.lower()):
+        user_options = options.get(user.id, default_options)
+        desired = desired_fields(user, user_options)
+        link = links.get(user.id)
+        upn = user.user_principal_name
+        if link is not None and link.tcx_user_id in tcx_by_id:
+            current = tcx_by_id[link.tcx_user_id]
+            claimed.add(current.id)
+            changes = field_changes(desired, current)
+            if changes:
+                plan.actions.append(UpdateUser(user.id, upn, current.id, current.number, changes))
+            else:
+                plan.unchanged += 1
+        elif link is not None:
+            number = link.extension if link.extension not in numbers_in_use else _allocate(allocator)
+            plan.actions.append(CreateUser(user.id, upn, number, desired, recreate=True))
+        else:
+            match = _match_by_email(user, tcx_by_email, claimed)
+            if match is not None:
+                claimed.add(match.id)
+                plan.actions.append(LinkUser(user.id, upn, match.id, match.number, field_changes(desired, match)))
+            else:
+                plan.actions.append(CreateUser(user.id, upn, _allocate(allocator), desired))
+        if user_options.photo:
+            avatar = _avatar_action(user, link, photos.get(user.id))
+            if avatar is not None:
+                plan.actions.append(avatar)
+
+    _plan_deprovisioning(plan, links, tcx_by_id, participating, reasons, config, only)
+    return plan
+
+
+def _allocate(allocator: _NumberAllocator | None) -> str | None:
+    return allocator.take() if allocator is not None else None
+
+
+def _match_by_email(user: GraphUser, by_email: Mapping[str, TcxUser], claimed: set[int]) -> TcxUser | None:
+    for address in (user.user_principal_name, user.mail):
+        if address:
+            candidate = by_email.get(address.casefold())
+            if candidate is not None and candidate.id not in claimed:
+                return candidate
+    return None
+
+
+def _avatar_action(user: GraphUser, link: Link | None, photo: PhotoInfo | None) -> SetAvatar | None:
+    if photo is None:
+        return None  # photo metadata not read this run: no opinion
+    known = link.photo_etag if link is not None else None
+    if photo.etag == known:
+        return None
+    return SetAvatar(user.id, user.user_principal_name, photo.etag)
+
+
+def _plan_deprovisioning(
+    plan: UserPlan,
+    links: Mapping[str, Link],
+    tcx_by_id: Mapping[int, TcxUser],
+    participating: Mapping[str, GraphUser],
+    reasons: Mapping[str, str],
+    config: UserSyncConfig,
+    only: frozenset[str] | None,
+) -> None:
+    removals: list[UserAction] = []
+    synced = 0
+    for m365_id, link in sorted(links.items(), key=lambda item: item[1].upn.lower()):
+        present = link.tcx_user_id in tcx_by_id
+        enabled = present and tcx_by_id[link.tcx_user_id].enabled is not False
+        if enabled:
+            synced += 1
+        if m365_id in participating or (only is not None and m365_id not in only):
+            continue
+        reason = reasons.get(m365_id, "no longer in Microsoft 365")
+        if not present:
+            plan.actions.append(ForgetLink(m365_id, link.upn, link.extension, reason))
+        elif config.deprovision is DeprovisionPolicy.DELETE:
+            removals.append(DeleteUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
+        elif config.deprovision is DeprovisionPolicy.DISABLE and enabled:
+            removals.append(DisableUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
+    if not removals:
+        return
+    limit = config.guard.exceeded(len(removals), synced)
+    if limit is not None and not config.allow_deprovision:
+        plan.guard = GuardHold(len(removals), synced, limit, tuple(removals))
+        return
+    plan.actions.extend(removals)

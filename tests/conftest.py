@@ -1,0 +1,138 @@
+"""Shared fixtures: Azurite for the whole session, and a simulated tenant + PBX per test.
+
+Storage is real (Azurite, started here on free ports unless TEST_STORAGE_CONNECTION names
+one already running); Graph and 3CX are the stateful fakes, reached in process through
+`responses`, so the clients run their real HTTP code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import responses
+
+from fakes.graph import GraphFake
+from fakes.threecx import ThreeCXFake
+from fakes.transport import install
+from shared.settings import Settings, load_settings
+from shared.state import StateStore
+from sync.runtime import Runtime, reset_process_runtime
+
+pytest_plugins = ["tests.conformance_plugin"]
+
+TENANT_ID = "8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f"
+CLIENT_ID = "3a7c9e1b-5d2f-4a6b-8c0d-e1f2a3b4c5d6"
+GRAPH_SECRET = "graph-test-secret-value"
+PBX_CLIENT_ID = "m365connector"
+PBX_SECRET = "pbx-test-secret-value"
+GRAPH_ROOT = "https://graph.fake.test"
+PBX_ROOT = "https://pbx.fake.test:5001"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No setting from the machine running the tests may leak into them."""
+    names = {f.alias for f in Settings.model_fields.values() if f.alias}
+    for name in list(os.environ):
+        if name in names or name.upper() in {n.upper() for n in names}:
+            monkeypatch.delenv(name, raising=False)
+    reset_process_runtime()
+    yield
+    reset_process_runtime()
+
+
+@pytest.fixture(scope="session")
+def storage_connection() -> Iterator[str]:
+    """A connection string to real Table/Queue storage: Azurite started for this session."""
+    given = os.environ.get("TEST_STORAGE_CONNECTION")
+    if given:
+        yield given
+        return
+    from fakes.azurite import start_azurite
+
+    with start_azurite() as azurite:
+        yield azurite.connection_string
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    """Each test gets its own tables, so tests never see each other's state."""
+    return "t" + secrets.token_hex(5)
+
+
+@pytest.fixture
+def state(storage_connection: str, table_prefix: str) -> StateStore:
+    return StateStore.from_connection_string(storage_connection, table_prefix)
+
+
+@dataclass
+class Tenant:
+    """A simulated Microsoft 365 tenant and 3CX PBX, with settings that reach them."""
+
+    graph: GraphFake
+    pbx: ThreeCXFake
+    state: StateStore
+    env: dict[str, str]
+    mock: responses.RequestsMock
+    _runtimes: list[Runtime] = field(default_factory=list)
+    _tokens_at_reset: int = 0
+
+    def settings(self, **overrides: Any) -> Settings:
+        values = {**self.env, **{key: str(value) for key, value in overrides.items()}}
+        return load_settings(**values)
+
+    def runtime(self, **overrides: Any) -> Runtime:
+        """A runtime as a fresh process would build it, on this test's state tables."""
+        rt = Runtime(self.settings(**overrides), _state=self.state)
+        self._runtimes.append(rt)
+        return rt
+
+    def add_users(self, count: int, prefix: str = "user", **fields: Any) -> list[str]:
+        return [self.graph.add_user(f"{prefix}{i:03d}@contoso.com", given_name=f"{prefix.capitalize()}{i}", surname="Example", **fields) for i in range(count)]
+
+    def reset_pbx_counts(self) -> None:
+        self.pbx.reset_counts()
+        self._tokens_at_reset = self.pbx.tokens_issued
+
+    def pbx_writes(self) -> int:
+        """XAPI writes since the last reset (token requests are POSTs too, but not writes)."""
+        counts = self.pbx.request_counts
+        tokens = self.pbx.tokens_issued - self._tokens_at_reset
+        return counts["POST"] + counts["PATCH"] + counts["DELETE"] - tokens
+
+
+@pytest.fixture
+def tenant(state: StateStore, storage_connection: str, table_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
+    graph = GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=GRAPH_SECRET)
+    pbx = ThreeCXFake(client_id=PBX_CLIENT_ID, client_secret=PBX_SECRET)
+    env = {
+        "GRAPH_TENANT_ID": TENANT_ID,
+        "GRAPH_CLIENT_ID": CLIENT_ID,
+        "GRAPH_CLIENT_SECRET": GRAPH_SECRET,
+        "GRAPH_AUTHORITY_HOST": GRAPH_ROOT,
+        "GRAPH_BASE_URL": f"{GRAPH_ROOT}/v1.0",
+        "TCX_BASE_URL": PBX_ROOT,
+        "TCX_CLIENT_ID": PBX_CLIENT_ID,
+        "TCX_CLIENT_SECRET": PBX_SECRET,
+        "AzureWebJobsStorage": storage_connection,
+        "STATE_TABLE_PREFIX": table_prefix,
+    }
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(re.compile(r"https?://(127\.0\.0\.1|localhost)(:\d+)?/"))  # Azurite is real
+        install(mock, GRAPH_ROOT, graph)
+        install(mock, PBX_ROOT, pbx)
+        yield Tenant(graph, pbx, state, env, mock)
+
+
+@pytest.fixture
+def tenant_env(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> Tenant:
+    """The tenant's settings exported to the environment, for the CLI and the Function handlers."""
+    for key, value in tenant.env.items():
+        monkeypatch.setenv(key, value)
+    return tenant

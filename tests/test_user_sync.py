@@ -1,0 +1,230 @@
+"""The user sync end to end: fakes for Graph and 3CX, real Table storage (Azurite)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from shared.state import LockHeld
+from sync.user_sync import LOCK_NAME, UserNotFound, run_user_sync
+from tests.conftest import Tenant
+
+
+def _by_email(tenant: Tenant) -> dict[str, dict]:
+    return {str(u.get("EmailAddress", "")).lower(): u for u in tenant.pbx.users.values()}
+
+
+def test_initial_sync_creates_links_and_records_then_a_rerun_writes_nothing(tenant: Tenant) -> None:
+    tenant.add_users(12)
+    tenant.graph.add_user("guest@contoso.com", user_type="Guest")
+    tenant.graph.add_user("nomailbox@contoso.com", has_mailbox=False)
+    tenant.graph.add_user("off@contoso.com", account_enabled=False)
+    rt = tenant.runtime(EXTENSION_START="200")
+
+    first = run_user_sync(rt)
+
+    assert first.counts["created"] == 12 and first.counts["failed"] == 0
+    created = _by_email(tenant)
+    assert sorted(u["Number"] for u in created.values()) == [str(n) for n in range(200, 212)]
+    assert "guest@contoso.com" not in created and "nomailbox@contoso.com" not in created
+    assert len(tenant.state.links()) == 12
+    (record,) = tenant.state.recent_runs("users")
+    assert record.status == "succeeded" and record.counts["created"] == 12
+
+    tenant.reset_pbx_counts()
+    second = run_user_sync(tenant.runtime(EXTENSION_START="200"))
+    assert second.counts["unchanged"] == 12 and not second.plan.actions
+    assert tenant.pbx_writes() == 0
+
+
+def test_changes_reach_3cx_through_delta_and_only_changed_fields_are_patched(tenant: Tenant) -> None:
+    ids = tenant.add_users(3)
+    run_user_sync(tenant.runtime())
+    tenant.graph.update_user(ids[1], displayName="Renamed Person", mobilePhone="+44 (0)20 7946 0000")
+    tenant.reset_pbx_counts()
+
+    result = run_user_sync(tenant.runtime())
+
+    assert result.counts["updated"] == 1
+    patches = [r for r in tenant.mock.calls if r.request.method == "PATCH"]
+    assert len(patches) == 1
+    body = patches[0].request.body
+    assert b"DisplayName" in body and b"Mobile" in body and b"FirstName" not in body
+    assert _by_email(tenant)["user001@contoso.com"]["Mobile"] == "+442079460000"
+
+
+def test_existing_3cx_user_is_linked_not_duplicated(tenant: Tenant) -> None:
+    tenant.pbx.add_user(Number="150", EmailAddress="User000@Contoso.com", FirstName="Old", LastName="Name")
+    tenant.add_users(1)
+
+    result = run_user_sync(tenant.runtime())
+
+    assert result.counts["linked"] == 1 and result.counts["created"] == 0
+    (user,) = tenant.pbx.users.values()
+    assert user["Number"] == "150" and user["FirstName"] == "User0"
+    assert next(iter(tenant.state.links().values())).origin == "linked"
+
+
+def test_user_deleted_in_3cx_comes_back_with_its_number(tenant: Tenant) -> None:
+    tenant.add_users(2)
+    run_user_sync(tenant.runtime(EXTENSION_START="300"))
+    victim = _by_email(tenant)["user001@contoso.com"]
+    tenant.pbx.delete_user(victim["Id"])
+
+    result = run_user_sync(tenant.runtime(EXTENSION_START="300"))
+
+    assert result.counts["created"] == 1
+    back = _by_email(tenant)["user001@contoso.com"]
+    assert back["Number"] == victim["Number"] and back["Id"] != victim["Id"]
+
+
+def test_leavers_are_disabled_and_returners_enabled(tenant: Tenant) -> None:
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime())
+    tenant.graph.update_user(ids[0], accountEnabled=False)
+
+    result = run_user_sync(tenant.runtime())
+    assert result.counts["deprovisioned"] == 1
+    assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is False
+
+    tenant.graph.update_user(ids[0], accountEnabled=True)
+    result = run_user_sync(tenant.runtime())
+    assert result.counts["updated"] == 1
+    assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is True
+
+
+def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime(DEPROVISION="delete"))
+    for user_id in ids[:6]:
+        tenant.graph.soft_delete_user(user_id)
+    tenant.graph.add_user("newcomer@contoso.com")
+
+    with caplog.at_level(logging.INFO):
+        result = run_user_sync(tenant.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="5"))
+
+    assert result.counts["created"] == 1 and result.counts["deprovisioned"] == 0
+    assert len(tenant.pbx.users) == 11
+    record = tenant.state.recent_runs("users")[0]
+    assert record.status == "partial" and "6 of 10" in (record.guard or "")
+    assert any("ALERT deletion_guard" in r.getMessage() for r in caplog.records)
+
+    approved = run_user_sync(tenant.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="5"), allow_deprovision=True)
+    assert approved.counts["deprovisioned"] == 6 and len(tenant.pbx.users) == 5
+
+
+def test_one_failing_user_does_not_stop_the_others(tenant: Tenant) -> None:
+    tenant.add_users(4)
+    tenant.pbx.inject(400, count=1, path_pattern=r"^/xapi/v1/Users$", method="POST")
+
+    result = run_user_sync(tenant.runtime())
+
+    assert result.counts["created"] == 3 and result.counts["failed"] == 1
+    assert result.status == "partial"
+    assert tenant.state.recent_runs("users")[0].errors
+    # The next run repairs it, and creates no duplicates.
+    again = run_user_sync(tenant.runtime())
+    assert again.counts["created"] == 1 and len(tenant.pbx.users) == 4
+
+
+def test_an_unreachable_pbx_fails_the_run_with_one_line(tenant: Tenant) -> None:
+    tenant.add_users(2)
+    tenant.pbx.inject(503, count=50, retry_after=0)
+
+    result = run_user_sync(tenant.runtime())
+
+    assert result.aborted and "\n" not in result.aborted
+    assert result.status == "failed"
+    assert tenant.state.recent_runs("users")[0].status == "failed"
+
+
+def test_dry_run_writes_nothing_anywhere(tenant: Tenant) -> None:
+    tenant.add_users(3)
+    tenant.reset_pbx_counts()
+
+    result = run_user_sync(tenant.runtime(), dry_run=True)
+
+    assert result.counts["created"] == 3
+    assert tenant.pbx_writes() == 0 and not tenant.pbx.users
+    assert tenant.state.links() == {} and tenant.state.mirror() == {}
+    assert tenant.state.delta_link("users") is None
+    assert tenant.state.recent_runs("users") == []
+
+
+def test_provision_on_demand_syncs_just_that_user(tenant: Tenant) -> None:
+    tenant.add_users(5)
+
+    result = run_user_sync(tenant.runtime(), only_upn="user003@contoso.com")
+
+    assert [a.upn for a in result.plan.actions] == ["user003@contoso.com"]
+    assert list(_by_email(tenant)) == ["user003@contoso.com"]
+    with pytest.raises(UserNotFound):
+        run_user_sync(tenant.runtime(), only_upn="nobody@contoso.com")
+
+
+def test_runs_never_overlap(tenant: Tenant) -> None:
+    tenant.add_users(1)
+    with tenant.state.lock(LOCK_NAME, ttl=timedelta(minutes=5)), pytest.raises(LockHeld):
+        run_user_sync(tenant.runtime())
+    assert not tenant.pbx.users
+    run_user_sync(tenant.runtime())  # released again
+    assert len(tenant.pbx.users) == 1
+
+
+def test_an_expired_delta_link_falls_back_to_a_full_round(tenant: Tenant) -> None:
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime())
+    tenant.graph.hard_delete_user(ids[9])
+    tenant.graph.expire_delta_tokens()
+
+    result = run_user_sync(tenant.runtime())
+
+    assert result.counts["deprovisioned"] == 1
+    assert set(tenant.state.mirror()) == set(ids[:9])
+
+
+def test_selected_groups_count_nested_members(tenant: Tenant) -> None:
+    ids = tenant.add_users(4)
+    inner = tenant.graph.add_group("Inner", members=[ids[2]])
+    outer = tenant.graph.add_group("Outer", members=[ids[0], inner])
+
+    result = run_user_sync(tenant.runtime(USER_SYNC_SCOPE="selected_groups", USER_SYNC_GROUPS=outer))
+
+    assert {a.upn for a in result.plan.of_kind("create")} == {"user000@contoso.com", "user002@contoso.com"}
+
+
+def test_photos_become_avatars_only_when_they_change(tenant: Tenant) -> None:
+    ids = tenant.add_users(2)
+    tenant.graph.set_photo(ids[0], b"\xff\xd8first-photo")
+    run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    avatar = _by_email(tenant)["user000@contoso.com"].get("ContactImage")
+    assert avatar and avatar.startswith("data:image/jpeg;base64,")
+
+    tenant.reset_pbx_counts()
+    run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    assert tenant.pbx_writes() == 0
+
+    tenant.graph.set_photo(ids[0], b"\xff\xd8second-photo")
+    result = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    assert result.counts["avatars"] == 1
+    assert _by_email(tenant)["user000@contoso.com"]["ContactImage"] != avatar
+
+
+def test_messy_directory_data_never_crashes_a_run(tenant: Tenant) -> None:
+    tenant.graph.add_user("nosurname@contoso.com", given_name="Cher", surname=None)
+    tenant.graph.add_user("greek@contoso.com", given_name="Αλέξανδρος", surname="Παπαδόπουλος", display_name="Αλέξανδρος Π.")
+    tenant.graph.add_user("cjk@contoso.com", given_name="太郎", surname="山田")
+    tenant.graph.add_user("long@contoso.com", given_name="L" * 200, surname="N" * 200, display_name="D" * 200)
+    tenant.graph.add_user("phones@contoso.com", mobile_phone="call me maybe", business_phones=["+1 (555) 010-0199 ext 5", ""])
+    tenant.graph.add_user("empty@contoso.com", given_name=None, surname=None, display_name=None)
+
+    result = run_user_sync(tenant.runtime(SYNC_OFFICE_PHONE="true"))
+
+    assert result.aborted is None
+    assert result.counts["created"] + result.counts["failed"] == 6
+    emails = _by_email(tenant)
+    assert emails["greek@contoso.com"]["LastName"] == "Παπαδόπουλος"
+    assert emails["phones@contoso.com"]["Mobile"] == ""
+    assert emails["phones@contoso.com"]["OutboundCallerID"] == "+15550100199"

@@ -1,0 +1,356 @@
+"""The user-sync rules as data in, data out: no HTTP, no storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.graph_models import GraphUser, PhotoInfo
+from shared.settings import DeprovisionPolicy, SyncScope
+from shared.state import Link
+from shared.threecx_models import TcxUser
+from sync.options import UserOptions
+from sync.users import (
+    CreateUser,
+    DeleteUser,
+    DeprovisionGuard,
+    DisableUser,
+    ForgetLink,
+    LinkUser,
+    ScopeRule,
+    SetAvatar,
+    UpdateUser,
+    UserSyncConfig,
+    desired_fields,
+    normalize_phone,
+    plan_users,
+)
+
+DEFAULTS = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=True)
+EXCHANGE = [{"service": "exchange", "capabilityStatus": "Enabled", "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0"}]
+
+
+def graph_user(upn: str, uid: str | None = None, **fields: Any) -> GraphUser:
+    local = upn.split("@")[0]
+    data: dict[str, Any] = {
+        "id": uid or f"id-{local}",
+        "userPrincipalName": upn,
+        "mail": upn,
+        "givenName": local.capitalize(),
+        "surname": "Example",
+        "displayName": f"{local.capitalize()} Example",
+        "mobilePhone": None,
+        "businessPhones": [],
+        "accountEnabled": True,
+        "userType": "Member",
+        "assignedPlans": EXCHANGE,
+    }
+    data.update(fields)
+    return GraphUser.model_validate(data)
+
+
+def tcx_user(uid: int, number: str, email: str | None = None, **fields: Any) -> TcxUser:
+    return TcxUser.model_validate({"Id": uid, "Number": number, "EmailAddress": email, "Enabled": True, **fields})
+
+
+def synced_tcx(user: GraphUser, uid: int, number: str, options: UserOptions = DEFAULTS) -> TcxUser:
+    """A 3CX user that already has exactly what `user` should give it."""
+    return TcxUser.model_validate({"Id": uid, "Number": number, **desired_fields(user, options)})
+
+
+def link(user: GraphUser, tcx_id: int, number: str, **fields: Any) -> Link:
+    return Link(m365_id=user.id, upn=user.user_principal_name or "", tcx_user_id=tcx_id, extension=number, origin="created", **fields)
+
+
+def plan(source, target, links=(), config=UserSyncConfig(), options=None, photos=None, only=None):
+    return plan_users(
+        source, target, {lnk.m365_id: lnk for lnk in links}, options or {}, DEFAULTS, config, photos, only
+    )
+
+
+# -- who takes part -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "takes_part"),
+    [
+        ({}, True),
+        ({"accountEnabled": False}, False),
+        ({"userType": "Guest"}, False),
+        ({"assignedPlans": []}, False),
+        ({"assignedPlans": [{**EXCHANGE[0], "capabilityStatus": "Suspended"}]}, False),
+        ({"assignedPlans": [{"service": "SharePoint", "capabilityStatus": "Enabled"}]}, False),
+    ],
+)
+def test_only_enabled_members_with_a_mailbox_take_part(fields: dict[str, Any], takes_part: bool) -> None:
+    result = plan([graph_user("ann@contoso.com", **fields)], [])
+    assert bool(result.of_kind("create")) is takes_part
+
+
+@pytest.mark.parametrize(
+    ("scope", "created"),
+    [
+        (ScopeRule(SyncScope.ALL), {"ann", "bob", "cid"}),
+        (ScopeRule(SyncScope.ALL_EXCEPT, frozenset({"bob@contoso.com"})), {"ann", "cid"}),
+        (ScopeRule(SyncScope.SELECTED_USERS, frozenset({"bob@contoso.com"})), {"bob"}),
+        (ScopeRule(SyncScope.SELECTED_GROUPS, group_member_ids=frozenset({"id-ann", "id-cid"})), {"ann", "cid"}),
+    ],
+)
+def test_scope_decides_who_is_created(scope: ScopeRule, created: set[str]) -> None:
+    users = [graph_user(f"{name}@contoso.com") for name in ("ann", "bob", "cid")]
+    result = plan(users, [], config=UserSyncConfig(scope=scope))
+    assert {a.upn.split("@")[0] for a in result.of_kind("create")} == created
+
+
+# -- matching and numbers -------------------------------------------------------------------------
+
+
+def test_existing_3cx_user_with_the_upn_as_email_is_linked_not_duplicated() -> None:
+    ann = graph_user("Ann@Contoso.com")
+    result = plan([ann], [tcx_user(7, "105", "ann@contoso.com")])
+    (action,) = result.actions
+    assert isinstance(action, LinkUser)
+    assert (action.tcx_user_id, action.extension) == (7, "105")
+    assert "EmailAddress" not in action.changes  # case differences are not changes
+
+
+def test_match_also_uses_mail_when_it_differs_from_the_upn() -> None:
+    ann = graph_user("ann@contoso.onmicrosoft.com", mail="ann.example@contoso.com")
+    result = plan([ann], [tcx_user(7, "105", "ANN.EXAMPLE@contoso.com")])
+    assert [a.kind for a in result.actions] == ["link"]
+
+
+def test_a_3cx_user_linked_to_someone_else_is_not_matched_again() -> None:
+    ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com", mail="ann@contoso.com")
+    existing = synced_tcx(ann, 7, "105")
+    result = plan([ann, bob], [existing], links=[link(ann, 7, "105")])
+    assert [a.kind for a in result.actions] == ["create"]
+    assert result.actions[0].upn == "bob@contoso.com"
+
+
+def test_new_users_get_the_lowest_free_numbers_from_extension_start() -> None:
+    users = [graph_user(f"u{i}@contoso.com") for i in range(3)]
+    target = [tcx_user(1, "100"), tcx_user(2, "102"), tcx_user(3, "099")]
+    result = plan(users, target, config=UserSyncConfig(extension_start=100))
+    assert sorted(a.extension for a in result.of_kind("create")) == ["101", "103", "104"]
+
+
+def test_without_extension_start_3cx_picks_the_number() -> None:
+    result = plan([graph_user("ann@contoso.com")], [])
+    (action,) = result.actions
+    assert isinstance(action, CreateUser) and action.extension is None
+
+
+def test_numbers_of_vanished_linked_users_are_not_handed_to_newcomers() -> None:
+    gone, new = graph_user("gone@contoso.com"), graph_user("new@contoso.com")
+    result = plan([gone, new], [], links=[link(gone, 9, "100")], config=UserSyncConfig(extension_start=100))
+    creates = {a.upn: a for a in result.of_kind("create")}
+    assert creates["gone@contoso.com"].extension == "100" and creates["gone@contoso.com"].recreate
+    assert creates["new@contoso.com"].extension == "101"
+
+
+def test_a_linked_user_deleted_in_3cx_comes_back_with_a_new_number_if_its_own_was_taken() -> None:
+    ann = graph_user("ann@contoso.com")
+    result = plan([ann], [tcx_user(20, "100", "someone@else.com")], links=[link(ann, 9, "100")], config=UserSyncConfig(extension_start=100))
+    (action,) = result.actions
+    assert isinstance(action, CreateUser) and action.recreate and action.extension == "101"
+
+
+def test_numbers_never_change_and_are_never_written() -> None:
+    ann = graph_user("ann@contoso.com", displayName="Ann Renamed")
+    result = plan([ann], [synced_tcx(graph_user("ann@contoso.com"), 7, "105")], links=[link(ann, 7, "105")])
+    (action,) = result.actions
+    assert isinstance(action, UpdateUser)
+    assert set(action.changes) == {"DisplayName"}
+    assert action.extension == "105"
+
+
+# -- fields ----------------------------------------------------------------------------------------
+
+
+def test_only_differing_fields_are_updated_and_unchanged_users_are_counted() -> None:
+    ann, bob = graph_user("ann@contoso.com", mobilePhone="+44 20 7946 0000"), graph_user("bob@contoso.com")
+    target = [synced_tcx(graph_user("ann@contoso.com"), 1, "100"), synced_tcx(bob, 2, "101")]
+    result = plan([ann, bob], target, links=[link(ann, 1, "100"), link(bob, 2, "101")])
+    (action,) = result.actions
+    assert action.changes["Mobile"].new == "+442079460000"
+    assert result.unchanged == 1
+
+
+def test_office_phone_becomes_caller_id_only_with_the_option() -> None:
+    ann = graph_user("ann@contoso.com", businessPhones=["+1 (555) 010-0199 x12", "+1 555 0100"])
+    assert "OutboundCallerID" not in desired_fields(ann, DEFAULTS)
+    with_phone = UserOptions(**{**DEFAULTS.as_dict(), "office_phone": True})
+    assert desired_fields(ann, with_phone)["OutboundCallerID"] == "+15550100199"
+
+
+def test_sso_option_sets_ms365_sign_in_per_user() -> None:
+    ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com")
+    sso = UserOptions(**{**DEFAULTS.as_dict(), "sso": True})
+    result = plan([ann, bob], [], options={ann.id: sso})
+    fields = {a.upn: a.fields for a in result.of_kind("create")}
+    assert fields["ann@contoso.com"]["MS365SignInEnabled"] is True
+    assert fields["bob@contoso.com"]["MS365SignInEnabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+49 (0)30 1234567", "+49301234567"),
+        ("(555) 010-0199", "5550100199"),
+        ("+1.555.010.0199 ext. 7", "+15550100199"),
+        ("0049 30 12345", "004930 12345".replace(" ", "")),
+        ("n/a", ""),
+        ("", ""),
+        (None, ""),
+        ("12", ""),
+    ],
+)
+def test_phone_numbers_are_normalised(raw: str | None, expected: str) -> None:
+    assert normalize_phone(raw) == expected
+
+
+def test_missing_names_fall_back_sensibly() -> None:
+    no_surname = desired_fields(graph_user("ann@contoso.com", surname=None), DEFAULTS)
+    assert (no_surname["FirstName"], no_surname["LastName"]) == ("Ann", "")
+    no_names = desired_fields(graph_user("x@contoso.com", givenName=None, surname=None, displayName=None), DEFAULTS)
+    assert no_names["FirstName"] == "x" and no_names["DisplayName"] == "x"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    given_name=st.one_of(st.none(), st.text(max_size=200)),
+    surname=st.one_of(st.none(), st.text(max_size=200)),
+    display=st.one_of(st.none(), st.text(max_size=250)),
+    mobile=st.one_of(st.none(), st.text(max_size=40)),
+    phones=st.lists(st.one_of(st.text(max_size=30)), max_size=3),
+)
+def test_messy_directory_data_never_breaks_the_plan(given_name, surname, display, mobile, phones) -> None:
+    user = graph_user("ann@contoso.com", givenName=given_name, surname=surname, displayName=display, mobilePhone=mobile, businessPhones=phones)
+    options = UserOptions(**{**DEFAULTS.as_dict(), "office_phone": True})
+    result = plan([user], [], options={user.id: options})
+    (action,) = result.actions
+    assert isinstance(action, CreateUser)
+    fields = action.fields
+    assert all(isinstance(fields[name], str) for name in ("FirstName", "LastName", "DisplayName", "Mobile", "OutboundCallerID"))
+    assert set(fields["Mobile"]) <= set("+0123456789")
+
+
+# -- photos -----------------------------------------------------------------------------------------
+
+
+def test_avatar_is_set_only_when_the_photo_changed() -> None:
+    ann = graph_user("ann@contoso.com")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    target = [synced_tcx(ann, 1, "100", photo_on)]
+    same = plan([ann], target, links=[link(ann, 1, "100", photo_etag="e1")], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")})
+    changed = plan([ann], target, links=[link(ann, 1, "100", photo_etag="e1")], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2")})
+    removed = plan([ann], target, links=[link(ann, 1, "100", photo_etag="e1")], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag=None)})
+    assert same.actions == []
+    assert changed.actions == [SetAvatar(ann.id, ann.user_principal_name, "e2")]
+    assert removed.actions == [SetAvatar(ann.id, ann.user_principal_name, None)]
+
+
+def test_no_avatar_without_the_photo_option() -> None:
+    ann = graph_user("ann@contoso.com")
+    result = plan([ann], [synced_tcx(ann, 1, "100")], links=[link(ann, 1, "100")], photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2")})
+    assert result.actions == []
+
+
+# -- deprovisioning and the guard ---------------------------------------------------------------------
+
+
+def _tenant(count: int) -> tuple[list[GraphUser], list[TcxUser], list[Link]]:
+    users = [graph_user(f"u{i:03d}@contoso.com") for i in range(count)]
+    target = [synced_tcx(user, i + 1, str(100 + i)) for i, user in enumerate(users)]
+    links = [link(user, i + 1, str(100 + i)) for i, user in enumerate(users)]
+    return users, target, links
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"accountEnabled": False}, "disabled in Microsoft 365"),
+        ({"@removed": {"reason": "deleted"}}, "deleted in Microsoft 365"),
+        ({"assignedPlans": []}, "no Exchange mailbox"),
+    ],
+)
+def test_a_synced_user_who_leaves_is_disabled_by_default(change: dict[str, Any], reason: str) -> None:
+    users, target, links = _tenant(10)
+    users[3] = graph_user(users[3].user_principal_name, **change)
+    result = plan(users, target, links)
+    (action,) = result.actions
+    assert isinstance(action, DisableUser) and action.reason == reason and action.tcx_user_id == 4
+
+
+def test_a_user_missing_from_the_source_is_deprovisioned_too() -> None:
+    users, target, links = _tenant(10)
+    result = plan(users[1:], target, links)
+    assert [a.kind for a in result.actions] == ["disable"]
+
+
+def test_deprovision_policies() -> None:
+    users, target, links = _tenant(10)
+    delete = plan(users[1:], target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.DELETE))
+    keep = plan(users[1:], target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.KEEP))
+    assert [type(a) for a in delete.actions] == [DeleteUser]
+    assert keep.actions == []
+
+
+def test_an_already_disabled_user_is_not_disabled_again() -> None:
+    users, target, links = _tenant(10)
+    target[0] = target[0].model_copy(update={"enabled": False})
+    assert plan(users[1:], target, links).actions == []
+
+
+def test_a_returning_user_is_enabled_again() -> None:
+    users, target, links = _tenant(3)
+    target[0] = target[0].model_copy(update={"enabled": False})
+    (action,) = plan(users, target, links).actions
+    assert isinstance(action, UpdateUser) and action.changes["Enabled"].new is True
+
+
+def test_unlinked_3cx_users_are_never_touched() -> None:
+    users, target, links = _tenant(3)
+    target.append(tcx_user(99, "999", "manual@contoso.com"))
+    for policy in DeprovisionPolicy:
+        assert plan(users, target, links, config=UserSyncConfig(deprovision=policy)).actions == []
+
+
+def test_gone_on_both_sides_only_forgets_the_link() -> None:
+    users, target, links = _tenant(3)
+    result = plan(users[1:], target[1:], links)
+    assert [type(a) for a in result.actions] == [ForgetLink]
+
+
+def test_guard_holds_back_mass_deprovisioning_but_not_the_rest() -> None:
+    users, target, links = _tenant(20)
+    newcomer = graph_user("new@contoso.com")
+    survivors = users[:10] + [newcomer]
+    result = plan(survivors, target, links, config=UserSyncConfig(guard=DeprovisionGuard(max_count=5, max_percent=None)))
+    assert result.guard is not None and result.guard.would_remove == 10 and result.guard.synced == 20
+    assert "DEPROVISION_MAX_COUNT" in result.guard.describe()
+    assert [a.kind for a in result.actions] == ["create"]
+
+
+def test_guard_share_limit_and_admin_override() -> None:
+    users, target, links = _tenant(20)
+    config = UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=10))
+    assert plan(users[2:], target, links, config=config).guard is None  # exactly 10% is allowed
+    held = plan(users[3:], target, links, config=config)
+    assert held.guard is not None and "DEPROVISION_MAX_PERCENT" in held.guard.limit
+    approved = plan(users[3:], target, links, config=UserSyncConfig(guard=config.guard, allow_deprovision=True))
+    assert approved.guard is None and len(approved.of_kind("disable")) == 3
+
+
+# -- provision on demand ------------------------------------------------------------------------------
+
+
+def test_only_limits_the_plan_to_one_user() -> None:
+    users, target, links = _tenant(5)
+    renamed = [graph_user(u.user_principal_name, displayName="New Name") for u in users]
+    result = plan(renamed[:1], target, links, only=frozenset({users[0].id}))
+    assert [(a.kind, a.upn) for a in result.actions] == [("update", users[0].user_principal_name)]
