@@ -8,6 +8,7 @@ the fixed default ports).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -52,10 +53,8 @@ class Azurite:
     def stop(self) -> None:
         if self.process.poll() is None:
             # npx/node may spawn children: end the whole process group.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,14 +23,14 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line naming it."""
 
 
-class SyncScope(str, Enum):
+class SyncScope(StrEnum):
     ALL = "all"
     ALL_EXCEPT = "all_except"
     SELECTED_USERS = "selected_users"
     SELECTED_GROUPS = "selected_groups"
 
 
-class DeprovisionPolicy(str, Enum):
+class DeprovisionPolicy(StrEnum):
     DISABLE = "disable"
     DELETE = "delete"
     KEEP = "keep"
@@ -131,7 +131,9 @@ class Settings(BaseSettings):
     @classmethod
     def _ncrontab(cls, value: str) -> str:
         if len(value.split()) != 6:
-            raise ValueError(f"must be an NCRONTAB expression of 6 fields (sec min hour day month weekday), got {value!r}")
+            raise ValueError(
+                f"must be an NCRONTAB expression of 6 fields (sec min hour day month weekday), got {value!r}"
+            )
         return value
 
     @field_validator("state_table_prefix")
@@ -152,7 +154,7 @@ class Settings(BaseSettings):
                 " (the app registration's credential)"
             )
         path = self.graph_client_certificate_path
-        if path and not self.graph_client_secret and not path.is_file():
+        if path and not path.is_file():
             raise ConfigError(f"configuration error: GRAPH_CLIENT_CERTIFICATE_PATH: no file at {path}")
 
     def require_tcx(self) -> None:

@@ -8,11 +8,12 @@ pydantic models; the table layout is private to this module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -92,10 +93,8 @@ class StateStore:
         client = self._tables.get(name)
         if client is None:
             client = self._service.get_table_client(f"{self._prefix}{name}")
-            try:
+            with suppress(ResourceExistsError):
                 client.create_table()
-            except ResourceExistsError:
-                pass
             self._tables[name] = client
         return client
 
@@ -246,7 +245,10 @@ class Lease:
             raise LockHeld(self.name, current["holder"], expires_at)
         try:
             metadata = self._table.update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
             )
         except HttpResponseError:
             latest = self._table.get_entity("lock", self.name)
@@ -261,10 +263,9 @@ class Lease:
         self._etag = metadata.get("etag")
 
     def release(self) -> None:
-        try:
+        # Expired and taken over, or already gone: nothing of ours to release.
+        with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
             self._table.delete_entity("lock", self.name, etag=self._etag, match_condition=MatchConditions.IfNotModified)
-        except (ResourceNotFoundError, HttpResponseError):
-            pass  # expired and taken over, or already gone: nothing of ours to release
 
 
 def _link_from_entity(entity: dict[str, Any]) -> Link:

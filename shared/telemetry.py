@@ -42,4 +42,6 @@ def _format(event: str, fields: dict[str, Any]) -> str:
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Emit one structured line; `fields` become App Insights custom dimensions too."""
-    logging.getLogger(LOGGER_NAME).log(level, _format(event, fields), extra={"custom_dimensions": {"event": event, **fields}})
+    logging.getLogger(LOGGER_NAME).log(
+        level, _format(event, fields), extra={"custom_dimensions": {"event": event, **fields}}
+    )

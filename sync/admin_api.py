@@ -60,7 +60,9 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
     except LockHeld as error:
         return _error(409, str(error))
     body = {**result.counts, "run_id": result.run_id, "status": result.status, "error": result.aborted}
-    body["failures"] = [{"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok]
+    body["failures"] = [
+        {"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok
+    ]
     if result.plan.guard:
         body["guard"] = result.plan.guard.describe()
     return ApiResult(502 if result.aborted else 200, body)
@@ -79,9 +81,9 @@ def options_put(rt: Runtime, upn: str, body: bytes) -> ApiResult:
     try:
         payload = json.loads(body or b"{}")
     except ValueError:
-        return _error(400, "body must be a JSON object such as {\"photo\": false}")
+        return _error(400, 'body must be a JSON object such as {"photo": false}')
     if not isinstance(payload, dict) or not payload:
-        return _error(400, "body must be a non-empty JSON object such as {\"photo\": false}")
+        return _error(400, 'body must be a non-empty JSON object such as {"photo": false}')
     unknown = sorted(set(payload) - set(OPTION_NAMES))
     if unknown:
         return _error(400, f"unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")

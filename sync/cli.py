@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply disables/deletes even beyond the deletion guard (after checking the plan)",
     )
-    users.add_argument("--full", action="store_true", help="re-read every Graph user instead of the changes since last run")
+    users.add_argument(
+        "--full", action="store_true", help="re-read every Graph user instead of the changes since last run"
+    )
     users.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)
 
     options = commands.add_parser(
@@ -192,7 +194,9 @@ def _options(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         report = set_user_options(rt, args.upn, assignments)
     else:
-        report = set_user_options(rt, args.upn, dict.fromkeys(("sso", "office_phone", "photo", "personal_contacts", "calendar")))
+        report = set_user_options(
+            rt, args.upn, dict.fromkeys(("sso", "office_phone", "photo", "personal_contacts", "calendar"))
+        )
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_OK

@@ -66,7 +66,9 @@ def run_demo() -> int:
     graph.add_user("guest_partner@contoso.example", user_type="Guest")
     graph.add_user("meeting-room-1@contoso.example", has_mailbox=False)
     graph.set_photo(ids["amelia.hart"], b"\xff\xd8\xff\xe0demo-photo-1")
-    reception = pbx.add_user(Number="100", FirstName="Reception", LastName="Desk", EmailAddress="reception@contoso.example")
+    reception = pbx.add_user(
+        Number="100", FirstName="Reception", LastName="Desk", EmailAddress="reception@contoso.example"
+    )
     pbx.add_user(Number="105", FirstName="D.", LastName="Okafor", EmailAddress="Dana.Okafor@contoso.example")
 
     print("Starting Azurite and the simulated Microsoft 365 tenant and 3CX PBX (HTTPS on loopback)…")
@@ -111,9 +113,11 @@ def run_demo() -> int:
 
             _heading("4. Nothing changed: the re-run makes no 3CX writes")
             pbx.reset_counts()
+            tokens_before = pbx.tokens_issued
             _run(rt, "User sync run")
-            writes = pbx.request_counts["PATCH"] + pbx.request_counts["DELETE"] + pbx.request_counts["POST"]
-            print(f"3CX requests this run: {sum(pbx.request_counts.values())}, writes: {writes - pbx.tokens_issued}")
+            counts = pbx.request_counts
+            writes = counts["PATCH"] + counts["DELETE"] + counts["POST"] - (pbx.tokens_issued - tokens_before)
+            print(f"3CX requests this run: {sum(counts.values())}, of which writes: {writes}")
 
             _heading("5. Someone empties a licence group by mistake: the deletion guard holds")
             for login in ("amelia.hart", "bruno.costa", "chen.wei", "dana.okafor", "eva.lindqvist"):
@@ -125,8 +129,11 @@ def run_demo() -> int:
                 counts = " ".join(f"{k}={v}" for k, v in run.counts.items() if v)
                 print(f"  {run.started_at:%H:%M:%S} {run.run_id} {run.status:<9} {counts}")
             untouched = pbx.users[reception["Id"]]
-            print(f"\nReception (made by hand, never linked) is untouched: {untouched['FirstName']} {untouched['LastName']},"
-                  f" extension {untouched['Number']}.")
+            print(
+                f"\nReception (made by hand, never linked) is untouched: {untouched['FirstName']}"
+                f" {untouched['LastName']},"
+                f" extension {untouched['Number']}."
+            )
             print("\nDemo finished.")
         finally:
             graph_server.stop()

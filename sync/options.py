@@ -108,7 +108,12 @@ def options_report(rt: Runtime, upn: str | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"defaults": defaults.as_dict()}
     if upn is None:
         report["users"] = [
-            {"upn": o.upn, "m365_id": o.m365_id, "overrides": _set_values(o), "effective": effective_options(defaults, o).as_dict()}
+            {
+                "upn": o.upn,
+                "m365_id": o.m365_id,
+                "overrides": _set_values(o),
+                "effective": effective_options(defaults, o).as_dict(),
+            }
             for o in sorted(overrides.values(), key=lambda o: o.upn.lower())
         ]
         return report

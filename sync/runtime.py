@@ -31,12 +31,14 @@ class Runtime:
     @cached_property
     def graph(self) -> GraphClient:
         self.settings.require_graph()
-        secret = self.settings.graph_client_secret
+        # A certificate wins over a secret when both are set (e.g. mid-rotation to a certificate).
+        certificate = self.settings.graph_client_certificate_path
+        secret = self.settings.graph_client_secret if certificate is None else None
         provider = GraphTokenProvider(
             self.settings.graph_tenant_id or "",
             self.settings.graph_client_id or "",
             client_secret=secret.get_secret_value() if secret else None,
-            certificate_path=self.settings.graph_client_certificate_path,
+            certificate_path=certificate,
             authority_host=self.settings.graph_authority_host,
         )
         return GraphClient(self.settings.graph_base_url, provider)
@@ -55,7 +57,7 @@ class Runtime:
 _runtime: Runtime | None = None
 
 
-def process_runtime(settings_factory: type[Settings] | None = None) -> Runtime:
+def process_runtime() -> Runtime:
     """The process-wide runtime used by the Function triggers (built on first use)."""
     global _runtime
     if _runtime is None:

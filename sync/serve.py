@@ -95,6 +95,7 @@ class Schedule:
 
 def resolve_app_setting(value: str) -> str:
     """Replace %NAME% with the app setting NAME, as the Functions host does."""
+
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
@@ -143,7 +144,16 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpRoute], list[TimerJob]]:
         name = function.get_function_name()
         if trigger.get_binding_name() == "httpTrigger":
             methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
-            routes.append(HttpRoute(name, f"/api/{(trigger.route or name).strip('/')}", _route_pattern(trigger.route or name), methods, handler, trigger.name))
+            routes.append(
+                HttpRoute(
+                    name,
+                    f"/api/{(trigger.route or name).strip('/')}",
+                    _route_pattern(trigger.route or name),
+                    methods,
+                    handler,
+                    trigger.name,
+                )
+            )
         elif trigger.get_binding_name() == "timerTrigger":
             timers.append(TimerJob(name, Schedule.parse(resolve_app_setting(trigger.schedule)), handler))
     return routes, timers
@@ -155,7 +165,9 @@ class _Timer(func.TimerRequest):
         return False
 
 
-def call_route(route: HttpRoute, method: str, url: str, headers: dict[str, str], body: bytes, params: dict[str, str]) -> func.HttpResponse:
+def call_route(
+    route: HttpRoute, method: str, url: str, headers: dict[str, str], body: bytes, params: dict[str, str]
+) -> func.HttpResponse:
     query = {key: values[0] for key, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
     request = func.HttpRequest(method=method, url=url, headers=headers, params=query, route_params=params, body=body)
     return route.handler(**{route.arg_name: request})
@@ -166,6 +178,7 @@ def make_server(app: func.FunctionApp, host: str, port: int) -> ThreadingHTTPSer
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             log.debug("%s %s", self.command, self.path.split("?", 1)[0])
@@ -205,7 +218,9 @@ def make_server(app: func.FunctionApp, host: str, port: int) -> ThreadingHTTPSer
     return server
 
 
-def run_timers(app: func.FunctionApp, stop: threading.Event, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+def run_timers(
+    app: func.FunctionApp, stop: threading.Event, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> None:
     """Fire each timer at its next scheduled time until `stop` is set."""
     _routes, timers = discover(app)
     due = {timer.name: timer.schedule.next_after(clock()) for timer in timers}

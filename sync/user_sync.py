@@ -29,7 +29,6 @@ from sync.users import (
     DeleteUser,
     DeprovisionGuard,
     DisableUser,
-    ForgetLink,
     LinkUser,
     ScopeRule,
     SetAvatar,
@@ -111,7 +110,9 @@ class UserSyncResult:
         return "succeeded"
 
 
-def sync_config(rt: Runtime, allow_deprovision: bool = False, group_members: frozenset[str] = frozenset()) -> UserSyncConfig:
+def sync_config(
+    rt: Runtime, allow_deprovision: bool = False, group_members: frozenset[str] = frozenset()
+) -> UserSyncConfig:
     settings = rt.settings
     return UserSyncConfig(
         scope=ScopeRule(settings.user_sync_scope, frozenset(settings.user_sync_users), group_members),
@@ -142,7 +143,9 @@ def run_user_sync(
         rt.state.save_run(record)
         result = UserSyncResult(run_id, UserPlan(), dry_run=False)
         try:
-            result.plan = _plan(rt, run_id, dry_run=False, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full)
+            result.plan = _plan(
+                rt, run_id, dry_run=False, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full
+            )
             _apply(rt, result, lease, progress)
         except RunAborted as error:
             result.aborted = str(error)
@@ -224,7 +227,11 @@ def _source_for_one(rt: Runtime, upn: str) -> list[GraphUser]:
         return [user]
     for link in rt.state.links().values():
         if link.upn.lower() == upn.lower():
-            return [GraphUser.model_validate({"id": link.m365_id, "userPrincipalName": link.upn, "@removed": {"reason": "deleted"}})]
+            return [
+                GraphUser.model_validate(
+                    {"id": link.m365_id, "userPrincipalName": link.upn, "@removed": {"reason": "deleted"}}
+                )
+            ]
     raise UserNotFound(f"{upn} is neither a Microsoft 365 user nor linked to a 3CX user")
 
 
@@ -292,7 +299,9 @@ def _apply(rt: Runtime, result: UserSyncResult, lease: Lease, progress: Progress
             outcome = ActionOutcome(action, ok=False, error=_one_line(error))
             result.outcomes.append(outcome)
             _log_outcome(result.run_id, outcome)
-            raise RunAborted(f"3CX became unreachable after {index - 1} of {len(ordered)} changes: {_one_line(error)}") from error
+            raise RunAborted(
+                f"3CX became unreachable after {index - 1} of {len(ordered)} changes: {_one_line(error)}"
+            ) from error
         except TcxApiError as error:
             outcome = ActionOutcome(action, ok=False, error=_one_line(error))
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
@@ -339,7 +348,15 @@ class _Applier:
 
     def _link(self, action: LinkUser) -> None:
         # Claim the 3CX user first: if the update fails, the next run updates instead of re-matching.
-        self._save(Link(m365_id=action.m365_id, upn=action.upn, tcx_user_id=action.tcx_user_id, extension=action.extension, origin="linked"))
+        self._save(
+            Link(
+                m365_id=action.m365_id,
+                upn=action.upn,
+                tcx_user_id=action.tcx_user_id,
+                extension=action.extension,
+                origin="linked",
+            )
+        )
         if action.changes:
             self.rt.tcx.update_user(action.tcx_user_id, {name: change.new for name, change in action.changes.items()})
 

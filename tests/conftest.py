@@ -94,7 +94,12 @@ class Tenant:
         return rt
 
     def add_users(self, count: int, prefix: str = "user", **fields: Any) -> list[str]:
-        return [self.graph.add_user(f"{prefix}{i:03d}@contoso.com", given_name=f"{prefix.capitalize()}{i}", surname="Example", **fields) for i in range(count)]
+        return [
+            self.graph.add_user(
+                f"{prefix}{i:03d}@contoso.com", given_name=f"{prefix.capitalize()}{i}", surname="Example", **fields
+            )
+            for i in range(count)
+        ]
 
     def reset_pbx_counts(self) -> None:
         self.pbx.reset_counts()
@@ -108,7 +113,9 @@ class Tenant:
 
 
 @pytest.fixture
-def tenant(state: StateStore, storage_connection: str, table_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
+def tenant(
+    state: StateStore, storage_connection: str, table_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Tenant]:
     graph = GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=GRAPH_SECRET)
     pbx = ThreeCXFake(client_id=PBX_CLIENT_ID, client_secret=PBX_SECRET)
     env = {

@@ -25,17 +25,21 @@ def test_initial_sync_creates_links_and_records_then_a_rerun_writes_nothing(tena
 
     first = run_user_sync(rt)
 
-    assert first.counts["created"] == 12 and first.counts["failed"] == 0
+    assert first.counts["created"] == 12
+    assert first.counts["failed"] == 0
     created = _by_email(tenant)
     assert sorted(u["Number"] for u in created.values()) == [str(n) for n in range(200, 212)]
-    assert "guest@contoso.com" not in created and "nomailbox@contoso.com" not in created
+    assert "guest@contoso.com" not in created
+    assert "nomailbox@contoso.com" not in created
     assert len(tenant.state.links()) == 12
     (record,) = tenant.state.recent_runs("users")
-    assert record.status == "succeeded" and record.counts["created"] == 12
+    assert record.status == "succeeded"
+    assert record.counts["created"] == 12
 
     tenant.reset_pbx_counts()
     second = run_user_sync(tenant.runtime(EXTENSION_START="200"))
-    assert second.counts["unchanged"] == 12 and not second.plan.actions
+    assert second.counts["unchanged"] == 12
+    assert not second.plan.actions
     assert tenant.pbx_writes() == 0
 
 
@@ -51,7 +55,9 @@ def test_changes_reach_3cx_through_delta_and_only_changed_fields_are_patched(ten
     patches = [r for r in tenant.mock.calls if r.request.method == "PATCH"]
     assert len(patches) == 1
     body = patches[0].request.body
-    assert b"DisplayName" in body and b"Mobile" in body and b"FirstName" not in body
+    assert b"DisplayName" in body
+    assert b"Mobile" in body
+    assert b"FirstName" not in body
     assert _by_email(tenant)["user001@contoso.com"]["Mobile"] == "+442079460000"
 
 
@@ -61,9 +67,11 @@ def test_existing_3cx_user_is_linked_not_duplicated(tenant: Tenant) -> None:
 
     result = run_user_sync(tenant.runtime())
 
-    assert result.counts["linked"] == 1 and result.counts["created"] == 0
+    assert result.counts["linked"] == 1
+    assert result.counts["created"] == 0
     (user,) = tenant.pbx.users.values()
-    assert user["Number"] == "150" and user["FirstName"] == "User0"
+    assert user["Number"] == "150"
+    assert user["FirstName"] == "User0"
     assert next(iter(tenant.state.links().values())).origin == "linked"
 
 
@@ -77,7 +85,8 @@ def test_user_deleted_in_3cx_comes_back_with_its_number(tenant: Tenant) -> None:
 
     assert result.counts["created"] == 1
     back = _by_email(tenant)["user001@contoso.com"]
-    assert back["Number"] == victim["Number"] and back["Id"] != victim["Id"]
+    assert back["Number"] == victim["Number"]
+    assert back["Id"] != victim["Id"]
 
 
 def test_leavers_are_disabled_and_returners_enabled(tenant: Tenant) -> None:
@@ -95,7 +104,9 @@ def test_leavers_are_disabled_and_returners_enabled(tenant: Tenant) -> None:
     assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is True
 
 
-def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(
+    tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
     ids = tenant.add_users(10)
     run_user_sync(tenant.runtime(DEPROVISION="delete"))
     for user_id in ids[:6]:
@@ -105,14 +116,17 @@ def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(tenant: Tena
     with caplog.at_level(logging.INFO):
         result = run_user_sync(tenant.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="5"))
 
-    assert result.counts["created"] == 1 and result.counts["deprovisioned"] == 0
+    assert result.counts["created"] == 1
+    assert result.counts["deprovisioned"] == 0
     assert len(tenant.pbx.users) == 11
     record = tenant.state.recent_runs("users")[0]
-    assert record.status == "partial" and "6 of 10" in (record.guard or "")
+    assert record.status == "partial"
+    assert "6 of 10" in (record.guard or "")
     assert any("ALERT deletion_guard" in r.getMessage() for r in caplog.records)
 
     approved = run_user_sync(tenant.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="5"), allow_deprovision=True)
-    assert approved.counts["deprovisioned"] == 6 and len(tenant.pbx.users) == 5
+    assert approved.counts["deprovisioned"] == 6
+    assert len(tenant.pbx.users) == 5
 
 
 def test_one_failing_user_does_not_stop_the_others(tenant: Tenant) -> None:
@@ -121,12 +135,14 @@ def test_one_failing_user_does_not_stop_the_others(tenant: Tenant) -> None:
 
     result = run_user_sync(tenant.runtime())
 
-    assert result.counts["created"] == 3 and result.counts["failed"] == 1
+    assert result.counts["created"] == 3
+    assert result.counts["failed"] == 1
     assert result.status == "partial"
     assert tenant.state.recent_runs("users")[0].errors
     # The next run repairs it, and creates no duplicates.
     again = run_user_sync(tenant.runtime())
-    assert again.counts["created"] == 1 and len(tenant.pbx.users) == 4
+    assert again.counts["created"] == 1
+    assert len(tenant.pbx.users) == 4
 
 
 def test_an_unreachable_pbx_fails_the_run_with_one_line(tenant: Tenant) -> None:
@@ -135,7 +151,8 @@ def test_an_unreachable_pbx_fails_the_run_with_one_line(tenant: Tenant) -> None:
 
     result = run_user_sync(tenant.runtime())
 
-    assert result.aborted and "\n" not in result.aborted
+    assert result.aborted
+    assert "\n" not in result.aborted
     assert result.status == "failed"
     assert tenant.state.recent_runs("users")[0].status == "failed"
 
@@ -147,8 +164,10 @@ def test_dry_run_writes_nothing_anywhere(tenant: Tenant) -> None:
     result = run_user_sync(tenant.runtime(), dry_run=True)
 
     assert result.counts["created"] == 3
-    assert tenant.pbx_writes() == 0 and not tenant.pbx.users
-    assert tenant.state.links() == {} and tenant.state.mirror() == {}
+    assert tenant.pbx_writes() == 0
+    assert not tenant.pbx.users
+    assert tenant.state.links() == {}
+    assert tenant.state.mirror() == {}
     assert tenant.state.delta_link("users") is None
     assert tenant.state.recent_runs("users") == []
 
@@ -200,7 +219,8 @@ def test_photos_become_avatars_only_when_they_change(tenant: Tenant) -> None:
     tenant.graph.set_photo(ids[0], b"\xff\xd8first-photo")
     run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
     avatar = _by_email(tenant)["user000@contoso.com"].get("ContactImage")
-    assert avatar and avatar.startswith("data:image/jpeg;base64,")
+    assert avatar
+    assert avatar.startswith("data:image/jpeg;base64,")
 
     tenant.reset_pbx_counts()
     run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
@@ -214,10 +234,14 @@ def test_photos_become_avatars_only_when_they_change(tenant: Tenant) -> None:
 
 def test_messy_directory_data_never_crashes_a_run(tenant: Tenant) -> None:
     tenant.graph.add_user("nosurname@contoso.com", given_name="Cher", surname=None)
-    tenant.graph.add_user("greek@contoso.com", given_name="Αλέξανδρος", surname="Παπαδόπουλος", display_name="Αλέξανδρος Π.")
+    tenant.graph.add_user(
+        "greek@contoso.com", given_name="Αλέξανδρος", surname="Παπαδόπουλος", display_name="Αλέξανδρος Π."
+    )
     tenant.graph.add_user("cjk@contoso.com", given_name="太郎", surname="山田")
     tenant.graph.add_user("long@contoso.com", given_name="L" * 200, surname="N" * 200, display_name="D" * 200)
-    tenant.graph.add_user("phones@contoso.com", mobile_phone="call me maybe", business_phones=["+1 (555) 010-0199 ext 5", ""])
+    tenant.graph.add_user(
+        "phones@contoso.com", mobile_phone="call me maybe", business_phones=["+1 (555) 010-0199 ext 5", ""]
+    )
     tenant.graph.add_user("empty@contoso.com", given_name=None, surname=None, display_name=None)
 
     result = run_user_sync(tenant.runtime(SYNC_OFFICE_PHONE="true"))

@@ -30,7 +30,9 @@ from sync.users import (
 )
 
 DEFAULTS = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=True)
-EXCHANGE = [{"service": "exchange", "capabilityStatus": "Enabled", "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0"}]
+EXCHANGE = [
+    {"service": "exchange", "capabilityStatus": "Enabled", "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0"}
+]
 
 
 def graph_user(upn: str, uid: str | None = None, **fields: Any) -> GraphUser:
@@ -62,10 +64,20 @@ def synced_tcx(user: GraphUser, uid: int, number: str, options: UserOptions = DE
 
 
 def link(user: GraphUser, tcx_id: int, number: str, **fields: Any) -> Link:
-    return Link(m365_id=user.id, upn=user.user_principal_name or "", tcx_user_id=tcx_id, extension=number, origin="created", **fields)
+    return Link(
+        m365_id=user.id,
+        upn=user.user_principal_name or "",
+        tcx_user_id=tcx_id,
+        extension=number,
+        origin="created",
+        **fields,
+    )
 
 
-def plan(source, target, links=(), config=UserSyncConfig(), options=None, photos=None, only=None):
+NO_CONFIG = UserSyncConfig()
+
+
+def plan(source, target, links=(), config=NO_CONFIG, options=None, photos=None, only=None):
     return plan_users(
         source, target, {lnk.m365_id: lnk for lnk in links}, options or {}, DEFAULTS, config, photos, only
     )
@@ -141,22 +153,31 @@ def test_new_users_get_the_lowest_free_numbers_from_extension_start() -> None:
 def test_without_extension_start_3cx_picks_the_number() -> None:
     result = plan([graph_user("ann@contoso.com")], [])
     (action,) = result.actions
-    assert isinstance(action, CreateUser) and action.extension is None
+    assert isinstance(action, CreateUser)
+    assert action.extension is None
 
 
 def test_numbers_of_vanished_linked_users_are_not_handed_to_newcomers() -> None:
     gone, new = graph_user("gone@contoso.com"), graph_user("new@contoso.com")
     result = plan([gone, new], [], links=[link(gone, 9, "100")], config=UserSyncConfig(extension_start=100))
     creates = {a.upn: a for a in result.of_kind("create")}
-    assert creates["gone@contoso.com"].extension == "100" and creates["gone@contoso.com"].recreate
+    assert creates["gone@contoso.com"].extension == "100"
+    assert creates["gone@contoso.com"].recreate
     assert creates["new@contoso.com"].extension == "101"
 
 
 def test_a_linked_user_deleted_in_3cx_comes_back_with_a_new_number_if_its_own_was_taken() -> None:
     ann = graph_user("ann@contoso.com")
-    result = plan([ann], [tcx_user(20, "100", "someone@else.com")], links=[link(ann, 9, "100")], config=UserSyncConfig(extension_start=100))
+    result = plan(
+        [ann],
+        [tcx_user(20, "100", "someone@else.com")],
+        links=[link(ann, 9, "100")],
+        config=UserSyncConfig(extension_start=100),
+    )
     (action,) = result.actions
-    assert isinstance(action, CreateUser) and action.recreate and action.extension == "101"
+    assert isinstance(action, CreateUser)
+    assert action.recreate
+    assert action.extension == "101"
 
 
 def test_numbers_never_change_and_are_never_written() -> None:
@@ -217,7 +238,8 @@ def test_missing_names_fall_back_sensibly() -> None:
     no_surname = desired_fields(graph_user("ann@contoso.com", surname=None), DEFAULTS)
     assert (no_surname["FirstName"], no_surname["LastName"]) == ("Ann", "")
     no_names = desired_fields(graph_user("x@contoso.com", givenName=None, surname=None, displayName=None), DEFAULTS)
-    assert no_names["FirstName"] == "x" and no_names["DisplayName"] == "x"
+    assert no_names["FirstName"] == "x"
+    assert no_names["DisplayName"] == "x"
 
 
 @settings(max_examples=200, deadline=None)
@@ -229,13 +251,22 @@ def test_missing_names_fall_back_sensibly() -> None:
     phones=st.lists(st.one_of(st.text(max_size=30)), max_size=3),
 )
 def test_messy_directory_data_never_breaks_the_plan(given_name, surname, display, mobile, phones) -> None:
-    user = graph_user("ann@contoso.com", givenName=given_name, surname=surname, displayName=display, mobilePhone=mobile, businessPhones=phones)
+    user = graph_user(
+        "ann@contoso.com",
+        givenName=given_name,
+        surname=surname,
+        displayName=display,
+        mobilePhone=mobile,
+        businessPhones=phones,
+    )
     options = UserOptions(**{**DEFAULTS.as_dict(), "office_phone": True})
     result = plan([user], [], options={user.id: options})
     (action,) = result.actions
     assert isinstance(action, CreateUser)
     fields = action.fields
-    assert all(isinstance(fields[name], str) for name in ("FirstName", "LastName", "DisplayName", "Mobile", "OutboundCallerID"))
+    assert all(
+        isinstance(fields[name], str) for name in ("FirstName", "LastName", "DisplayName", "Mobile", "OutboundCallerID")
+    )
     assert set(fields["Mobile"]) <= set("+0123456789")
 
 
@@ -246,9 +277,27 @@ def test_avatar_is_set_only_when_the_photo_changed() -> None:
     ann = graph_user("ann@contoso.com")
     photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
     target = [synced_tcx(ann, 1, "100", photo_on)]
-    same = plan([ann], target, links=[link(ann, 1, "100", photo_etag="e1")], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")})
-    changed = plan([ann], target, links=[link(ann, 1, "100", photo_etag="e1")], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2")})
-    removed = plan([ann], target, links=[link(ann, 1, "100", photo_etag="e1")], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag=None)})
+    same = plan(
+        [ann],
+        target,
+        links=[link(ann, 1, "100", photo_etag="e1")],
+        options={ann.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")},
+    )
+    changed = plan(
+        [ann],
+        target,
+        links=[link(ann, 1, "100", photo_etag="e1")],
+        options={ann.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2")},
+    )
+    removed = plan(
+        [ann],
+        target,
+        links=[link(ann, 1, "100", photo_etag="e1")],
+        options={ann.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag=None)},
+    )
     assert same.actions == []
     assert changed.actions == [SetAvatar(ann.id, ann.user_principal_name, "e2")]
     assert removed.actions == [SetAvatar(ann.id, ann.user_principal_name, None)]
@@ -256,7 +305,12 @@ def test_avatar_is_set_only_when_the_photo_changed() -> None:
 
 def test_no_avatar_without_the_photo_option() -> None:
     ann = graph_user("ann@contoso.com")
-    result = plan([ann], [synced_tcx(ann, 1, "100")], links=[link(ann, 1, "100")], photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2")})
+    result = plan(
+        [ann],
+        [synced_tcx(ann, 1, "100")],
+        links=[link(ann, 1, "100")],
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2")},
+    )
     assert result.actions == []
 
 
@@ -283,7 +337,9 @@ def test_a_synced_user_who_leaves_is_disabled_by_default(change: dict[str, Any],
     users[3] = graph_user(users[3].user_principal_name, **change)
     result = plan(users, target, links)
     (action,) = result.actions
-    assert isinstance(action, DisableUser) and action.reason == reason and action.tcx_user_id == 4
+    assert isinstance(action, DisableUser)
+    assert action.reason == reason
+    assert action.tcx_user_id == 4
 
 
 def test_a_user_missing_from_the_source_is_deprovisioned_too() -> None:
@@ -310,7 +366,8 @@ def test_a_returning_user_is_enabled_again() -> None:
     users, target, links = _tenant(3)
     target[0] = target[0].model_copy(update={"enabled": False})
     (action,) = plan(users, target, links).actions
-    assert isinstance(action, UpdateUser) and action.changes["Enabled"].new is True
+    assert isinstance(action, UpdateUser)
+    assert action.changes["Enabled"].new is True
 
 
 def test_unlinked_3cx_users_are_never_touched() -> None:
@@ -330,8 +387,12 @@ def test_guard_holds_back_mass_deprovisioning_but_not_the_rest() -> None:
     users, target, links = _tenant(20)
     newcomer = graph_user("new@contoso.com")
     survivors = users[:10] + [newcomer]
-    result = plan(survivors, target, links, config=UserSyncConfig(guard=DeprovisionGuard(max_count=5, max_percent=None)))
-    assert result.guard is not None and result.guard.would_remove == 10 and result.guard.synced == 20
+    result = plan(
+        survivors, target, links, config=UserSyncConfig(guard=DeprovisionGuard(max_count=5, max_percent=None))
+    )
+    assert result.guard is not None
+    assert result.guard.would_remove == 10
+    assert result.guard.synced == 20
     assert "DEPROVISION_MAX_COUNT" in result.guard.describe()
     assert [a.kind for a in result.actions] == ["create"]
 
@@ -341,9 +402,11 @@ def test_guard_share_limit_and_admin_override() -> None:
     config = UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=10))
     assert plan(users[2:], target, links, config=config).guard is None  # exactly 10% is allowed
     held = plan(users[3:], target, links, config=config)
-    assert held.guard is not None and "DEPROVISION_MAX_PERCENT" in held.guard.limit
+    assert held.guard is not None
+    assert "DEPROVISION_MAX_PERCENT" in held.guard.limit
     approved = plan(users[3:], target, links, config=UserSyncConfig(guard=config.guard, allow_deprovision=True))
-    assert approved.guard is None and len(approved.of_kind("disable")) == 3
+    assert approved.guard is None
+    assert len(approved.of_kind("disable")) == 3
 
 
 # -- provision on demand ------------------------------------------------------------------------------

@@ -1,0 +1,315 @@
+"""Microsoft Graph client: the reads the connector needs, with paging, delta and `$batch`.
+
+The client knows Graph's protocol (nextLink paging, delta rounds and their resets,
+advanced-query headers, batch items throttled one by one) and nothing about the sync's
+rules. It takes the token as a callable so the credential stays with its owner (MSAL's
+cache in shared.entra) and tests can hand in any token source. Every request goes
+through shared.http.send, which retries 429/503/504 honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from shared.graph_models import USER_SELECT, DeltaResult, GraphUser, PhotoInfo
+from shared.http import RetriesExhausted, RetryPolicy, send
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 999
+MAX_BATCH_REQUESTS = 20
+_RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
+_THROTTLED_STATUSES = frozenset({429, 503, 504})
+DEFAULT_POLICY = RetryPolicy()
+
+
+class GraphApiError(Exception):
+    """Graph answered with an error that retrying will not fix (4xx)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"Graph error {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class GraphUnavailable(Exception):  # noqa: N818 - the name callers catch; "unavailable" is the condition
+    """Graph could not be reached, or kept failing or throttling past the retry policy."""
+
+
+class GraphClient:
+    """Reads users, delta changes, group membership and photos from Microsoft Graph."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token_provider: Callable[[], str],
+        *,
+        session: requests.Session | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = _service_root(base_url)
+        self._token_provider = token_provider
+        self._session = session or requests.Session()
+        self._policy = policy
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"GraphClient({self.base_url!r})"
+
+    # -- paging ------------------------------------------------------------------------
+    def iter_pages(
+        self,
+        url_or_path: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield each page of a collection, following `@odata.nextLink` verbatim.
+
+        `headers` go on every page: Graph does not carry ConsistencyLevel over to nextLink.
+        """
+        url: str | None = self._url(url_or_path)
+        page_params = params
+        while url is not None:
+            page = self._json(self._get(url, params=page_params, headers=headers))
+            yield page
+            url = page.get("@odata.nextLink")
+            page_params = None  # the nextLink already holds every query option
+
+    # -- users -------------------------------------------------------------------------
+    def list_users(self, select: Iterable[str] = USER_SELECT) -> list[GraphUser]:
+        """Every user in the tenant, 999 a page."""
+        params = {"$select": ",".join(select), "$top": str(MAX_PAGE_SIZE)}
+        return [GraphUser.model_validate(item) for page in self.iter_pages("/users", params) for item in page["value"]]
+
+    def get_user(self, id_or_upn: str, select: Iterable[str] = USER_SELECT) -> GraphUser | None:
+        """One user by object id or UPN; None when Graph does not know it."""
+        try:
+            url = self._url(f"/users/{quote(id_or_upn, safe='@')}")
+            response = self._get(url, params={"$select": ",".join(select)})
+        except GraphApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return GraphUser.model_validate(self._json(response))
+
+    def users_delta(self, delta_link: str | None, select: Iterable[str] = USER_SELECT) -> DeltaResult:
+        """Run one delta round: from the start without a link, else the changes since it.
+
+        When Graph has dropped the sync state (410 Gone, `syncStateNotFound`,
+        `resyncRequired`) the round restarts from scratch and says so with `full=True`.
+        """
+        initial = ("/users/delta", {"$select": ",".join(select)})
+        if delta_link is None:
+            return self._delta_round(*initial, full=True)
+        try:
+            return self._delta_round(delta_link, None, full=False)
+        except GraphApiError as error:
+            if not _is_delta_reset(error):
+                raise
+            log.info("Graph dropped the users delta state (%s %s); starting a full round", error.status, error.code)
+        return self._delta_round(*initial, full=True)
+
+    def _delta_round(self, url_or_path: str, params: dict[str, str] | None, *, full: bool) -> DeltaResult:
+        users: dict[str, GraphUser] = {}
+        delta_link: str | None = None
+        for page in self.iter_pages(url_or_path, params):
+            for item in page.get("value", []):
+                user = GraphUser.model_validate(item)
+                users.pop(user.id, None)  # the same user may come again in one round: the last one wins
+                users[user.id] = user
+            delta_link = page.get("@odata.deltaLink")
+        if not delta_link:
+            raise GraphApiError(200, "missingDeltaLink", "the delta round ended without an @odata.deltaLink")
+        return DeltaResult(users=list(users.values()), delta_link=delta_link, full=full)
+
+    # -- groups ------------------------------------------------------------------------
+    def group_member_user_ids(self, group_id: str) -> set[str]:
+        """Ids of the users in a group, directly or through nested groups."""
+        path = f"/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
+        params = {"$count": "true", "$select": "id", "$top": str(MAX_PAGE_SIZE)}
+        try:
+            return {
+                item["id"]
+                for page in self.iter_pages(path, params, headers={"ConsistencyLevel": "eventual"})
+                for item in page["value"]
+            }
+        except GraphApiError as error:
+            if error.status == 404:
+                raise GraphApiError(404, error.code, f"group {group_id} does not exist") from None
+            raise
+
+    # -- photos ------------------------------------------------------------------------
+    def photo_infos(self, user_ids: Iterable[str]) -> dict[str, PhotoInfo]:
+        """Photo etags of many users through `$batch`, 20 per request.
+
+        Graph throttles batch items one by one while the batch itself answers 200, so a
+        throttled item goes back in the queue for a later batch after waiting as long as
+        its Retry-After asks; an item throttled more often than the policy allows fails
+        the call.
+        """
+        pending: deque[str] = deque(dict.fromkeys(user_ids))
+        attempts: dict[str, int] = {}
+        infos: dict[str, PhotoInfo] = {}
+        while pending:
+            chunk = [pending.popleft() for _ in range(min(MAX_BATCH_REQUESTS, len(pending)))]
+            retry: list[str] = []
+            waits: list[float] = []
+            for user_id, item in zip(chunk, self._photo_batch(chunk), strict=True):
+                status = int(item.get("status", 0))
+                if status == 200:
+                    body = item.get("body") or {}
+                    infos[user_id] = PhotoInfo(
+                        user_id=user_id,
+                        etag=body.get("@odata.mediaEtag"),
+                        content_type=body.get("@odata.mediaContentType"),
+                    )
+                elif status == 404:
+                    infos[user_id] = PhotoInfo(user_id=user_id)
+                elif status in _THROTTLED_STATUSES:
+                    attempts[user_id] = attempts.get(user_id, 1) + 1
+                    if attempts[user_id] > self._policy.max_attempts:
+                        raise GraphUnavailable(
+                            f"Graph kept answering {status} for the photo of user {user_id} "
+                            f"after {self._policy.max_attempts} attempts"
+                        )
+                    retry.append(user_id)
+                    waits.append(_item_retry_after(item, self._policy, attempts[user_id] - 1))
+                else:
+                    code, message = _error_of(item.get("body"), status)
+                    raise GraphApiError(status, code, f"photo of user {user_id}: {message}")
+            if retry:
+                delay = max(waits)
+                if delay > self._policy.max_delay:
+                    raise GraphUnavailable(
+                        f"Graph asked to wait {delay:.0f}s for photo metadata, more than the "
+                        f"{self._policy.max_delay:.0f}s allowed"
+                    )
+                log.debug("%d photo requests throttled in a batch; retrying in %.1fs", len(retry), delay)
+                self._sleep(delay)
+                pending.extendleft(reversed(retry))
+        return infos
+
+    def _photo_batch(self, user_ids: list[str]) -> list[dict[str, Any]]:
+        """Send one `$batch` of photo-metadata GETs; answers come back in request order."""
+        requests_ = [
+            {"id": str(index), "method": "GET", "url": f"/users/{quote(user_id, safe='@')}/photo"}
+            for index, user_id in enumerate(user_ids)
+        ]
+        response = self._request("POST", self._url("/$batch"), json={"requests": requests_}, idempotent=True)
+        by_id = {str(item.get("id")): item for item in self._json(response).get("responses", [])}
+        missing = [entry["id"] for entry in requests_ if entry["id"] not in by_id]
+        if missing:
+            raise GraphApiError(200, "incompleteBatch", f"the batch answer lacks items {', '.join(missing)}")
+        return [by_id[entry["id"]] for entry in requests_]
+
+    def photo(self, user_id: str) -> bytes | None:
+        """A user's photo bytes; None when the user has none."""
+        try:
+            response = self._get(self._url(f"/users/{quote(user_id, safe='@')}/photo/$value"))
+        except GraphApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return response.content
+
+    # -- HTTP --------------------------------------------------------------------------
+    def _url(self, url_or_path: str) -> str:
+        if url_or_path.startswith(("https://", "http://")):
+            return url_or_path
+        return f"{self.base_url}/{url_or_path.lstrip('/')}"
+
+    def _get(
+        self, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        return self._request("GET", url, params=params, headers=headers)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        all_headers = {"Authorization": f"Bearer {self._token_provider()}", **(headers or {})}
+        try:
+            response = send(
+                self._session,
+                method,
+                url,
+                policy=self._policy,
+                idempotent=idempotent,
+                sleep=self._sleep,
+                headers=all_headers,
+                **kwargs,
+            )
+        except RetriesExhausted as error:
+            raise GraphUnavailable(f"Microsoft Graph unavailable: {error}") from None
+        except requests.RequestException as error:
+            raise GraphUnavailable(
+                f"Microsoft Graph unreachable: {method} {_short(url)} failed with {type(error).__name__}"
+            ) from None
+        if response.status_code >= 500:
+            code, message = _error_of(_body_of(response), response.status_code)
+            raise GraphUnavailable(
+                f"Microsoft Graph unavailable: {method} {_short(url)} answered {response.status_code} {code}: {message}"
+            )
+        if response.status_code >= 400:
+            code, message = _error_of(_body_of(response), response.status_code)
+            raise GraphApiError(response.status_code, code, message)
+        return response
+
+    @staticmethod
+    def _json(response: requests.Response) -> dict[str, Any]:
+        body = _body_of(response)
+        if not isinstance(body, dict):
+            raise GraphApiError(response.status_code, "invalidResponse", "Graph answered with something not JSON")
+        return body
+
+
+def _service_root(base_url: str) -> str:
+    """The Graph root with its version segment; a bare host gets /v1.0."""
+    root = base_url.rstrip("/")
+    last_segment = urlsplit(root).path.rsplit("/", 1)[-1]
+    return root if last_segment in ("v1.0", "beta") else f"{root}/v1.0"
+
+
+def _is_delta_reset(error: GraphApiError) -> bool:
+    return error.status == 410 or error.code.lower() in _RESET_CODES
+
+
+def _body_of(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_of(body: Any, status: int) -> tuple[str, str]:
+    """Code and message from Graph's error shape, with fallbacks for bodies that lack it."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code") or status), " ".join(str(error.get("message") or "").split())
+    return str(status), "no error details"
+
+
+def _item_retry_after(item: dict[str, Any], policy: RetryPolicy, attempt: int) -> float:
+    headers = {str(key).lower(): value for key, value in (item.get("headers") or {}).items()}
+    try:
+        return max(0.0, float(headers["retry-after"]))
+    except (KeyError, TypeError, ValueError):
+        return min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+
+
+def _short(url: str) -> str:
+    return url.split("?", 1)[0]

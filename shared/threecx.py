@@ -1,0 +1,394 @@
+"""Client of the 3CX V20 configuration API (XAPI): users, status and the PBX version.
+
+The token is the delicate part. 3CX keeps **one active token per API client**: fetching a
+new one revokes the old one. So every caller in the process shares one token, only one of
+them fetches at a time, and the others wait and reuse what it got. A token is renewed
+shortly before it expires (proactively, so in-flight calls do not trip over a revoked one)
+and once more whenever the PBX answers 401, e.g. because another process took the token.
+
+`expires_in` changed meaning in 20.0.9 (minutes before, seconds since), so the lifetime is
+read from the JWT's own `exp`/`iat` claims when the token is a JWT, and otherwise guessed
+from the size of `expires_in` (see `token_lifetime_seconds`).
+
+Every request goes through `shared.http.send`: throttling and transient 503/504s are
+retried for idempotent calls only; a create is never repeated after a 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+from pydantic import ValidationError
+
+from shared.http import RetriesExhausted, RetryPolicy, send
+from shared.threecx_models import (
+    FirstAvailableNumber,
+    ForwardingProfile,
+    ForwardingProfilePage,
+    ODataError,
+    SystemStatus,
+    TcxUser,
+    TokenResponse,
+    UserChanges,
+    UserPage,
+)
+
+log = logging.getLogger(__name__)
+
+RENEW_MARGIN_SECONDS = 300.0  # renew when less than 5 minutes ...
+RENEW_MARGIN_FRACTION = 0.1  # ... or less than 10% of the lifetime remain, whichever is smaller
+LARGEST_MINUTES_VALUE = 120  # `expires_in` up to this is minutes (20.0.8 sends 60 for an hour)
+DEFAULT_LIFETIME_SECONDS = 3600.0  # the documented lifetime, when the answer gives none
+
+DEFAULT_POLICY = RetryPolicy()  # frozen, so one shared default is safe
+CREDENTIALS_HINT = "check TCX_CLIENT_ID / TCX_CLIENT_SECRET"
+
+
+class TcxError(Exception):
+    """Base of everything this client raises."""
+
+
+class TcxAuthError(TcxError):
+    """3CX refused the API client's credentials or its token; retrying will not help."""
+
+
+class TcxUnavailable(TcxError):  # noqa: N818 - the name says what the caller needs to know
+    """The PBX could not be reached or kept failing (network, 5xx, throttled past the policy)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TcxApiError(TcxError):
+    """A non-2xx XAPI answer, with the OData error parsed: `3CX 400 WARNINGS.XAPI.ALREADY_IN_USE on Number`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str = "",
+        message: str = "",
+        target: str | None = None,
+        details: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.target = target
+        self.details = list(details)
+        text = f"3CX {status}"
+        if code:
+            text += f" {code}"
+        if target:
+            text += f" on {target}"
+        if message and not code:
+            text += f": {message}"
+        super().__init__(text)
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> TcxApiError:
+        """Parse the OData error shape; an empty or foreign body still gives the status."""
+        try:
+            parsed = ODataError.model_validate(response.json())
+        except (ValueError, ValidationError):
+            return cls(response.status_code, message=response.reason or "")
+        details = [detail.model_dump() for detail in parsed.error.details]
+        message = (parsed.error.message or "").replace("\n", " ")
+        return cls(response.status_code, parsed.warning, message, parsed.target, details)
+
+
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWT, unverified (only to read its lifetime); None for opaque tokens."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def token_lifetime_seconds(token: TokenResponse, now: float) -> float:
+    """How long a freshly issued token lives, in seconds.
+
+    A JWT's `exp - iat` is used first: both come from the PBX clock, so clock skew between
+    PBX and this host does not matter. Without a readable JWT, `expires_in` is taken as
+    minutes when it is at most 120 (3CX up to 20.0.8 sends 60 meaning an hour, and no
+    server issues 2-minute tokens) and as seconds above that (20.0.9 and later).
+    """
+    claims = _jwt_claims(token.access_token.get_secret_value())
+    if claims is not None:
+        expires_at, issued_at = _number(claims.get("exp")), _number(claims.get("iat"))
+        if expires_at is not None:
+            if issued_at is not None and issued_at < expires_at:
+                return expires_at - issued_at
+            return max(0.0, expires_at - now)
+    if token.expires_in is None or token.expires_in <= 0:
+        return DEFAULT_LIFETIME_SECONDS
+    if token.expires_in <= LARGEST_MINUTES_VALUE:
+        return token.expires_in * 60.0
+    return float(token.expires_in)
+
+
+class TokenKeeper:
+    """The process's one XAPI token: fetched by one caller at a time, shared by all.
+
+    `fetch` does the HTTP call; the keeper decides when to call it.
+    """
+
+    def __init__(self, fetch: Callable[[], TokenResponse], clock: Callable[[], float]) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state: tuple[str, float] | None = None  # (token, renew at); replaced as a whole
+
+    def current(self) -> str:
+        """A token that is not due for renewal; fetches one if needed (others wait for it)."""
+        state = self._state
+        if state is not None and self._clock() < state[1]:
+            return state[0]
+        with self._lock:
+            state = self._state  # a caller that held the lock before us may have renewed it
+            if state is not None and self._clock() < state[1]:
+                return state[0]
+            return self._fetch_locked()
+
+    def renew(self, rejected: str) -> str:
+        """A token other than `rejected` (which the PBX refused); fetches one unless another caller did."""
+        with self._lock:
+            state = self._state
+            if state is not None and state[0] != rejected and self._clock() < state[1]:
+                return state[0]
+            return self._fetch_locked()
+
+    def _fetch_locked(self) -> str:
+        fetched_at = self._clock()
+        answer = self._fetch()
+        lifetime = token_lifetime_seconds(answer, fetched_at)
+        margin = min(RENEW_MARGIN_FRACTION * lifetime, RENEW_MARGIN_SECONDS)
+        token = answer.access_token.get_secret_value()
+        self._state = (token, fetched_at + lifetime - margin)
+        log.info("3CX token issued; valid %.0fs, renewing after %.0fs", lifetime, lifetime - margin)
+        return token
+
+
+class ThreeCXClient:
+    """The connector's port to one 3CX PBX (`base_url` is the PBX root, e.g. https://pbx:5001)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        session: requests.Session | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        page_size: int = 1000,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._session = session or requests.Session()
+        self._policy = policy
+        self._sleep = sleep
+        self.page_size = page_size
+        self._xapi = f"{self.base_url}/xapi/v1"
+        self._tokens = TokenKeeper(self._fetch_token, clock)
+
+    def __repr__(self) -> str:
+        return f"ThreeCXClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    # -- users ------------------------------------------------------------------------------------
+    def list_users(self, select: Sequence[str] | None = None) -> list[TcxUser]:
+        """Every user, paged with `$top`/`$skip` (3CX sends no nextLink) in stable `Id` order.
+
+        `$count=true` rides along so that a server capping pages below `page_size` cannot
+        end the listing early: paging stops when the count is reached or a page is empty.
+        """
+        params: dict[str, Any] = {"$orderby": "Id", "$count": "true", "$top": self.page_size}
+        if select is not None:
+            params["$select"] = ",".join(dict.fromkeys(["Id", "Number", *select]))
+        users: list[TcxUser] = []
+        while True:
+            params["$skip"] = len(users)
+            page = UserPage.model_validate(self._call("GET", "/Users", params=params).json())
+            users.extend(page.value)
+            if not page.value:
+                break
+            if page.count is not None:
+                if len(users) >= page.count:
+                    break
+            elif len(page.value) < self.page_size:
+                break
+        return users
+
+    def get_user(self, user_id: int) -> TcxUser | None:
+        """One user by Id; None when there is none."""
+        try:
+            response = self._call("GET", f"/Users({int(user_id)})")
+        except TcxApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return TcxUser.model_validate(response.json())
+
+    def find_user_by_email(self, email: str) -> TcxUser | None:
+        """The user whose e-mail matches, ignoring case (the key 3CX's own M365 sync matches on).
+
+        3CX allows duplicate e-mail addresses; the lowest Id wins.
+        """
+        literal = email.lower().replace("'", "''")  # OData string literal: quotes are doubled
+        params = {"$filter": f"tolower(EmailAddress) eq '{literal}'", "$orderby": "Id", "$top": 1}
+        page = UserPage.model_validate(self._call("GET", "/Users", params=params).json())
+        return page.value[0] if page.value else None
+
+    def first_available_extension(self) -> str:
+        """The PBX's next free extension number."""
+        response = self._call("GET", "/Users/Pbx.GetFirstAvailableExtensionNumber()")
+        return FirstAvailableNumber.model_validate(response.json()).number
+
+    def create_user(self, fields: Mapping[str, Any]) -> TcxUser:
+        """Create a user from XAPI-named fields; the PBX assigns a Number when none is given.
+
+        Never repeated after a 5xx or a dropped connection: the user may exist by then.
+        """
+        body = UserChanges.model_validate(dict(fields)).body()
+        response = self._call("POST", "/Users", json_body=body, idempotent=False)
+        return TcxUser.model_validate(response.json())
+
+    def update_user(self, user_id: int, fields: Mapping[str, Any]) -> None:
+        """PATCH the given XAPI-named fields; sending the same values twice changes nothing."""
+        body = UserChanges.model_validate(dict(fields)).body()
+        self._call("PATCH", f"/Users({int(user_id)})", json_body=body, idempotent=True)
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete a user; one that is already gone counts as deleted."""
+        try:
+            self._call("DELETE", f"/Users({int(user_id)})")
+        except TcxApiError as error:
+            if error.status != 404:
+                raise
+
+    # -- status --------------------------------------------------------------------------------------
+    def forwarding_profiles(self, user_id: int) -> list[ForwardingProfile]:
+        """The user's five status profiles; their `name` is what `set_status` takes."""
+        response = self._call("GET", f"/Users({int(user_id)})/ForwardingProfiles")
+        return ForwardingProfilePage.model_validate(response.json()).value
+
+    def set_status(self, user_id: int, profile_name: str) -> None:
+        """Switch the user's current status profile ("Available", "Away", "Out of office", ...)."""
+        self.update_user(user_id, {"CurrentProfileName": profile_name})
+
+    # -- avatar -------------------------------------------------------------------------------------
+    def set_avatar(self, user_id: int, image: bytes, content_type: str) -> None:
+        """Set the user's picture by PATCHing `ContactImage` with a `data:` URI.
+
+        Unverified against a real PBX: the official 20.0.10 OpenAPI document has no upload
+        operation at all (no multipart, no binary body); the only picture property of
+        `Pbx.User` is the string `ContactImage`, and what values 3CX accepts there is not
+        documented. Kept in this one method so it can be replaced once that is known.
+        """
+        encoded = base64.b64encode(image).decode("ascii")
+        self.update_user(user_id, {"ContactImage": f"data:{content_type};base64,{encoded}"})
+
+    # -- the PBX -------------------------------------------------------------------------------------
+    def version(self) -> str | None:
+        """The PBX version (`SystemStatus.Version`), else the `X-3CX-Version` header of `/Defs`."""
+        try:
+            response = self._call("GET", "/SystemStatus", params={"$select": "Version"})
+        except TcxApiError as error:
+            if error.status not in (403, 404):
+                raise
+            response = self._call("GET", "/Defs", params={"$select": "Id"})
+            return response.headers.get("X-3CX-Version")
+        return SystemStatus.model_validate(response.json()).version
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _fetch_token(self) -> TokenResponse:
+        """POST the client credentials to `/connect/token` (called by the TokenKeeper only)."""
+        url = f"{self.base_url}/connect/token"
+        form = {"client_id": self.client_id, "client_secret": self._client_secret, "grant_type": "client_credentials"}
+        try:
+            # Safe to repeat: a second token simply replaces the first.
+            response = send(
+                self._session, "POST", url, policy=self._policy, idempotent=True, sleep=self._sleep, data=form
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise TcxUnavailable(f"3CX at {self.base_url} is unreachable ({type(error).__name__})") from error
+        except RetriesExhausted as error:
+            raise TcxUnavailable(f"3CX at {self.base_url}: token endpoint {error}") from None
+        status = response.status_code
+        if status in (400, 401, 403):
+            raise TcxAuthError(f"3CX rejected the API client credentials ({status}) — {CREDENTIALS_HINT}")
+        if status >= 500:
+            raise TcxUnavailable(f"3CX at {self.base_url} answered {status} at /connect/token", status)
+        if status != 200:
+            raise TcxAuthError(f"3CX token endpoint {url} answered {status} — check the PBX address")
+        try:
+            return TokenResponse.model_validate(response.json())
+        except (ValueError, ValidationError):
+            raise TcxAuthError(f"3CX token endpoint {url} answered without an access token") from None
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """One XAPI request with the shared token; a 401 gets one new token and one repeat."""
+        url = self._xapi + path
+        if params:
+            # %20 rather than '+' for spaces, and OData's $ ( ) ' , left readable.
+            url += "?" + urlencode(params, quote_via=quote, safe="$(),'")
+        token = self._tokens.current()
+        response = self._send(method, url, token, json_body, idempotent)
+        if response.status_code == 401:
+            token = self._tokens.renew(rejected=token)
+            response = self._send(method, url, token, json_body, idempotent)
+            if response.status_code == 401:
+                raise TcxAuthError(
+                    "3CX refused a freshly issued token (401); another service may be using the same "
+                    f"API client, and 3CX keeps only one active token per client — {CREDENTIALS_HINT}"
+                )
+        status = response.status_code
+        if status >= 500:
+            raise TcxUnavailable(f"3CX at {self.base_url} answered {status} to {method} {path}", status)
+        if status >= 400:
+            raise TcxApiError.from_response(response)
+        return response
+
+    def _send(self, method: str, url: str, token: str, json_body: Any, idempotent: bool | None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        kwargs: dict[str, Any] = {"headers": headers}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        try:
+            return send(
+                self._session, method, url, policy=self._policy, idempotent=idempotent, sleep=self._sleep, **kwargs
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise TcxUnavailable(f"3CX at {self.base_url} is unreachable ({type(error).__name__})") from error
+        except RetriesExhausted as error:
+            status = error.response.status_code if error.response is not None else None
+            raise TcxUnavailable(f"3CX at {self.base_url}: {error}", status) from None

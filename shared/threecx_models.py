@@ -1,0 +1,173 @@
+"""Typed payloads of the 3CX V20 XAPI, as far as the connector reads or writes them.
+
+Field aliases are the XAPI property names (`Pbx.User` in the official OpenAPI document),
+so a model validates an XAPI answer as it arrives and dumps `by_alias` into a request body.
+Answers carry far more properties than the connector cares about; those are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+# The user properties the connector keeps in step with Microsoft 365 (XAPI names).
+# Presence (`CurrentProfileName`) and the picture (`ContactImage`) have their own ports.
+USER_FIELDS: tuple[str, ...] = (
+    "FirstName",
+    "LastName",
+    "DisplayName",
+    "EmailAddress",
+    "Mobile",
+    "OutboundCallerID",
+    "MS365SignInEnabled",
+    "Enabled",
+)
+
+# What a listing needs for a plan: identity, the synced fields and the status.
+# `ContactImage` is left out on purpose: it can be a large data URI per user.
+USER_SELECT: tuple[str, ...] = ("Id", "Number", *USER_FIELDS, "CurrentProfileName")
+
+# The five status profiles every 3CX user has; `CurrentProfileName` takes one of these.
+PROFILE_NAMES: tuple[str, ...] = ("Available", "Away", "Out of office", "Custom 1", "Custom 2")
+
+
+class _Xapi(BaseModel):
+    """Base for XAPI answers: XAPI names in, Python names usable too, unknown keys dropped."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class TcxUser(_Xapi):
+    """A 3CX user (extension) as the connector sees it."""
+
+    id: int = Field(alias="Id")
+    number: str = Field(alias="Number")
+    first_name: str | None = Field(default=None, alias="FirstName")
+    last_name: str | None = Field(default=None, alias="LastName")
+    display_name: str | None = Field(default=None, alias="DisplayName")
+    email_address: str | None = Field(default=None, alias="EmailAddress")
+    mobile: str | None = Field(default=None, alias="Mobile")
+    outbound_caller_id: str | None = Field(default=None, alias="OutboundCallerID")
+    ms365_sign_in_enabled: bool | None = Field(default=None, alias="MS365SignInEnabled")
+    enabled: bool | None = Field(default=None, alias="Enabled")
+    current_profile_name: str | None = Field(default=None, alias="CurrentProfileName")
+    contact_image: str | None = Field(default=None, alias="ContactImage", repr=False)
+
+
+class UserChanges(BaseModel):
+    """A POST or PATCH body for `/Users`: only the properties the connector may write.
+
+    Strict and closed, so a misspelt name or a wrong type fails here, before 3CX answers
+    with a 400 that would only say so one user at a time.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", strict=True)
+
+    number: str | None = Field(default=None, alias="Number")
+    first_name: str | None = Field(default=None, alias="FirstName")
+    last_name: str | None = Field(default=None, alias="LastName")
+    display_name: str | None = Field(default=None, alias="DisplayName")
+    email_address: str | None = Field(default=None, alias="EmailAddress")
+    mobile: str | None = Field(default=None, alias="Mobile")
+    outbound_caller_id: str | None = Field(default=None, alias="OutboundCallerID")
+    ms365_sign_in_enabled: bool | None = Field(default=None, alias="MS365SignInEnabled")
+    enabled: bool | None = Field(default=None, alias="Enabled")
+    current_profile_name: str | None = Field(default=None, alias="CurrentProfileName")
+    contact_image: str | None = Field(default=None, alias="ContactImage", repr=False)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: only the properties that were given (an explicit None clears one)."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class UserPage(_Xapi):
+    """One page of `GET /Users`; 3CX sends `@odata.count` only when asked and never a nextLink."""
+
+    value: list[TcxUser]
+    count: int | None = Field(default=None, alias="@odata.count")
+
+
+class FirstAvailableNumber(_Xapi):
+    """Answer of `Users/Pbx.GetFirstAvailableExtensionNumber()` (`Pbx.FirstAvailableNumber`)."""
+
+    number: str = Field(alias="Number")
+
+
+class ForwardingProfile(_Xapi):
+    """One of a user's five status profiles; `name` is what `CurrentProfileName` takes."""
+
+    id: int = Field(alias="Id")
+    name: str = Field(alias="Name")
+    custom_name: str | None = Field(default=None, alias="CustomName")
+
+
+class ForwardingProfilePage(_Xapi):
+    """Answer of `GET /Users({Id})/ForwardingProfiles`."""
+
+    value: list[ForwardingProfile]
+
+
+class SystemStatus(_Xapi):
+    """The part of `GET /SystemStatus` the connector reads."""
+
+    version: str | None = Field(default=None, alias="Version")
+
+
+class TokenResponse(_Xapi):
+    """Answer of `POST /connect/token`.
+
+    `expires_in` is minutes up to 20.0.8 and seconds from 20.0.9; the client decides which.
+    The token is a SecretStr so that no repr or log line can show it.
+    """
+
+    access_token: SecretStr
+    expires_in: int | None = None
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
+
+
+class ODataErrorDetail(_Xapi):
+    """One entry of `error.details`; `target` names the offending property."""
+
+    code: str | None = ""
+    message: str | None = ""
+    target: str | None = None
+
+
+class ODataMainError(_Xapi):
+    """The `error` object of an OData error answer (`Pbx.ODataErrors.MainError`)."""
+
+    code: str | None = ""
+    message: str | None = ""
+    target: str | None = None
+    details: list[ODataErrorDetail] = Field(default_factory=list)
+
+
+class ODataError(_Xapi):
+    """The XAPI error answer: `{"error": {"code", "message", "target", "details": [...]}}`.
+
+    3CX usually leaves `code` empty and puts a `WARNINGS.*` key in `details[].message`
+    (and as the last line of `message`, e.g. "Number:\\nWARNINGS.XAPI.ALREADY_IN_USE").
+    """
+
+    error: ODataMainError
+
+    @property
+    def warning(self) -> str:
+        """The most specific error code on offer: `code`, else a `WARNINGS.*` key, else ""."""
+        if self.error.code:
+            return self.error.code
+        for detail in self.error.details:
+            if detail.code:
+                return detail.code
+            if detail.message and detail.message.startswith("WARNINGS."):
+                return detail.message
+        last_line = (self.error.message or "").strip().rsplit("\n", 1)[-1].strip()
+        return last_line if last_line.startswith("WARNINGS.") else ""
+
+    @property
+    def target(self) -> str | None:
+        """The property the error is about, when 3CX names one."""
+        if self.error.target:
+            return self.error.target
+        return next((detail.target for detail in self.error.details if detail.target), None)
