@@ -6,21 +6,41 @@ output. `python -m sync serve` serves these same handlers locally.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 
+from shared.settings import ConfigError
 from shared.state import LockHeld
 from shared.telemetry import log_event
 from sync import admin_api
-from sync.runtime import process_runtime
+from sync.runtime import Runtime, process_runtime
 from sync.user_sync import run_user_sync
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
+@functools.cache
+def registered_functions() -> tuple[Any, ...]:
+    """The app's functions, read once: `FunctionApp.get_functions()` refuses a second call."""
+    return tuple(app.get_functions())
+
+
 def _respond(result: admin_api.ApiResult) -> func.HttpResponse:
     return func.HttpResponse(result.text(), status_code=result.status, mimetype="application/json")
+
+
+def _admin(call: Callable[[Runtime], admin_api.ApiResult]) -> func.HttpResponse:
+    """Run an admin call; a bad setting answers 500 with its one line instead of a traceback."""
+    try:
+        rt = process_runtime()
+    except ConfigError as error:
+        log_event("config_error", logging.ERROR, error=str(error))
+        return _respond(admin_api.ApiResult(500, {"error": str(error)}))
+    return _respond(call(rt))
 
 
 @app.function_name("user_sync_timer")
@@ -40,28 +60,27 @@ def user_sync_timer(timer: func.TimerRequest) -> None:
 @app.function_name("admin_user_plan")
 @app.route(route="admin/users/plan", methods=["GET"])
 def admin_user_plan(req: func.HttpRequest) -> func.HttpResponse:
-    return _respond(admin_api.user_plan(process_runtime(), dict(req.params)))
+    return _admin(lambda rt: admin_api.user_plan(rt, dict(req.params)))
 
 
 @app.function_name("admin_user_run")
 @app.route(route="admin/users/run", methods=["POST"])
 def admin_user_run(req: func.HttpRequest) -> func.HttpResponse:
-    return _respond(admin_api.user_run(process_runtime(), dict(req.params)))
+    return _admin(lambda rt: admin_api.user_run(rt, dict(req.params)))
 
 
 @app.function_name("admin_options_list")
 @app.route(route="admin/options", methods=["GET"])
 def admin_options_list(req: func.HttpRequest) -> func.HttpResponse:
-    return _respond(admin_api.options_get(process_runtime(), None))
+    return _admin(lambda rt: admin_api.options_get(rt, None))
 
 
 @app.function_name("admin_options_user")
 @app.route(route="admin/options/{upn}", methods=["GET", "PUT", "DELETE"])
 def admin_options_user(req: func.HttpRequest) -> func.HttpResponse:
-    rt = process_runtime()
     upn = req.route_params["upn"]
     if req.method == "PUT":
-        return _respond(admin_api.options_put(rt, upn, req.get_body()))
+        return _admin(lambda rt: admin_api.options_put(rt, upn, req.get_body()))
     if req.method == "DELETE":
-        return _respond(admin_api.options_delete(rt, upn))
-    return _respond(admin_api.options_get(rt, upn))
+        return _admin(lambda rt: admin_api.options_delete(rt, upn))
+    return _admin(lambda rt: admin_api.options_get(rt, upn))

@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -135,10 +135,11 @@ def _route_pattern(route: str) -> re.Pattern[str]:
     return re.compile(f"^/api/{regex}/?$")
 
 
-def discover(app: func.FunctionApp) -> tuple[list[HttpRoute], list[TimerJob]]:
+def discover(functions: Iterable[Any]) -> tuple[list[HttpRoute], list[TimerJob]]:
+    """HTTP routes and timers of the registered functions (`function_app.registered_functions()`)."""
     routes: list[HttpRoute] = []
     timers: list[TimerJob] = []
-    for function in app.get_functions():
+    for function in functions:
         trigger = function.get_trigger()
         handler = function.get_user_function()
         name = function.get_function_name()
@@ -173,8 +174,8 @@ def call_route(
     return route.handler(**{route.arg_name: request})
 
 
-def make_server(app: func.FunctionApp, host: str, port: int) -> ThreadingHTTPServer:
-    routes, _timers = discover(app)
+def make_server(functions: Iterable[Any], host: str, port: int) -> ThreadingHTTPServer:
+    routes, _timers = discover(functions)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -219,10 +220,10 @@ def make_server(app: func.FunctionApp, host: str, port: int) -> ThreadingHTTPSer
 
 
 def run_timers(
-    app: func.FunctionApp, stop: threading.Event, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    functions: Iterable[Any], stop: threading.Event, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> None:
     """Fire each timer at its next scheduled time until `stop` is set."""
-    _routes, timers = discover(app)
+    _routes, timers = discover(functions)
     due = {timer.name: timer.schedule.next_after(clock()) for timer in timers}
     for timer in timers:
         log.info("timer %s next fires at %s UTC", timer.name, due[timer.name].strftime("%Y-%m-%d %H:%M:%S"))
@@ -240,16 +241,17 @@ def run_timers(
 
 
 def serve_forever(host: str, port: int, *, timers: bool = True) -> int:
-    from function_app import app
+    from function_app import registered_functions
 
-    server = make_server(app, host, port)
+    functions = registered_functions()
+    server = make_server(functions, host, port)
     stop = threading.Event()
-    routes, jobs = discover(app)
+    routes, jobs = discover(functions)
     print(f"Serving {len(routes)} routes on http://{host}:{server.server_address[1]}/api/ (Ctrl-C stops)")
     for route in routes:
         print(f"  {','.join(sorted(route.methods)):<16} {route.route}  ({route.name})")
     if timers:
-        threading.Thread(target=run_timers, args=(app, stop), daemon=True).start()
+        threading.Thread(target=run_timers, args=(functions, stop), daemon=True).start()
         for job in jobs:
             print(f"  timer {job.name}")
     signal.signal(signal.SIGTERM, lambda *_: stop.set() or threading.Thread(target=server.shutdown).start())

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.entra import GraphAuthError
+from shared.graph import GraphApiError, GraphUnavailable
 from shared.graph_models import GraphUser, PhotoInfo
 from shared.settings import SyncScope
 from shared.state import Lease, Link, RunRecord, utcnow
 from shared.telemetry import log_event
-from shared.threecx import TcxApiError, TcxUnavailable
+from shared.threecx import TcxApiError, TcxError, TcxUnavailable
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions, effective_options, tenant_defaults
 from sync.runtime import Runtime
@@ -60,12 +62,22 @@ _NUMBER_RETRIES = 20
 Progress = Callable[[int, int], None]
 
 
-class UserNotFound(Exception):
-    """`--only` named a UPN that neither Graph nor the links know."""
-
-
 class RunAborted(Exception):
     """The run could not go on (3CX unreachable); the message is one line for the admin."""
+
+
+# What a run can meet from the outside world; each carries a one-line message.
+UPSTREAM_ERRORS: tuple[type[Exception], ...] = (
+    TcxError,
+    GraphApiError,
+    GraphUnavailable,
+    GraphAuthError,
+    RunAborted,
+)
+
+
+class UserNotFound(Exception):
+    """`--only` named a UPN that neither Graph nor the links know."""
 
 
 @dataclass

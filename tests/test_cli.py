@@ -1,0 +1,131 @@
+"""`python -m sync`: output, exit codes and one-line errors, as an administrator sees them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sync.cli import main
+from tests.conftest import Tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["users"], ["options"], ["options", "set"], ["runs"], ["serve"], ["demo"]],
+)
+def test_every_command_has_help(argv: list[str]) -> None:
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "sync", *argv, "--help"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0
+    assert "usage: python -m sync" in completed.stdout
+
+
+def test_a_missing_setting_stops_with_exit_2_and_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["users", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["configuration error: GRAPH_TENANT_ID is missing (the Entra tenant id, a GUID)"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SYNC_PHOTO", "maybe", "configuration error: SYNC_PHOTO: must be true or false"),
+        ("EXTENSION_START", "10a", "configuration error: EXTENSION_START: must be an extension number"),
+        ("DEPROVISION", "purge", "configuration error: DEPROVISION: Input should be 'disable', 'delete' or 'keep'"),
+        ("TCX_BASE_URL", "http://pbx.example.com", "configuration error: TCX_BASE_URL: must be an https:// URL"),
+    ],
+)
+def test_a_malformed_setting_is_named(
+    tenant_env: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["users", "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(expected)
+
+
+def test_scope_lists_must_match_the_scope(tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("USER_SYNC_SCOPE", "selected_groups")
+    assert main(["users"]) == 2
+    assert "USER_SYNC_GROUPS is empty" in capsys.readouterr().err
+
+
+def test_dry_run_json_is_one_object_with_the_contract_keys(
+    tenant_env: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant_env.add_users(3)
+    assert main(["users", "--dry-run", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    for key in ("created", "updated", "deprovisioned", "unchanged", "failed"):
+        assert isinstance(payload[key], int)
+    assert payload["created"] == 3 and payload["dry_run"] is True
+    assert [a["action"] for a in payload["actions"]] == ["create"] * 3
+    assert not tenant_env.pbx.users
+
+
+def test_text_run_prints_the_plan_grouped_and_the_result(
+    tenant_env: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant_env.add_users(2)
+    assert main(["users"]) == 0
+    out = capsys.readouterr().out
+    assert "+ create: 2" in out
+    assert "Plan: 2 to create" in out
+    assert "Applied: 2 created" in out
+
+
+def test_unreachable_pbx_exits_1_with_one_line(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+    tenant_env.add_users(1)
+    tenant_env.pbx.inject(503, count=50, retry_after=0)
+    assert main(["users"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "Traceback" not in errors[0]
+
+
+def test_options_set_show_list_and_reset(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+    (user_id,) = tenant_env.add_users(1)
+    assert main(["options", "set", "user000@contoso.com", "photo=true", "sso=false"]) == 0
+    capsys.readouterr()
+    assert main(["options", "show", "USER000@contoso.com", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["user"]["m365_id"] == user_id
+    assert report["user"]["overrides"] == {"photo": True, "sso": False}
+    assert report["user"]["effective"]["photo"] is True
+
+    assert main(["options", "list"]) == 0
+    assert "user000@contoso.com: overrides sso=off, photo=on" in capsys.readouterr().out
+
+    assert main(["options", "reset", "user000@contoso.com"]) == 0
+    assert tenant_env.state.option_overrides() == {}
+    assert main(["options", "set", "user000@contoso.com", "colour=blue"]) == 2
+
+
+def test_per_user_option_changes_what_the_sync_writes(tenant_env: Tenant) -> None:
+    tenant_env.add_users(2)
+    assert main(["options", "set", "user001@contoso.com", "sso=true"]) == 0
+    assert main(["users"]) == 0
+    by_email = {u["EmailAddress"]: u for u in tenant_env.pbx.users.values()}
+    assert by_email["user001@contoso.com"]["MS365SignInEnabled"] is True
+    assert by_email["user000@contoso.com"]["MS365SignInEnabled"] is False
+
+
+def test_runs_lists_recorded_runs(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+    tenant_env.add_users(1)
+    main(["users"])
+    capsys.readouterr()
+    assert main(["runs", "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["status"] == "succeeded" and run["counts"]["created"] == 1

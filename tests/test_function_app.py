@@ -1,0 +1,139 @@
+"""The Function App's triggers, called as the Functions host calls them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import azure.functions as func
+import pytest
+
+from function_app import registered_functions
+from sync.user_sync import LOCK_NAME
+from tests.conftest import Tenant
+
+
+def _function(name: str):
+    for function in registered_functions():
+        if function.get_function_name() == name:
+            return function
+    raise AssertionError(f"no function {name}")
+
+
+def _call(
+    name: str, method: str, route: str, *, params=None, route_params=None, body: bytes = b""
+) -> func.HttpResponse:
+    request = func.HttpRequest(
+        method=method,
+        url=f"http://localhost/api/{route}",
+        params=params or {},
+        route_params=route_params or {},
+        body=body,
+    )
+    return _function(name).get_user_function()(request)
+
+
+class _Timer(func.TimerRequest):
+    @property
+    def past_due(self) -> bool:
+        return False
+
+
+def test_registered_triggers_match_the_contract() -> None:
+    triggers = {f.get_function_name(): f.get_trigger() for f in registered_functions()}
+    assert triggers["user_sync_timer"].schedule == "%USER_SYNC_SCHEDULE%"
+    routes = {t.route for t in triggers.values() if t.get_binding_name() == "httpTrigger"}
+    assert routes == {"admin/users/plan", "admin/users/run", "admin/options", "admin/options/{upn}"}
+    for trigger in triggers.values():
+        if trigger.get_binding_name() == "httpTrigger":
+            assert str(getattr(trigger.auth_level, "value", trigger.auth_level)).lower() == "function"
+
+
+def test_timer_runs_the_user_sync(tenant_env: Tenant) -> None:
+    tenant_env.add_users(2)
+    _function("user_sync_timer").get_user_function()(_Timer())
+    assert len(tenant_env.pbx.users) == 2
+    assert tenant_env.state.recent_runs("users")[0].status == "succeeded"
+
+
+def test_timer_skips_when_paused_or_busy(tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    tenant_env.add_users(1)
+    monkeypatch.setenv("SYNC_PAUSED", "true")
+    with caplog.at_level(logging.INFO):
+        _function("user_sync_timer").get_user_function()(_Timer())
+    assert not tenant_env.pbx.users
+    assert any("SYNC_PAUSED" in r.getMessage() for r in caplog.records)
+
+    from sync.runtime import reset_process_runtime
+
+    reset_process_runtime()
+    monkeypatch.setenv("SYNC_PAUSED", "false")
+    with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)), caplog.at_level(logging.INFO):
+        _function("user_sync_timer").get_user_function()(_Timer())
+    assert not tenant_env.pbx.users
+    assert any("run_skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_plan_route_returns_the_plan_and_writes_nothing(tenant_env: Tenant) -> None:
+    tenant_env.add_users(2)
+    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    assert response.status_code == 200
+    body = json.loads(response.get_body())
+    assert body["created"] == 2 and len(body["actions"]) == 2
+    assert not tenant_env.pbx.users
+
+
+def test_run_route_runs_now_and_provisions_one_user_on_demand(tenant_env: Tenant) -> None:
+    tenant_env.add_users(3)
+    response = _call("admin_user_run", "POST", "admin/users/run", params={"only": "user002@contoso.com"})
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["created"] == 1
+    assert [u["EmailAddress"] for u in tenant_env.pbx.users.values()] == ["user002@contoso.com"]
+    missing = _call("admin_user_run", "POST", "admin/users/run", params={"only": "ghost@contoso.com"})
+    assert missing.status_code == 404
+
+
+def test_run_route_answers_409_while_a_run_is_in_progress(tenant_env: Tenant) -> None:
+    with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)):
+        response = _call("admin_user_run", "POST", "admin/users/run")
+    assert response.status_code == 409
+
+
+def test_options_routes(tenant_env: Tenant) -> None:
+    tenant_env.add_users(1)
+    upn = {"upn": "user000@contoso.com"}
+    put = _call(
+        "admin_options_user", "PUT", "admin/options/user000@contoso.com", route_params=upn, body=b'{"photo": true}'
+    )
+    assert put.status_code == 200
+    assert json.loads(put.get_body())["user"]["effective"]["photo"] is True
+    listing = json.loads(_call("admin_options_list", "GET", "admin/options").get_body())
+    assert [u["upn"] for u in listing["users"]] == ["user000@contoso.com"]
+    reset = _call("admin_options_user", "DELETE", "admin/options/user000@contoso.com", route_params=upn)
+    assert json.loads(reset.get_body())["user"]["overrides"] == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"not json", 400), (b"[]", 400), (b"{}", 400), (b'{"colour": true}', 400), (b'{"photo": "perhaps"}', 400)],
+)
+def test_options_route_rejects_bad_bodies(tenant_env: Tenant, body: bytes, status: int) -> None:
+    tenant_env.add_users(1)
+    response = _call(
+        "admin_options_user", "PUT", "admin/options/x", route_params={"upn": "user000@contoso.com"}, body=body
+    )
+    assert response.status_code == status
+    assert "error" in json.loads(response.get_body())
+
+
+def test_options_route_for_an_unknown_user_is_404(tenant_env: Tenant) -> None:
+    response = _call("admin_options_user", "GET", "admin/options/x", route_params={"upn": "ghost@contoso.com"})
+    assert response.status_code == 404
+
+
+def test_a_bad_setting_answers_500_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNC_SSO", "sometimes")
+    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["error"].startswith("configuration error: SYNC_SSO")

@@ -1,0 +1,69 @@
+"""`python -m sync serve`: the same handlers over real HTTP, and timers on NCRONTAB."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from function_app import registered_functions
+from sync.serve import Schedule, discover, make_server, resolve_app_setting
+from tests.conftest import Tenant
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("0 0 2 * * *", "2026-11-26T01:59:59", "2026-11-26T02:00:00"),
+        ("0 0 2 * * *", "2026-11-26T02:00:00", "2026-11-27T02:00:00"),
+        ("0 */5 * * * *", "2026-11-26T10:07:30", "2026-11-26T10:10:00"),
+        ("30 15 9-17 * * 1-5", "2026-11-27T17:20:00", "2026-11-30T09:15:30"),  # Friday evening → Monday
+        ("0 0 0 1 1 *", "2026-11-26T00:00:00", "2027-01-01T00:00:00"),
+        ("0 0 12 * * 0", "2026-11-26T00:00:00", "2026-11-29T12:00:00"),  # Sunday
+    ],
+)
+def test_ncrontab_next_firing(expression: str, after: str, expected: str) -> None:
+    assert Schedule.parse(expression).next_after(_at(after)) == _at(expected)
+
+
+def test_schedules_are_resolved_from_app_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_app_setting("%USER_SYNC_SCHEDULE%") == "0 0 2 * * *"  # the documented default
+    monkeypatch.setenv("USER_SYNC_SCHEDULE", "0 30 3 * * *")
+    assert resolve_app_setting("%USER_SYNC_SCHEDULE%") == "0 30 3 * * *"
+    _routes, timers = discover(registered_functions())
+    assert [t.name for t in timers] == ["user_sync_timer"]
+    assert timers[0].schedule.next_after(_at("2026-11-26T00:00:00")) == _at("2026-11-26T03:30:00")
+
+
+def test_serve_answers_the_function_routes_over_http(tenant_env: Tenant) -> None:
+    tenant_env.add_users(2)
+    server = make_server(registered_functions(), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        plan = requests.get(f"{base}/admin/users/plan", timeout=30)
+        assert plan.status_code == 200
+        assert json.loads(plan.content)["created"] == 2
+
+        put = requests.put(f"{base}/admin/options/user001@contoso.com", json={"sso": True}, timeout=30)
+        assert put.status_code == 200
+        assert put.json()["user"]["effective"]["sso"] is True
+
+        run = requests.post(f"{base}/admin/users/run", timeout=30)
+        assert run.status_code == 200
+        assert run.json()["created"] == 2
+
+        assert requests.get(f"{base}/nowhere", timeout=30).status_code == 404
+        assert requests.delete(f"{base}/admin/users/plan", timeout=30).status_code == 405
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(tenant_env.pbx.users) == 2
