@@ -281,6 +281,9 @@ class ThreeCXFake(FakeService):
         self._profiles: dict[int, list[dict[str, Any]]] = {}
         self._next_id = 1
         self._current = threading.local()
+        # Numbers held by DNs that are not users (queues, ring groups, IVRs, trunks): they never
+        # appear under /Users, yet 3CX refuses them for a new user.
+        self.other_dn_numbers: set[str] = set()
 
     def __repr__(self) -> str:
         return f"ThreeCXFake(client_id={self.client_id!r}, users={len(self._users)}, version={self.version!r})"
@@ -330,7 +333,7 @@ class ThreeCXFake(FakeService):
     def first_available_number(self) -> str:
         """The lowest free extension number at or above `first_extension`."""
         with self._lock:
-            taken = {user.get("Number") for user in self._users.values()}
+            taken = {user.get("Number") for user in self._users.values()} | self.other_dn_numbers
             candidate = int(self.first_extension)
             while str(candidate) in taken:
                 candidate += 1
@@ -543,7 +546,7 @@ class ThreeCXFake(FakeService):
         number = properties.get("Number")
         if number is None:
             number = self.first_available_number()
-        elif self._find_number(number) is not None:
+        elif self._find_number(number) is not None or number in self.other_dn_numbers:
             raise XapiRequestError(
                 400, "Number is already in use.", target="Number", warning="WARNINGS.XAPI.ALREADY_IN_USE"
             )

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an extension number of 1 to 9 digits, got {value!r}")
         return value
 
+    @field_validator("graph_client_certificate_path", "graph_client_secret", "tcx_client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # App settings cannot be deleted from some templates, only emptied.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("deprovision_max_count", "deprovision_max_percent", mode="before")
     @classmethod
     def _empty_is_off(cls, value: Any) -> Any:

@@ -306,9 +306,11 @@ def plan_users(
     tcx_by_id = {user.id: user for user in target}
     linked_tcx_ids = {link.tcx_user_id for link in links.values()}
     tcx_by_email: dict[str, TcxUser] = {}
+    linked_emails: dict[str, TcxUser] = {}
     for tcx_user in tcx_by_id.values():
-        if tcx_user.email_address and tcx_user.id not in linked_tcx_ids:
-            tcx_by_email.setdefault(tcx_user.email_address.casefold(), tcx_user)
+        if tcx_user.email_address:
+            index = linked_emails if tcx_user.id in linked_tcx_ids else tcx_by_email
+            index.setdefault(tcx_user.email_address.casefold(), tcx_user)
     numbers_in_use = {user.number for user in tcx_by_id.values()}
     # Numbers of links whose 3CX user vanished stay reserved for their recreation.
     reserved = numbers_in_use | {link.extension for link in links.values()}
@@ -344,9 +346,16 @@ def plan_users(
             plan.actions.append(CreateUser(user.id, upn, number, desired, recreate=True))
         else:
             match = _match_by_email(user, tcx_by_email, claimed)
+            holder = linked_emails.get(str(desired["EmailAddress"]).casefold())
             if match is not None:
                 claimed.add(match.id)
                 plan.actions.append(LinkUser(user.id, upn, match.id, match.number, field_changes(desired, match)))
+            elif holder is not None:
+                # Another M365 user's extension already carries this address: a second 3CX user
+                # with it would make sign-in and matching ambiguous. Say so instead.
+                reason = f"e-mail {desired['EmailAddress']} is already used by extension {holder.number}"
+                plan.skipped.append(Skip(upn, reason))
+                continue
             else:
                 plan.actions.append(CreateUser(user.id, upn, _allocate(allocator), desired))
         if user_options.photo:

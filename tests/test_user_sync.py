@@ -252,3 +252,14 @@ def test_messy_directory_data_never_crashes_a_run(tenant: Tenant) -> None:
     assert emails["greek@contoso.com"]["LastName"] == "Παπαδόπουλος"
     assert emails["phones@contoso.com"]["Mobile"] == ""
     assert emails["phones@contoso.com"]["OutboundCallerID"] == "+15550100199"
+
+
+def test_a_number_held_by_a_queue_is_skipped_over(tenant: Tenant) -> None:
+    tenant.pbx.other_dn_numbers.update({"400", "401"})  # e.g. a queue and a ring group
+    tenant.add_users(2)
+
+    result = run_user_sync(tenant.runtime(EXTENSION_START="400"))
+
+    assert result.counts["created"] == 2
+    assert sorted(u["Number"] for u in tenant.pbx.users.values()) == ["402", "403"]
+    assert sorted(link.extension for link in tenant.state.links().values()) == ["402", "403"]

@@ -139,8 +139,10 @@ def test_a_3cx_user_linked_to_someone_else_is_not_matched_again() -> None:
     ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com", mail="ann@contoso.com")
     existing = synced_tcx(ann, 7, "105")
     result = plan([ann, bob], [existing], links=[link(ann, 7, "105")])
-    assert [a.kind for a in result.actions] == ["create"]
-    assert result.actions[0].upn == "bob@contoso.com"
+    assert result.actions == []
+    (skip,) = result.skipped
+    assert skip.upn == "bob@contoso.com"
+    assert "already used by extension 105" in skip.reason
 
 
 def test_new_users_get_the_lowest_free_numbers_from_extension_start() -> None:
