@@ -68,6 +68,17 @@ class RunRecord(BaseModel):
     guard: str | None = None  # why deprovisioning was held back, if it was
 
 
+class SubscriptionRecord(BaseModel):
+    """A Graph subscription the connector made, with the secret that authenticates its notifications."""
+
+    id: str
+    kind: Literal["calendar", "users", "contacts"]
+    resource: str
+    user_id: str | None = None  # the M365 user (or shared mailbox) whose data it watches
+    client_state: str = Field(repr=False)  # random per subscription; compared in constant time
+    expires_at: datetime
+
+
 class LockHeld(Exception):
     """Another run holds the lock."""
 
@@ -163,6 +174,27 @@ class StateStore:
 
     def delete_option_overrides(self, m365_id: str) -> None:
         self._table("options").delete_entity("user", m365_id)
+
+    # -- Graph subscriptions ------------------------------------------------------------------
+    def subscriptions(self) -> dict[str, SubscriptionRecord]:
+        return {
+            entity["RowKey"]: _subscription_from_entity(entity)
+            for entity in self._table("subscriptions").query_entities("PartitionKey eq 'sub'")
+        }
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        try:
+            return _subscription_from_entity(self._table("subscriptions").get_entity("sub", subscription_id))
+        except (ResourceNotFoundError, ValueError):
+            return None  # ValueError: an id Table Storage cannot use as a key is not one of ours
+
+    def save_subscription(self, record: SubscriptionRecord) -> None:
+        entity = {"PartitionKey": "sub", "RowKey": record.id, **record.model_dump(exclude={"id"})}
+        entity["user_id"] = record.user_id or ""
+        self._table("subscriptions").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        self._table("subscriptions").delete_entity("sub", subscription_id)
 
     # -- run records ------------------------------------------------------------------------
     def save_run(self, run: RunRecord) -> None:
@@ -277,6 +309,17 @@ def _link_from_entity(entity: dict[str, Any]) -> Link:
         origin=entity["origin"],
         photo_etag=entity.get("photo_etag") or None,
         deprovisioned=entity.get("deprovisioned") or None,
+    )
+
+
+def _subscription_from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        id=entity["RowKey"],
+        kind=entity["kind"],
+        resource=entity["resource"],
+        user_id=entity.get("user_id") or None,
+        client_state=entity["client_state"],
+        expires_at=entity["expires_at"],
     )
 
 
