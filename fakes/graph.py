@@ -1,4 +1,5 @@
-"""A stateful fake of Entra ID (token issuing) and Microsoft Graph (users, groups, photos).
+"""A stateful fake of Entra ID (token issuing) and Microsoft Graph (users, groups, photos,
+calendars, change-notification subscriptions).
 
 One fake serves both under one root: the authority is `<root>/{tenant}` and Graph is
 `<root>/v1.0`, so a single `install` or `serve` gives MSAL and the Graph client a whole
@@ -10,6 +11,12 @@ Tests, the demo and benchmarks change the tenant through plain methods (`add_use
 `update_user`, `soft_delete_user`, ...). Every change bumps a version number; delta
 tokens remember the version they were issued at, which is how a later delta call knows
 what changed.
+
+Calendars live in fakes/graph_calendar.py and subscriptions with their webhook delivery in
+fakes/graph_subscriptions.py; both are mixed into `GraphFake`. Tenant changes made through
+the helpers notify matching subscriptions (users: `updated`, or `deleted` when permanent).
+`route_counts` counts Graph operations by route (e.g. "GET /users/{key}/calendarView"),
+batch items included, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from fakes.graph_calendar import CalendarError, CalendarMixin
+from fakes.graph_subscriptions import DEFAULT_QUOTA, Deliver, SubscriptionError, SubscriptionMixin
 from fakes.transport import FakeRequest, FakeResponse, FakeService, Fault, Headers
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -142,8 +151,15 @@ class _DeltaState:
     id_filter: frozenset[str] | None
 
 
-class GraphFake(FakeService):
-    """Entra token endpoint + Graph users, delta, groups, photos and `$batch`, with state."""
+class GraphFake(CalendarMixin, SubscriptionMixin, FakeService):
+    """Entra token endpoint + Graph users, delta, groups, photos, `$batch`, calendars and
+    subscriptions, with state.
+
+    `subscription_quota_per_resource` caps subscriptions per mailbox (and for directory
+    resources); `allow_http_loopback` lets webhooks on http://127.0.0.1 or localhost be
+    subscribed for local runs (Graph itself requires https); `deliver` replaces the HTTP
+    POST used for handshakes and notifications.
+    """
 
     def __init__(
         self,
@@ -154,6 +170,9 @@ class GraphFake(FakeService):
         client_certificate_pem: bytes | str | None = None,
         clock: Callable[[], float] = time.time,
         token_lifetime_seconds: int = 3599,
+        subscription_quota_per_resource: int = DEFAULT_QUOTA,
+        allow_http_loopback: bool = False,
+        deliver: Deliver | None = None,
     ) -> None:
         super().__init__()
         self.tenant_id = tenant_id
@@ -192,7 +211,14 @@ class GraphFake(FakeService):
         self.batch_item_counts: Counter[str] = Counter()
         self.batch_item_faults: list[Fault] = []
 
-        self._graph_routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        # calendars and subscriptions
+        self._init_calendars()
+        self._init_subscriptions(
+            quota=subscription_quota_per_resource, allow_http_loopback=allow_http_loopback, deliver=deliver
+        )
+
+        self.route_counts: Counter[str] = Counter()  # "GET /users/{key}/calendarView" -> count
+        self._graph_routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._register_graph_routes()
 
     # =====================================================================================
@@ -244,7 +270,8 @@ class GraphFake(FakeService):
             }
             self._upn_index[upn.lower()] = new_id
             self._lifecycle_at[new_id] = self._bump()
-            return new_id
+        self._notify_user_change(new_id, "updated")  # Graph reports creation as "updated"
+        return new_id
 
     def update_user(self, user_id: str, **graph_fields: Any) -> None:
         """Change properties of an active user, named as in Graph (e.g. `displayName="A B"`)."""
@@ -267,12 +294,14 @@ class GraphFake(FakeService):
             versions = self._property_changed_at.setdefault(user_id, {})
             for name in changed:
                 versions[name] = version
+        self._notify_user_change(user_id, "updated")
 
     def soft_delete_user(self, user_id: str) -> None:
         """Delete a user the restorable way (Entra's deleted items; delta reason "changed")."""
         with self._lock:
             self.deleted_users[user_id] = self.users.pop(user_id)
             self._lifecycle_at[user_id] = self._bump()
+        self._notify_user_change(user_id, "updated")  # a soft delete is an update to Graph
 
     def hard_delete_user(self, user_id: str) -> None:
         """Delete a user permanently, active or soft-deleted (delta reason "deleted")."""
@@ -282,12 +311,14 @@ class GraphFake(FakeService):
             self._photos.pop(user_id, None)
             self._property_changed_at.pop(user_id, None)
             self._lifecycle_at[user_id] = self._bump()
+        self._notify_user_change(user_id, "deleted")
 
     def restore_user(self, user_id: str) -> None:
         """Bring a soft-deleted user back."""
         with self._lock:
             self.users[user_id] = self.deleted_users.pop(user_id)
             self._lifecycle_at[user_id] = self._bump()
+        self._notify_user_change(user_id, "updated")
 
     def add_group(self, display_name: str, members: Iterable[str] = (), *, group_id: str | None = None) -> str:
         """Create a group whose members are user or group ids; returns its id."""
@@ -363,14 +394,29 @@ class GraphFake(FakeService):
         with self._lock:
             self.batch_item_faults.append(Fault(status, count, retry_after, url_pattern, None))
 
-    def add_route(self, method: str, pattern: str, handler: Handler) -> None:
-        """Serve another Graph path (a regex matched against the path after /v1.0)."""
-        self._graph_routes.append((method.upper(), re.compile(pattern + r"$"), handler))
+    def reset_counts(self) -> None:
+        """Zero the per-method and the per-route request counts."""
+        with self._lock:
+            super().reset_counts()
+            self.route_counts.clear()
+
+    def add_route(self, method: str, pattern: str, handler: Handler, *, label: str | None = None) -> None:
+        """Serve another Graph path (a regex matched against the path after /v1.0).
+
+        `label` names the route in `route_counts`; by default the pattern with its named
+        groups written as `{name}`.
+        """
+        name = label or _route_label(pattern)
+        self._graph_routes.append((method.upper(), re.compile(pattern + r"$"), handler, f"{method.upper()} {name}"))
 
     # =====================================================================================
     # dispatch
     # =====================================================================================
     def route(self, request: FakeRequest) -> FakeResponse:
+        if request.path == f"{GRAPH_PREFIX}/subscriptions" or request.path.startswith(f"{GRAPH_PREFIX}/subscriptions/"):
+            # Subscription handlers lock for themselves: creating one waits for the webhook's
+            # handshake, which must not stall (or deadlock) every other Graph request.
+            return self._graph(request)
         with self._lock:
             if request.path == GRAPH_PREFIX or request.path.startswith(GRAPH_PREFIX + "/"):
                 return self._graph(request)
@@ -398,17 +444,21 @@ class GraphFake(FakeService):
 
     def _dispatch_graph(self, request: FakeRequest) -> FakeResponse:
         path_matched = False
-        for method, pattern, handler in self._graph_routes:
+        for method, pattern, handler, label in self._graph_routes:
             match = pattern.match(request.path)
             if match is None:
                 continue
             path_matched = True
             if method != request.method:
                 continue
+            with self._lock:
+                self.route_counts[label] += 1
             try:
                 return handler(request, match)
             except GraphQueryError as error:
                 return self._graph_error(error.status, error.code, error.message, error.headers)
+            except (CalendarError, SubscriptionError) as error:
+                return self._graph_error(error.status, error.code, error.message)
         if path_matched:
             return self._graph_error(405, "Request_BadRequest", f"The method {request.method} is not allowed here.")
         return self._graph_error(
@@ -422,6 +472,8 @@ class GraphFake(FakeService):
         self.add_route("GET", r"/users/(?P<key>[^/]+)/photo", self._photo_metadata)
         self.add_route("GET", r"/users/(?P<key>[^/]+)/photo/\$value", self._photo_value)
         self.add_route("GET", r"/groups/(?P<group>[^/]+)/transitiveMembers/microsoft\.graph\.user", self._members)
+        self._register_calendar_routes()
+        self._register_subscription_routes()
 
     # =====================================================================================
     # Entra
@@ -984,6 +1036,13 @@ class GraphFake(FakeService):
 # =========================================================================================
 # helpers
 # =========================================================================================
+def _route_label(pattern: str) -> str:
+    """A readable route name from its regex: `/users/(?P<key>[^/]+)/photo` -> `/users/{key}/photo`."""
+    label = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    label = re.sub(r"\(\?:[^)]*\)\?", "", label)
+    return label.replace("\\", "")
+
+
 def _project(record: dict[str, Any], select: tuple[str, ...] | None) -> dict[str, Any]:
     """The user as Graph shows it: only the selected (or default) properties, plus id."""
     names = select or DEFAULT_USER_PROPERTIES

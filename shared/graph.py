@@ -1,4 +1,5 @@
-"""Microsoft Graph client: the reads the connector needs, with paging, delta and `$batch`.
+"""Microsoft Graph client: the reads the connector needs, with paging, delta and `$batch`,
+plus calendar views and change-notification subscriptions.
 
 The client knows Graph's protocol (nextLink paging, delta rounds and their resets,
 advanced-query headers, batch items throttled one by one) and nothing about the sync's
@@ -13,18 +14,32 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from pydantic import ValidationError
 
-from shared.graph_models import USER_SELECT, DeltaResult, GraphUser, PhotoInfo
+from shared.graph_models import (
+    EVENT_SELECT,
+    USER_SELECT,
+    DeltaResult,
+    GraphEvent,
+    GraphUser,
+    PhotoInfo,
+    Subscription,
+    format_graph_datetime,
+)
 from shared.http import RetriesExhausted, RetryPolicy, send
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 999
 MAX_BATCH_REQUESTS = 20
+# calendarView answers 10 events a page by default; 500 makes a normal status window one request.
+CALENDAR_PAGE_SIZE = 500
+UTC_PREFERENCE = 'outlook.timezone="UTC"'
 _RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
 _THROTTLED_STATUSES = frozenset({429, 503, 504})
 DEFAULT_POLICY = RetryPolicy()
@@ -221,6 +236,102 @@ class GraphClient:
             raise
         return response.content
 
+    # -- calendars ---------------------------------------------------------------------
+    def calendar_view(self, user_id: str, start: datetime, end: datetime) -> list[GraphEvent]:
+        """The events overlapping [start, end) in a user's calendar, series expanded, in UTC.
+
+        Only the properties that decide a phone status are read (no subject or body:
+        privacy, and Calendars.ReadBasic is enough). Cancelled events are included; the
+        caller decides what they mean.
+        """
+        params = {
+            "startDateTime": format_graph_datetime(start),
+            "endDateTime": format_graph_datetime(end),
+            "$select": ",".join(EVENT_SELECT),
+            "$top": str(CALENDAR_PAGE_SIZE),
+        }
+        path = f"/users/{quote(user_id, safe='@')}/calendarView"
+        events: list[GraphEvent] = []
+        for page in self.iter_pages(path, params, headers={"Prefer": UTC_PREFERENCE}):
+            for item in page.get("value", []):
+                try:
+                    events.append(GraphEvent.model_validate(item))
+                except ValidationError as error:
+                    event_id = item.get("id") if isinstance(item, dict) else None
+                    raise GraphApiError(
+                        200, "invalidResponse", f"event {event_id} of user {user_id} is unreadable: {_first(error)}"
+                    ) from None
+        return events
+
+    # -- change-notification subscriptions --------------------------------------------
+    def create_subscription(
+        self,
+        *,
+        resource: str,
+        change_type: str | Iterable[str],
+        notification_url: str,
+        lifecycle_url: str | None = None,
+        expiration: datetime,
+        client_state: str,
+    ) -> Subscription:
+        """Create a subscription; Graph proves both webhook URLs before it answers.
+
+        Not retried on 5xx or a dropped connection: the subscription may exist already,
+        and a repeat would answer 409. A 429 is retried (it was not processed).
+        """
+        body: dict[str, Any] = {
+            "changeType": change_type if isinstance(change_type, str) else ",".join(change_type),
+            "notificationUrl": notification_url,
+            "resource": resource,
+            "expirationDateTime": format_graph_datetime(expiration),
+            "clientState": client_state,
+        }
+        if lifecycle_url is not None:
+            body["lifecycleNotificationUrl"] = lifecycle_url
+        response = self._request("POST", self._url("/subscriptions"), json=body, idempotent=False)
+        return self._subscription(response)
+
+    def renew_subscription(self, subscription_id: str, expiration: datetime) -> Subscription:
+        """Move a subscription's expiration (which also reauthorizes it)."""
+        response = self._request(
+            "PATCH",
+            self._subscription_url(subscription_id),
+            json={"expirationDateTime": format_graph_datetime(expiration)},
+            idempotent=True,  # setting the same expiration twice has the same effect
+        )
+        return self._subscription(response)
+
+    def reauthorize_subscription(self, subscription_id: str) -> None:
+        """Answer a `reauthorizationRequired` lifecycle event without moving the expiration."""
+        self._request("POST", f"{self._subscription_url(subscription_id)}/reauthorize", idempotent=True)
+
+    def delete_subscription(self, subscription_id: str) -> bool:
+        """Delete a subscription; False when Graph no longer knew it (already gone is fine)."""
+        try:
+            self._request("DELETE", self._subscription_url(subscription_id))
+        except GraphApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def list_subscriptions(self) -> list[Subscription]:
+        """Every live subscription this application holds in the tenant."""
+        return [
+            Subscription.model_validate(item) for page in self.iter_pages("/subscriptions") for item in page["value"]
+        ]
+
+    def _subscription_url(self, subscription_id: str) -> str:
+        return self._url(f"/subscriptions/{quote(subscription_id, safe='')}")
+
+    def _subscription(self, response: requests.Response) -> Subscription:
+        try:
+            return Subscription.model_validate(self._json(response))
+        except ValidationError as error:
+            raise GraphApiError(
+                response.status_code, "invalidResponse", f"unreadable subscription: {_first(error)}"
+            ) from None
+
     # -- HTTP --------------------------------------------------------------------------
     def _url(self, url_or_path: str) -> str:
         if url_or_path.startswith(("https://", "http://")):
@@ -313,3 +424,10 @@ def _item_retry_after(item: dict[str, Any], policy: RetryPolicy, attempt: int) -
 
 def _short(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+def _first(error: ValidationError) -> str:
+    """The first problem of a validation error, without the input (it may hold secrets)."""
+    problem = error.errors(include_input=False)[0]
+    where = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{where}: {problem.get('msg', 'invalid')}"

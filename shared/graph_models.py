@@ -1,4 +1,4 @@
-"""Typed shapes of what Microsoft Graph sends about users and photos.
+"""Typed shapes of what Microsoft Graph sends about users, photos, events and subscriptions.
 
 Graph omits properties that were not selected, sends `null` for unset ones, and marks
 delta removals with `@removed`; these models absorb all three so domain code sees one
@@ -7,7 +7,10 @@ shape. Field aliases are Graph's own names, so payloads validate as they arrive.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -119,3 +122,160 @@ class DeltaResult(_GraphModel):
     users: list[GraphUser]
     delta_link: str
     full: bool
+
+
+# =========================================================================================
+# calendars
+# =========================================================================================
+ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]
+SHOW_AS_VALUES: tuple[str, ...] = get_args(ShowAs)
+EventType = Literal["singleInstance", "occurrence", "exception", "seriesMaster"]
+
+# What calendar_view asks for: enough to derive a status, and nothing private (no subject,
+# body, attendees, location), which is what Calendars.ReadBasic grants.
+EVENT_SELECT: tuple[str, ...] = (
+    "id",
+    "showAs",
+    "start",
+    "end",
+    "isAllDay",
+    "isCancelled",
+    "type",
+    "seriesMasterId",
+)
+
+_UTC_NAMES = frozenset({"utc", "etc/utc", "etc/gmt", "gmt", "z", "coordinated universal time"})
+_GRAPH_DATETIME = re.compile(
+    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<offset>Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_graph_datetime(value: str, time_zone: str | None = "UTC") -> datetime:
+    """An aware UTC datetime from Graph's `dateTime` string and `timeZone` name.
+
+    Graph writes seven fractional digits ("2026-11-26T10:00:00.0000000"), more than
+    `datetime` holds, so the fraction is cut to microseconds. A string with its own offset
+    (e.g. "...Z" in `expirationDateTime`) keeps it; otherwise `time_zone` says where the
+    wall-clock time is: UTC, or an IANA name converted with zoneinfo. Windows zone names
+    ("W. Europe Standard Time") are refused rather than guessed: the client asks Graph for
+    UTC, so seeing one means a request went out without that preference.
+    """
+    match = _GRAPH_DATETIME.match(value.strip())
+    if match is None:
+        raise ValueError(f"not a Graph date-time: {value!r}")
+    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+    parsed = datetime.fromisoformat(f"{match['base']}.{fraction}{_iso_offset(match['offset'])}")
+    if parsed.tzinfo is not None:
+        return parsed.astimezone(UTC)
+    return parsed.replace(tzinfo=_zone(time_zone)).astimezone(UTC)
+
+
+def format_graph_datetime(moment: datetime) -> str:
+    """An aware datetime as the UTC ISO 8601 string Graph accepts ("...Z")."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a naive datetime is ambiguous; pass an aware one")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_offset(offset: str | None) -> str:
+    if not offset:
+        return ""
+    if offset == "Z":
+        return "+00:00"
+    return offset if ":" in offset else f"{offset[:3]}:{offset[3:]}"
+
+
+def _zone(name: str | None) -> tzinfo:
+    if name is None or name.strip().lower() in _UTC_NAMES:
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f'time zone {name!r} is neither UTC nor an IANA name; request UTC with Prefer: outlook.timezone="UTC"'
+        ) from None
+
+
+def _aware_utc(value: Any) -> Any:
+    """Accept Graph's dateTimeTimeZone object, a Graph date-time string, or an aware datetime."""
+    if isinstance(value, dict):
+        date_time = value.get("dateTime")
+        if not isinstance(date_time, str):
+            raise ValueError("dateTimeTimeZone without a dateTime string")
+        return parse_graph_datetime(date_time, value.get("timeZone"))
+    if isinstance(value, str):
+        return parse_graph_datetime(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetimes are ambiguous; events carry aware UTC datetimes")
+        return value.astimezone(UTC)
+    return value
+
+
+class GraphEvent(_GraphModel):
+    """An event as calendarView returns it, reduced to what decides a phone status.
+
+    `start`/`end` are aware UTC datetimes whatever zone Graph wrote them in (see
+    `parse_graph_datetime`); an all-day event therefore spans midnight to midnight of
+    the zone it was returned in. Cancelled events are kept: the caller decides.
+    """
+
+    id: str
+    show_as: ShowAs = Field(default="unknown", alias="showAs")
+    start: datetime
+    end: datetime
+    is_all_day: bool = Field(default=False, alias="isAllDay")
+    is_cancelled: bool = Field(default=False, alias="isCancelled")
+    type: EventType | None = None
+    series_master_id: str | None = Field(default=None, alias="seriesMasterId")
+
+    @field_validator("show_as", mode="before")
+    @classmethod
+    def _known_show_as(cls, value: Any) -> Any:
+        # Graph may add values (as it did with workingElsewhere); an unknown one must not
+        # fail a whole calendar read, and "unknown" is Graph's own word for "no statement".
+        return value if value in SHOW_AS_VALUES else "unknown"
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> Any:
+        return value if value in get_args(EventType) else None
+
+    @field_validator("is_all_day", "is_cancelled", mode="before")
+    @classmethod
+    def _null_is_false(cls, value: Any) -> Any:
+        return False if value is None else value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _to_utc(cls, value: Any) -> Any:
+        return _aware_utc(value)
+
+
+# =========================================================================================
+# change-notification subscriptions
+# =========================================================================================
+class Subscription(_GraphModel):
+    """A Graph change-notification subscription as Graph reports it.
+
+    `client_state` authenticates the notifications and the URLs may carry a function key
+    (`?code=...`), so none of the three appears in repr().
+    """
+
+    id: str
+    resource: str
+    change_type: str = Field(alias="changeType")
+    expiration: datetime = Field(alias="expirationDateTime")
+    client_state: str | None = Field(default=None, alias="clientState", repr=False)
+    notification_url: str = Field(alias="notificationUrl", repr=False)
+    lifecycle_notification_url: str | None = Field(default=None, alias="lifecycleNotificationUrl", repr=False)
+
+    @field_validator("expiration", mode="before")
+    @classmethod
+    def _expiration_utc(cls, value: Any) -> Any:
+        return _aware_utc(value)
+
+    @property
+    def change_types(self) -> frozenset[str]:
+        """The change types as a set ("created,updated" -> {"created", "updated"})."""
+        return frozenset(part.strip() for part in self.change_type.split(",") if part.strip())

@@ -38,6 +38,11 @@ class DeprovisionPolicy(StrEnum):
 
 CommaList = Annotated[list[str], NoDecode]
 
+# Outlook `showAs` values and the 3CX status profiles they may map to.
+SHOW_AS_VALUES = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+STATUS_PROFILES = ("Available", "Away", "Out of office", "Custom 1", "Custom 2")
+DEFAULT_STATUS_MAP = {"busy": "Out of office", "workingElsewhere": "Out of office", "oof": "Away"}
+
 
 class Settings(BaseSettings):
     """The connector's settings; field aliases are the environment variable names."""
@@ -76,6 +81,16 @@ class Settings(BaseSettings):
     deprovision_max_count: int | None = Field(25, alias="DEPROVISION_MAX_COUNT", ge=0)
     deprovision_max_percent: float | None = Field(20.0, alias="DEPROVISION_MAX_PERCENT", ge=0, le=100)
     webhook_url: str | None = Field(None, alias="WEBHOOK_URL")
+    lifecycle_webhook_url: str | None = Field(None, alias="LIFECYCLE_WEBHOOK_URL")
+
+    status_map: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_STATUS_MAP), alias="STATUS_MAP"
+    )
+    calendar_time_zone: str = Field("UTC", alias="CALENDAR_TIME_ZONE")
+    calendar_refresh_minutes: int = Field(15, alias="CALENDAR_REFRESH_MINUTES", ge=1, le=1440)
+    presence_schedule: str = Field("0 * * * * *", alias="PRESENCE_SCHEDULE")
+    subscription_schedule: str = Field("0 30 */6 * * *", alias="SUBSCRIPTION_SCHEDULE")
+    work_queue: str = Field("tcx-work", alias="WORK_QUEUE")
 
     @field_validator("user_sync_users", "user_sync_groups", "shared_mailboxes", mode="before")
     @classmethod
@@ -124,7 +139,7 @@ class Settings(BaseSettings):
     def _empty_is_off(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("graph_authority_host", "graph_base_url", "tcx_base_url", "webhook_url")
+    @field_validator("graph_authority_host", "graph_base_url", "tcx_base_url", "webhook_url", "lifecycle_webhook_url")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -133,7 +148,44 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an https:// URL, got {value!r}")
         return value.rstrip("/")
 
-    @field_validator("user_sync_schedule")
+    @field_validator("status_map", mode="before")
+    @classmethod
+    def _status_map(cls, value: Any) -> Any:
+        """`busy=Out of office,oof=Away`: showAs=status pairs; a showAs left out changes nothing."""
+        if not isinstance(value, str):
+            return value
+        mapping: dict[str, str] = {}
+        for pair in filter(None, (item.strip() for item in value.split(","))):
+            show_as, separator, profile = (part.strip() for part in pair.partition("="))
+            known_show_as = {name.lower(): name for name in SHOW_AS_VALUES}
+            known_profiles = {name.lower(): name for name in STATUS_PROFILES}
+            if not separator or show_as.lower() not in known_show_as:
+                raise ValueError(f"{pair!r}: expected showAs=status with showAs one of {', '.join(SHOW_AS_VALUES)}")
+            if profile.lower() not in known_profiles:
+                raise ValueError(f"{pair!r}: the status must be one of {', '.join(STATUS_PROFILES)}")
+            mapping[known_show_as[show_as.lower()]] = known_profiles[profile.lower()]
+        return mapping
+
+    @field_validator("calendar_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"must be an IANA time zone such as Europe/Berlin, got {value!r}") from None
+        return value
+
+    @field_validator("work_queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        # 56, not Storage's 63: the poison queue "<name>-poison" must fit too.
+        if not re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]", value):
+            raise ValueError("must be a storage queue name: 3-56 lower-case letters, digits and single hyphens")
+        return value
+
+    @field_validator("user_sync_schedule", "presence_schedule", "subscription_schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
         if len(value.split()) != 6:
@@ -168,6 +220,25 @@ class Settings(BaseSettings):
         _require(self, "tcx_base_url", "the 3CX root URL, e.g. https://pbx.example.com:5001")
         _require(self, "tcx_client_id", "the 3CX API client id (Admin console > Integrations > API)")
         _require(self, "tcx_client_secret", "the 3CX API client's key")
+
+    def require_webhook(self) -> None:
+        """Subscriptions need the public notification URL."""
+        _require(self, "webhook_url", "the public https URL of /api/graph/notifications that Graph posts to")
+
+    @property
+    def lifecycle_url(self) -> str:
+        """LIFECYCLE_WEBHOOK_URL, else WEBHOOK_URL with /graph/notifications → /graph/lifecycle (query kept)."""
+        if self.lifecycle_webhook_url:
+            return self.lifecycle_webhook_url
+        self.require_webhook()
+        base, _, query = (self.webhook_url or "").partition("?")
+        if not base.endswith("/graph/notifications"):
+            raise ConfigError(
+                "configuration error: LIFECYCLE_WEBHOOK_URL is missing and WEBHOOK_URL does not end in"
+                " /graph/notifications, so it cannot be derived"
+            )
+        lifecycle = base.removesuffix("/graph/notifications") + "/graph/lifecycle"
+        return f"{lifecycle}?{query}" if query else lifecycle
 
     def require_user_sync(self) -> None:
         """Everything a user sync reads, including scope lists that must not be empty."""

@@ -18,7 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from pydantic import BaseModel, Field
 
@@ -77,6 +82,34 @@ class SubscriptionRecord(BaseModel):
     user_id: str | None = None  # the M365 user (or shared mailbox) whose data it watches
     client_state: str = Field(repr=False)  # random per subscription; compared in constant time
     expires_at: datetime
+
+
+class StatusInterval(BaseModel):
+    """A stretch of time in which an event asks for a 3CX status (already mapped, UTC)."""
+
+    start: datetime
+    end: datetime
+    status: str
+    show_as: str
+    event_id: str
+
+
+class PresenceState(BaseModel):
+    """Per-user memory of the calendar-driven status. Updated with optimistic concurrency."""
+
+    m365_id: str
+    tcx_user_id: int
+    intervals: list[StatusInterval] = Field(default_factory=list)
+    refreshed_at: datetime | None = None  # when the calendar was last read
+    applied_status: str | None = None  # the status the connector set and believes active
+    previous_status: str | None = None  # what the user had before; restored when the event ends
+    overridden: bool = False  # the user changed status by hand during the current mapped stretch
+    next_boundary: datetime | None = None  # the boundary a queue message is scheduled for
+    etag: str | None = Field(None, exclude=True)
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else updated the entity since it was read; re-read and decide again."""
 
 
 class LockHeld(Exception):
@@ -185,8 +218,9 @@ class StateStore:
     def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
         try:
             return _subscription_from_entity(self._table("subscriptions").get_entity("sub", subscription_id))
-        except (ResourceNotFoundError, ValueError):
-            return None  # ValueError: an id Table Storage cannot use as a key is not one of ours
+        except (ResourceNotFoundError, ValueError, HttpResponseError):
+            # ValueError / a 400-500 answer: an id Table Storage cannot use as a key is not one of ours.
+            return None
 
     def save_subscription(self, record: SubscriptionRecord) -> None:
         entity = {"PartitionKey": "sub", "RowKey": record.id, **record.model_dump(exclude={"id"})}
@@ -195,6 +229,48 @@ class StateStore:
 
     def delete_subscription(self, subscription_id: str) -> None:
         self._table("subscriptions").delete_entity("sub", subscription_id)
+
+    # -- calendar-driven presence ----------------------------------------------------------------
+    def presence_states(self) -> dict[str, PresenceState]:
+        return {
+            entity["RowKey"]: _presence_from_entity(entity)
+            for entity in self._table("presence").query_entities("PartitionKey eq 'user'")
+        }
+
+    def get_presence(self, m365_id: str) -> PresenceState | None:
+        try:
+            return _presence_from_entity(self._table("presence").get_entity("user", m365_id))
+        except ResourceNotFoundError:
+            return None
+
+    def save_presence(self, state: PresenceState) -> PresenceState:
+        """Write `state` if nobody changed it since it was read (its etag); raise ConcurrentUpdate otherwise.
+
+        A state without an etag is new: creating it fails if another worker created it first.
+        """
+        entity: dict[str, Any] = {
+            "PartitionKey": "user",
+            "RowKey": state.m365_id,
+            "data": state.model_dump_json(exclude={"etag"}),
+        }
+        table = self._table("presence")
+        try:
+            if state.etag is None:
+                metadata = table.create_entity(entity)
+            else:
+                metadata = table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=state.etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError) as error:
+            raise ConcurrentUpdate(state.m365_id) from error
+        except HttpResponseError as error:
+            if error.status_code in (409, 412):
+                raise ConcurrentUpdate(state.m365_id) from error
+            raise
+        return state.model_copy(update={"etag": metadata.get("etag")})
+
+    def delete_presence(self, m365_id: str) -> None:
+        self._table("presence").delete_entity("user", m365_id)
 
     # -- run records ------------------------------------------------------------------------
     def save_run(self, run: RunRecord) -> None:
@@ -310,6 +386,11 @@ def _link_from_entity(entity: dict[str, Any]) -> Link:
         photo_etag=entity.get("photo_etag") or None,
         deprovisioned=entity.get("deprovisioned") or None,
     )
+
+
+def _presence_from_entity(entity: Any) -> PresenceState:
+    state = PresenceState.model_validate_json(entity["data"])
+    return state.model_copy(update={"etag": entity.metadata.get("etag")})
 
 
 def _subscription_from_entity(entity: dict[str, Any]) -> SubscriptionRecord:

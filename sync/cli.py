@@ -65,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (listing, show, setter, reset):
         sub.add_argument("--json", action="store_true", help="print JSON")
 
+    presence = commands.add_parser(
+        "presence",
+        help="one presence pass: refresh due calendars, apply the status each user should have now",
+        description="Calendar-driven 3CX status: re-read calendars not read for CALENDAR_REFRESH_MINUTES and set"
+        " or restore each user's status as their calendar says now.",
+    )
+    presence.add_argument("--json", action="store_true", help="print one JSON object")
+    presence.add_argument("--refresh-all", action="store_true", help="re-read every calendar, not only due ones")
+
+    subscriptions = commands.add_parser(
+        "subscriptions",
+        help="create missing, renew expiring, delete orphaned Graph subscriptions",
+        description="Graph change-notification subscriptions for calendars and users (needs WEBHOOK_URL).",
+    )
+    subscriptions.add_argument("--json", action="store_true", help="print one JSON object")
+
     runs = commands.add_parser("runs", help="the most recent runs and their counts")
     runs.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
     runs.add_argument("--json", action="store_true", help="print JSON")
@@ -94,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "users": _users,
         "options": _options,
         "runs": _runs,
+        "presence": _presence,
+        "subscriptions": _subscriptions,
         "serve": _serve,
         "demo": _demo,
     }[args.command]
@@ -210,6 +228,46 @@ def _options(args: argparse.Namespace) -> int:
         effective = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in entry["effective"].items())
         print(f"{entry['upn']}: overrides {overrides}; effective {effective}")
     return EXIT_OK
+
+
+def _presence(args: argparse.Namespace) -> int:
+    from sync.presence_run import run_presence_pass
+
+    rt = _runtime()
+    rt.settings.require_graph()
+    rt.settings.require_tcx()
+    counts = run_presence_pass(rt, refresh_all=args.refresh_all)
+    if args.json:
+        print(json.dumps({**counts.as_dict(), "errors": counts.errors}))
+    else:
+        print(
+            f"Presence: {counts.changed} changed, {counts.reverted} reverted, {counts.unchanged} unchanged,"
+            f" {counts.failed} failed; {counts.refreshed} calendars read."
+        )
+        for error in counts.errors:
+            print(f"  ✗ {error}")
+    return EXIT_OK if not counts.failed else EXIT_FAILED
+
+
+def _subscriptions(args: argparse.Namespace) -> int:
+    from sync.subscriptions import reconcile_subscriptions
+
+    rt = _runtime()
+    result = reconcile_subscriptions(rt)
+    if args.json:
+        print(json.dumps({**result.as_dict(), "errors": result.errors}))
+    else:
+        for action in result.plan.actions:
+            symbol = {"create": "+", "renew": "~", "delete": "-"}[action.kind]
+            print(f"  {symbol} {action.kind} {action.resource}")
+        counts = result.as_dict()
+        print(
+            f"Subscriptions: {counts['created']} created, {counts['renewed']} renewed, {counts['deleted']} deleted,"
+            f" {counts['unchanged']} unchanged, {counts['failed']} failed."
+        )
+        for error in result.errors:
+            print(f"  ✗ {error}")
+    return EXIT_OK if not result.failed else EXIT_FAILED
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shared.entra import GraphTokenProvider
 from shared.graph import GraphClient
+from shared.queues import WorkQueue
 from shared.settings import Settings
 from shared.state import StateStore
 from shared.threecx import ThreeCXClient
@@ -44,6 +46,20 @@ class Runtime:
         return GraphClient(self.settings.graph_base_url, provider)
 
     @cached_property
+    def queue(self) -> WorkQueue:
+        """The work queue: notifications, boundaries and refreshes for the worker."""
+        queue = WorkQueue.from_connection_string(self.settings.storage_connection, self.settings.work_queue)
+        queue.ensure()
+        return queue
+
+    @cached_property
+    def subscription_cache(self) -> SubscriptionCache:
+        """Subscription records for the webhook, cached briefly: it must answer fast."""
+        from sync.notifications import SubscriptionCache
+
+        return SubscriptionCache(self.state)
+
+    @cached_property
     def tcx(self) -> ThreeCXClient:
         self.settings.require_tcx()
         secret = self.settings.tcx_client_secret
@@ -53,6 +69,9 @@ class Runtime:
             secret.get_secret_value() if secret else "",
         )
 
+
+if TYPE_CHECKING:
+    from sync.notifications import SubscriptionCache
 
 _runtime: Runtime | None = None
 

@@ -13,9 +13,10 @@ import logging
 import os
 import re
 import signal
+import ssl
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -121,6 +122,7 @@ class HttpRoute:
     methods: frozenset[str]
     handler: Callable[..., Any]
     arg_name: str
+    queue_outputs: dict[str, str] = field(default_factory=dict)  # argument name -> queue name
 
 
 @dataclass
@@ -130,34 +132,50 @@ class TimerJob:
     handler: Callable[..., Any]
 
 
+@dataclass
+class QueueJob:
+    name: str
+    queue_name: str
+    handler: Callable[..., Any]
+    arg_name: str
+
+
+@dataclass
+class Discovered:
+    routes: list[HttpRoute] = field(default_factory=list)
+    timers: list[TimerJob] = field(default_factory=list)
+    queue_jobs: list[QueueJob] = field(default_factory=list)
+
+
 def _route_pattern(route: str) -> re.Pattern[str]:
     regex = re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", route.strip("/"))
     return re.compile(f"^/api/{regex}/?$")
 
 
-def discover(functions: Iterable[Any]) -> tuple[list[HttpRoute], list[TimerJob]]:
-    """HTTP routes and timers of the registered functions (`function_app.registered_functions()`)."""
-    routes: list[HttpRoute] = []
-    timers: list[TimerJob] = []
+def discover(functions: Iterable[Any]) -> Discovered:
+    """Routes, timers and queue triggers of the registered functions (`function_app.registered_functions()`)."""
+    found = Discovered()
     for function in functions:
         trigger = function.get_trigger()
         handler = function.get_user_function()
         name = function.get_function_name()
-        if trigger.get_binding_name() == "httpTrigger":
+        kind = trigger.get_binding_name()
+        if kind == "httpTrigger":
             methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
-            routes.append(
-                HttpRoute(
-                    name,
-                    f"/api/{(trigger.route or name).strip('/')}",
-                    _route_pattern(trigger.route or name),
-                    methods,
-                    handler,
-                    trigger.name,
-                )
+            outputs = {
+                binding.name: resolve_app_setting(binding.queue_name)
+                for binding in function.get_bindings()
+                if binding.type == "queue"
+            }
+            route = (trigger.route or name).strip("/")
+            found.routes.append(
+                HttpRoute(name, f"/api/{route}", _route_pattern(route), methods, handler, trigger.name, outputs)
             )
-        elif trigger.get_binding_name() == "timerTrigger":
-            timers.append(TimerJob(name, Schedule.parse(resolve_app_setting(trigger.schedule)), handler))
-    return routes, timers
+        elif kind == "timerTrigger":
+            found.timers.append(TimerJob(name, Schedule.parse(resolve_app_setting(trigger.schedule)), handler))
+        elif kind == "queueTrigger":
+            found.queue_jobs.append(QueueJob(name, resolve_app_setting(trigger.queue_name), handler, trigger.name))
+    return found
 
 
 class _Timer(func.TimerRequest):
@@ -166,16 +184,75 @@ class _Timer(func.TimerRequest):
         return False
 
 
+class _Collector(func.Out[Any]):
+    """What an output binding receives; the host (here: us) delivers it after the function returns."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, val: Any) -> None:
+        self.value = val
+
+    def get(self) -> Any:
+        return self.value
+
+
+class QueueSender:
+    """Delivers output-binding messages to Storage queues (one client per queue name)."""
+
+    def __init__(self, connection_string: str) -> None:
+        self._connection_string = connection_string
+        self._queues: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def queue(self, name: str) -> Any:
+        from shared.queues import WorkQueue
+
+        with self._lock:
+            if name not in self._queues:
+                queue = WorkQueue.from_connection_string(self._connection_string, name)
+                queue.ensure()
+                self._queues[name] = queue
+            return self._queues[name]
+
+    def send(self, name: str, value: Any) -> None:
+        messages = value if isinstance(value, list) else [value]
+        for message in messages:
+            text = message.decode("utf-8") if isinstance(message, bytes) else str(message)
+            self.queue(name).send_text(text)
+
+
 def call_route(
-    route: HttpRoute, method: str, url: str, headers: dict[str, str], body: bytes, params: dict[str, str]
+    route: HttpRoute,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    params: dict[str, str],
+    sender: QueueSender | None = None,
 ) -> func.HttpResponse:
     query = {key: values[0] for key, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
     request = func.HttpRequest(method=method, url=url, headers=headers, params=query, route_params=params, body=body)
-    return route.handler(**{route.arg_name: request})
+    outputs = {arg: _Collector() for arg in route.queue_outputs}
+    response = route.handler(**{route.arg_name: request}, **outputs)
+    for arg, collector in outputs.items():
+        if collector.value is not None:
+            if sender is None:
+                raise RuntimeError(f"function {route.name} wrote to queue {route.queue_outputs[arg]} but no sender")
+            sender.send(route.queue_outputs[arg], collector.value)
+    return response
 
 
-def make_server(functions: Iterable[Any], host: str, port: int) -> ThreadingHTTPServer:
-    routes, _timers = discover(functions)
+def make_server(
+    functions: Iterable[Any],
+    host: str,
+    port: int,
+    *,
+    sender: QueueSender | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> ThreadingHTTPServer:
+    """An HTTP(S) server for the functions' routes; queue outputs go through `sender`."""
+    routes = discover(functions).routes
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -198,7 +275,9 @@ def make_server(functions: Iterable[Any], host: str, port: int) -> ThreadingHTTP
                     continue
                 url = f"http://{self.headers.get('Host', 'localhost')}{self.path}"
                 try:
-                    response = call_route(route, self.command, url, dict(self.headers.items()), body, match.groupdict())
+                    response = call_route(
+                        route, self.command, url, dict(self.headers.items()), body, match.groupdict(), sender
+                    )
                     status = response.status_code
                     payload = response.get_body()
                     content_type = response.mimetype or "text/plain"
@@ -216,6 +295,8 @@ def make_server(functions: Iterable[Any], host: str, port: int) -> ThreadingHTTP
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     return server
 
 
@@ -223,7 +304,7 @@ def run_timers(
     functions: Iterable[Any], stop: threading.Event, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> None:
     """Fire each timer at its next scheduled time until `stop` is set."""
-    _routes, timers = discover(functions)
+    timers = discover(functions).timers
     due = {timer.name: timer.schedule.next_after(clock()) for timer in timers}
     for timer in timers:
         log.info("timer %s next fires at %s UTC", timer.name, due[timer.name].strftime("%Y-%m-%d %H:%M:%S"))
@@ -240,26 +321,115 @@ def run_timers(
         stop.wait(max(0.2, min(wait, 30.0)))
 
 
+MAX_DEQUEUE_COUNT = 5  # as the Functions host's default: then the message goes to <queue>-poison
+
+
+def drain_queue_once(job: QueueJob, sender: QueueSender, *, visibility_timeout: int = 30) -> int:
+    """Receive what is visible on the job's queue and run the function on each message.
+
+    As the Functions host does: a message is deleted when the function returns, left to
+    reappear when it raises, and moved to the poison queue after MAX_DEQUEUE_COUNT tries.
+    Returns how many messages were handled.
+    """
+    queue = sender.queue(job.queue_name)
+    handled = 0
+    for message in queue.receive(max_messages=16, visibility_timeout=visibility_timeout):
+        request = func.QueueMessage(id=message.id, body=message.text.encode("utf-8"), pop_receipt=message.pop_receipt)
+        try:
+            job.handler(**{job.arg_name: request})
+        except Exception:
+            log.exception("function %s failed on message %s (try %d)", job.name, message.id, message.dequeue_count)
+            if message.dequeue_count >= MAX_DEQUEUE_COUNT:
+                queue.poison(message)
+            continue
+        queue.delete(message)
+        handled += 1
+    return handled
+
+
+def run_queue_workers(
+    functions: Iterable[Any], sender: QueueSender, stop: threading.Event, poll_seconds: float = 0.5
+) -> None:
+    """Poll each queue-triggered function's queue until `stop` is set (the host polls likewise)."""
+    jobs = discover(functions).queue_jobs
+    while jobs and not stop.is_set():
+        busy = False
+        for job in jobs:
+            try:
+                busy = drain_queue_once(job, sender) > 0 or busy
+            except Exception:
+                log.exception("queue %s could not be read", job.queue_name)
+        if not busy:
+            stop.wait(poll_seconds)
+
+
+@dataclass
+class LocalHost:
+    """Everything `serve` runs, startable and stoppable from tests and the demo."""
+
+    server: ThreadingHTTPServer
+    stop_event: threading.Event
+    threads: list[threading.Thread]
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def start_local_host(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    timers: bool = True,
+    queues: bool = True,
+    tls: ssl.SSLContext | None = None,
+    connection_string: str | None = None,
+) -> LocalHost:
+    """Serve the routes, fire the timers and drain the queues on background threads."""
+    from function_app import registered_functions
+    from shared.settings import load_settings
+
+    functions = registered_functions()
+    sender = QueueSender(connection_string or load_settings().storage_connection)
+    server = make_server(functions, host, port, sender=sender, tls=tls)
+    stop = threading.Event()
+    threads = [threading.Thread(target=server.serve_forever, name="serve-http", daemon=True)]
+    if timers:
+        threads.append(threading.Thread(target=run_timers, args=(functions, stop), name="serve-timers", daemon=True))
+    if queues:
+        threads.append(
+            threading.Thread(target=run_queue_workers, args=(functions, sender, stop), name="serve-queues", daemon=True)
+        )
+    for thread in threads:
+        thread.start()
+    return LocalHost(server, stop, threads)
+
+
 def serve_forever(host: str, port: int, *, timers: bool = True) -> int:
     from function_app import registered_functions
 
-    functions = registered_functions()
-    server = make_server(functions, host, port)
-    stop = threading.Event()
-    routes, jobs = discover(functions)
-    print(f"Serving {len(routes)} routes on http://{host}:{server.server_address[1]}/api/ (Ctrl-C stops)")
-    for route in routes:
+    local = start_local_host(host, port, timers=timers)
+    found = discover(registered_functions())
+    print(f"Serving {len(found.routes)} routes on http://{host}:{local.port}/api/ (Ctrl-C stops)")
+    for route in found.routes:
         print(f"  {','.join(sorted(route.methods)):<16} {route.route}  ({route.name})")
-    if timers:
-        threading.Thread(target=run_timers, args=(functions, stop), daemon=True).start()
-        for job in jobs:
-            print(f"  timer {job.name}")
-    signal.signal(signal.SIGTERM, lambda *_: stop.set() or threading.Thread(target=server.shutdown).start())
+    for job in found.timers if timers else []:
+        print(f"  timer {job.name}")
+    for queue_job in found.queue_jobs:
+        print(f"  queue {queue_job.queue_name} → {queue_job.name}")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        server.serve_forever()
+        stopped.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
-        server.server_close()
+        local.stop()
     return 0

@@ -143,9 +143,15 @@ def run_user_sync(
     allow_deprovision: bool = False,
     full: bool = False,
     progress: Progress | None = None,
+    only_user_id: str | None = None,
 ) -> UserSyncResult:
-    """Run one user sync (the nightly timer, `python -m sync users`, the admin route)."""
+    """Run one user sync (the nightly timer, `python -m sync users`, the admin route).
+
+    `only_upn` / `only_user_id` limit it to one user (provision on demand, and the path a
+    `/users` change notification takes).
+    """
     rt.settings.require_user_sync()
+    only_upn = only_upn or only_user_id
     run_id = uuid.uuid4().hex[:12]
     if dry_run:
         plan = _plan(rt, run_id, dry_run=True, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full)
@@ -234,11 +240,12 @@ def refresh_source(rt: Runtime, *, dry_run: bool, full: bool = False) -> list[Gr
 
 
 def _source_for_one(rt: Runtime, upn: str) -> list[GraphUser]:
+    """The one user of a provision-on-demand run; `upn` may also be the M365 object id."""
     user = rt.graph.get_user(upn)
     if user is not None:
         return [user]
     for link in rt.state.links().values():
-        if link.upn.lower() == upn.lower():
+        if upn.lower() in (link.upn.lower(), link.m365_id.lower()):
             return [
                 GraphUser.model_validate(
                     {"id": link.m365_id, "userPrincipalName": link.upn, "@removed": {"reason": "deleted"}}

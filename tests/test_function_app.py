@@ -44,7 +44,17 @@ def test_registered_triggers_match_the_contract() -> None:
     triggers = {f.get_function_name(): f.get_trigger() for f in registered_functions()}
     assert triggers["user_sync_timer"].schedule == "%USER_SYNC_SCHEDULE%"
     routes = {t.route for t in triggers.values() if t.get_binding_name() == "httpTrigger"}
-    assert routes == {"admin/users/plan", "admin/users/run", "admin/options", "admin/options/{upn}"}
+    assert routes == {
+        "admin/users/plan",
+        "admin/users/run",
+        "admin/options",
+        "admin/options/{upn}",
+        "graph/notifications",
+        "graph/lifecycle",
+    }
+    assert triggers["presence_timer"].schedule == "%PRESENCE_SCHEDULE%"
+    assert triggers["subscription_timer"].schedule == "%SUBSCRIPTION_SCHEDULE%"
+    assert triggers["work_queue_worker"].queue_name == "%WORK_QUEUE%"
     for trigger in triggers.values():
         if trigger.get_binding_name() == "httpTrigger":
             assert str(getattr(trigger.auth_level, "value", trigger.auth_level)).lower() == "function"

@@ -37,9 +37,9 @@ def test_schedules_are_resolved_from_app_settings(monkeypatch: pytest.MonkeyPatc
     assert resolve_app_setting("%USER_SYNC_SCHEDULE%") == "0 0 2 * * *"  # the documented default
     monkeypatch.setenv("USER_SYNC_SCHEDULE", "0 30 3 * * *")
     assert resolve_app_setting("%USER_SYNC_SCHEDULE%") == "0 30 3 * * *"
-    _routes, timers = discover(registered_functions())
-    assert [t.name for t in timers] == ["user_sync_timer"]
-    assert timers[0].schedule.next_after(_at("2026-11-26T00:00:00")) == _at("2026-11-26T03:30:00")
+    timers = {t.name: t for t in discover(registered_functions()).timers}
+    assert set(timers) == {"user_sync_timer", "presence_timer", "subscription_timer"}
+    assert timers["user_sync_timer"].schedule.next_after(_at("2026-11-26T00:00:00")) == _at("2026-11-26T03:30:00")
 
 
 def test_serve_answers_the_function_routes_over_http(tenant_env: Tenant) -> None:

@@ -1,0 +1,208 @@
+"""Calendar-driven status: reading calendars, writing 3CX, scheduling the next boundary.
+
+`reconcile_user` is the one level-triggered step everything uses: a change notification,
+a scheduled boundary, a lifecycle `missed`, and the periodic presence pass all call it. It
+reads what it needs, decides with `sync.presence`, makes at most two 3CX requests (read the
+current status, write the new one), saves the user's state with optimistic concurrency
+(another instance may be deciding for the same user; on conflict it re-reads and decides
+again), and puts a message on the work queue that becomes visible at the next boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from shared.state import ConcurrentUpdate, Link, PresenceState
+from shared.telemetry import log_event
+from shared.work_items import WorkItem
+from sync.options import effective_options, tenant_defaults
+from sync.presence import decide, map_events, needs_attention, next_boundary, wanted_interval
+from sync.runtime import Runtime
+
+# The calendar window read per refresh: a little before now (an event running now overlaps
+# it anyway) to two days ahead; the periodic pass re-reads long before the window runs out.
+WINDOW_BEFORE = timedelta(minutes=5)
+WINDOW_AFTER = timedelta(days=2)
+_CONFLICT_RETRIES = 4
+
+Outcome = Literal["changed", "reverted", "unchanged", "failed", "skipped"]
+
+
+class Scheduler:
+    """Where boundary messages go: the work queue in Azure and under `serve`, nowhere in a one-off pass."""
+
+    def schedule(self, item: WorkItem, delay: timedelta) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class QueueScheduler(Scheduler):
+    queue: object  # shared.queues.WorkQueue
+
+    def schedule(self, item: WorkItem, delay: timedelta) -> None:
+        self.queue.send(item, visible_after=max(delay, timedelta(0)))  # type: ignore[attr-defined]
+
+
+@dataclass
+class PresenceCounts:
+    changed: int = 0
+    reverted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    refreshed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome != "skipped":
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "changed": self.changed,
+            "reverted": self.reverted,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "refreshed": self.refreshed,
+        }
+
+
+def calendar_enabled(rt: Runtime, link: Link | None) -> bool:
+    """A synced, active user whose effective calendar option is on."""
+    if link is None or link.deprovisioned:
+        return False
+    overrides = rt.state.option_overrides().get(link.m365_id)
+    return effective_options(tenant_defaults(rt.settings), overrides).calendar
+
+
+def reconcile_user(
+    rt: Runtime,
+    m365_id: str,
+    *,
+    now: datetime,
+    refresh: bool,
+    scheduler: Scheduler | None = None,
+    link: Link | None = None,
+    enabled: bool | None = None,
+) -> Outcome:
+    """Bring one user's 3CX status in line with their calendar at `now`."""
+    link = link if link is not None else rt.state.get_link(m365_id)
+    enabled = calendar_enabled(rt, link) if enabled is None else enabled
+    state = rt.state.get_presence(m365_id)
+    if not enabled or link is None:
+        if state is not None:
+            rt.state.delete_presence(m365_id)  # forget; the status itself is never touched
+        return "skipped"
+    if state is None:
+        state = PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id)
+    elif state.tcx_user_id != link.tcx_user_id:
+        state = PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id)  # its 3CX user was recreated
+    intervals = None
+    if refresh:
+        events = rt.graph.calendar_view(m365_id, now - WINDOW_BEFORE, now + WINDOW_AFTER)
+        intervals = map_events(events, rt.settings.status_map, ZoneInfo(rt.settings.calendar_time_zone))
+    for _attempt in range(_CONFLICT_RETRIES):
+        if intervals is not None:
+            state = state.model_copy(update={"intervals": intervals, "refreshed_at": now})
+        outcome, state_after, scheduled = _decide_and_apply(rt, state, link, now)
+        try:
+            rt.state.save_presence(state_after)
+        except ConcurrentUpdate:
+            state = rt.state.get_presence(m365_id) or PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id)
+            continue
+        if scheduled is not None and scheduler is not None:
+            scheduler.schedule(WorkItem(kind="boundary", user_id=m365_id, due=scheduled), scheduled - now)
+        return outcome
+    raise ConcurrentUpdate(m365_id)
+
+
+def _decide_and_apply(
+    rt: Runtime, state: PresenceState, link: Link, now: datetime
+) -> tuple[Outcome, PresenceState, datetime | None]:
+    interval = wanted_interval(state.intervals, now)
+    wanted = interval.status if interval else None
+    outcome: Outcome = "unchanged"
+    if needs_attention(state, wanted):
+        current_user = rt.tcx.get_user(state.tcx_user_id)
+        current = current_user.current_profile_name if current_user else None
+        change, state = decide(state, wanted, current)
+        if change is not None:
+            rt.tcx.set_status(state.tcx_user_id, change.status)
+            outcome = "reverted" if change.kind == "restore" else "changed"
+            moment = interval.start if interval is not None and change.kind == "set" else _last_end(state, now)
+            log_event(
+                "status_change",
+                kind="presence",
+                user=state.m365_id,
+                upn=link.upn,
+                extension=link.extension,
+                action=change.kind,
+                status_from=current,
+                status_to=change.status,
+                lag_ms=int((now - moment).total_seconds() * 1000) if moment else None,
+            )
+    boundary = next_boundary(state.intervals, now)
+    scheduled = boundary if boundary is not None and boundary != state.next_boundary else None
+    return outcome, state.model_copy(update={"next_boundary": boundary}), scheduled
+
+
+def _last_end(state: PresenceState, now: datetime) -> datetime | None:
+    """The most recent interval end at or before now: what a restore is late against."""
+    ends = [interval.end for interval in state.intervals if interval.end <= now]
+    return max(ends, default=None)
+
+
+def run_presence_pass(
+    rt: Runtime,
+    *,
+    now: datetime | None = None,
+    scheduler: Scheduler | None = None,
+    enqueue_refresh: Callable[[str], None] | None = None,
+    refresh_all: bool = False,
+) -> PresenceCounts:
+    """One presence pass: refresh calendars that are due, apply the status each user should have now.
+
+    With `enqueue_refresh`, due calendars are handed to the queue (the worker reads them, in
+    parallel); without it they are read here, one after the other.
+    """
+    now = now or datetime.now(UTC)
+    counts = PresenceCounts()
+    links = {m365_id: link for m365_id, link in rt.state.links().items() if not link.deprovisioned}
+    defaults = tenant_defaults(rt.settings)
+    overrides = rt.state.option_overrides()
+    states = rt.state.presence_states()
+    stale_before = now - timedelta(minutes=rt.settings.calendar_refresh_minutes)
+    for m365_id in set(states) - set(links):
+        rt.state.delete_presence(m365_id)
+    for m365_id, link in links.items():
+        enabled = effective_options(defaults, overrides.get(m365_id)).calendar
+        state = states.get(m365_id)
+        if not enabled:
+            if state is not None:
+                rt.state.delete_presence(m365_id)
+            continue
+        due = refresh_all or state is None or state.refreshed_at is None or state.refreshed_at < stale_before
+        if due and enqueue_refresh is not None:
+            enqueue_refresh(m365_id)
+            counts.refreshed += 1
+            continue
+        if not due and state is not None:
+            interval = wanted_interval(state.intervals, now)
+            if not needs_attention(state, interval.status if interval else None):
+                counts.unchanged += 1
+                continue
+        try:
+            outcome = reconcile_user(rt, m365_id, now=now, refresh=due, scheduler=scheduler, link=link, enabled=True)
+        except Exception as error:  # one user's failure never stops the pass
+            counts.failed += 1
+            counts.errors.append(f"{link.upn}: {' '.join(str(error).split())}")
+            log_event("status_failed", logging.WARNING, kind="presence", user=m365_id, error=str(error)[:300])
+            continue
+        counts.refreshed += int(due)
+        counts.add(outcome)
+    log_event("presence_summary", kind="presence", **counts.as_dict())
+    return counts

@@ -1,0 +1,54 @@
+"""The queue-triggered worker: one WorkItem in, the matching reconcile out.
+
+Every kind of work is level-triggered, so a duplicate or late message only repeats a
+reconcile that changes nothing. Work that cannot be done yet (a boundary message that
+became visible early, a user sync while a run holds the lock) goes back on the queue with
+a delay instead of failing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.state import LockHeld
+from shared.telemetry import log_event
+from shared.work_items import WorkItem
+from sync.presence_run import Scheduler, reconcile_user
+from sync.runtime import Runtime
+from sync.subscriptions import handle_lifecycle
+from sync.user_sync import run_user_sync
+
+EARLY_TOLERANCE = timedelta(seconds=1)
+LOCK_RETRY = timedelta(seconds=60)
+
+
+def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datetime | None = None) -> str:
+    """Do one work item; returns a short word for logs and tests."""
+    now = now or datetime.now(UTC)
+    if item.kind == "calendar" and item.user_id:
+        return reconcile_user(rt, item.user_id, now=now, refresh=True, scheduler=scheduler)
+    if item.kind == "boundary" and item.user_id:
+        if item.due is not None and item.due - now > EARLY_TOLERANCE:
+            scheduler.schedule(item, item.due - now)
+            return "rescheduled"
+        state = rt.state.get_presence(item.user_id)
+        stale = (
+            state is None
+            or state.refreshed_at is None
+            or (now - state.refreshed_at > timedelta(minutes=rt.settings.calendar_refresh_minutes))
+        )
+        return reconcile_user(rt, item.user_id, now=now, refresh=stale, scheduler=scheduler)
+    if item.kind == "user" and item.user_id:
+        try:
+            result = run_user_sync(rt, only_user_id=item.user_id)
+        except LockHeld:
+            scheduler.schedule(item, LOCK_RETRY)
+            return "rescheduled"
+        return result.status
+    if item.kind == "lifecycle" and item.subscription_id and item.lifecycle_event:
+        user_id = handle_lifecycle(rt, item.subscription_id, item.lifecycle_event, now=now)
+        if user_id:
+            return reconcile_user(rt, user_id, now=now, refresh=True, scheduler=scheduler)
+        return "handled"
+    log_event("work_ignored", kind=item.kind, reason="incomplete work item")
+    return "ignored"

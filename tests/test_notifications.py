@@ -1,0 +1,568 @@
+"""The Graph webhook routes' logic: handshake, authentication of notifications, work items, cache."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.notification_models import MAX_NOTIFICATIONS_PER_POST
+from shared.state import StateStore, SubscriptionRecord
+from shared.work_items import WorkItem
+from sync.notifications import (
+    MAX_BODY_BYTES,
+    MAX_DROP_LINES_PER_POST,
+    MAX_VALIDATION_TOKEN_CHARS,
+    SubscriptionCache,
+    WebhookAnswer,
+    receive_lifecycle,
+    receive_notifications,
+)
+from tests.conftest import TENANT_ID
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+OTHER_TENANT = "0c9e7a5b-3d1f-4e2a-8b6c-9d0e1f2a3b4c"
+ROUTES = [receive_notifications, receive_lifecycle]
+
+
+def _record(sub_id: str, kind: str = "calendar", user_id: str | None = "user-a", secret: str | None = None):
+    resource = {"calendar": f"users/{user_id}/events", "users": "/users", "contacts": f"users/{user_id}/contacts"}
+    return SubscriptionRecord(
+        id=sub_id,
+        kind=kind,
+        resource=resource[kind],
+        user_id=user_id if kind != "users" else None,
+        client_state=secret or f"state-of-{sub_id}-7Hq2",
+        expires_at=NOW + timedelta(days=2),
+    )
+
+
+RECORDS = {
+    r.id: r
+    for r in [
+        _record("sub-cal-a", user_id="user-a"),
+        _record("sub-cal-b", user_id="user-b"),
+        _record("sub-users", kind="users"),
+        _record("sub-contacts", kind="contacts", user_id="user-a"),
+    ]
+}
+
+
+def _change(record: SubscriptionRecord, *, change_type: str = "updated", item: str = "AAMkEv1", **overrides: Any):
+    """A change notification shaped as Graph sends it for `record`'s resource."""
+    if record.kind == "users":
+        resource, odata_type, item = f"Users/{item}", "#Microsoft.Graph.User", item
+    elif record.kind == "contacts":
+        resource, odata_type = f"Users/{record.user_id}/Contacts/{item}", "#Microsoft.Graph.Contact"
+    else:
+        resource, odata_type = f"Users/{record.user_id}/Events/{item}", "#Microsoft.Graph.Event"
+    notification = {
+        "id": f"n-{item}",
+        "subscriptionId": record.id,
+        "subscriptionExpirationDateTime": record.expires_at.isoformat(),
+        "changeType": change_type,
+        "resource": resource,
+        "resourceData": {"@odata.type": odata_type, "@odata.id": resource, "@odata.etag": 'W/"1"', "id": item},
+        "clientState": record.client_state,
+        "tenantId": TENANT_ID,
+    }
+    notification.update(overrides)
+    return {key: value for key, value in notification.items() if value is not None}
+
+
+def _lifecycle(record: SubscriptionRecord, event: str, **overrides: Any) -> dict[str, Any]:
+    notification = {
+        "subscriptionId": record.id,
+        "subscriptionExpirationDateTime": record.expires_at.isoformat(),
+        "tenantId": TENANT_ID,
+        "clientState": record.client_state,
+        "lifecycleEvent": event,
+    }
+    notification.update(overrides)
+    return {key: value for key, value in notification.items() if value is not None}
+
+
+def _body(*notifications: dict[str, Any]) -> bytes:
+    return json.dumps({"value": list(notifications)}).encode()
+
+
+def _post(body: bytes, route=receive_notifications, query: dict[str, str] | None = None, **kwargs) -> WebhookAnswer:
+    options = {"tenant_id": TENANT_ID, "lookup": RECORDS.get, "now": lambda: NOW, **kwargs}
+    return route(query or {}, body, **options)
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="connector")
+    return caplog
+
+
+def _lines(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+# -- the validation handshake ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_handshake_echoes_the_decoded_token_as_plain_text(route) -> None:
+    token = "Validation: Token with spaces/+&=<script>alert(1)</script> %20 ü"  # as the query layer decoded it
+    answer = _post(b"", route, {"validationToken": token})
+    assert (answer.status, answer.body, answer.content_type, answer.work) == (200, token, "text/plain", [])
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_handshake_does_not_decode_twice(route) -> None:
+    answer = _post(b"", route, {"validationToken": "a%2Bb+c"})
+    assert answer.body == "a%2Bb+c"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_handshake_tokens_are_bounded(route, log: pytest.LogCaptureFixture) -> None:
+    assert _post(b"", route, {"validationToken": "x" * MAX_VALIDATION_TOKEN_CHARS}).status == 200
+    for bad in ["x" * (MAX_VALIDATION_TOKEN_CHARS + 1), "", "lone \ud800 surrogate"]:
+        answer = _post(b"", route, {"validationToken": bad})
+        assert answer.status == 400
+        assert answer.content_type == "application/json"
+        assert bad[:20] not in answer.body or bad == ""
+    assert len(_lines(log)) == 3
+
+
+# -- accepted notifications -------------------------------------------------------------------
+
+
+def test_a_calendar_notification_becomes_calendar_work() -> None:
+    answer = _post(_body(_change(RECORDS["sub-cal-a"], change_type="created")))
+    assert (answer.status, answer.body, answer.content_type) == (202, "{}", "application/json")
+    assert answer.work == [
+        WorkItem(kind="calendar", user_id="user-a", subscription_id="sub-cal-a", change_type="created", received_at=NOW)
+    ]
+
+
+USER_GUID = "9f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [f"Users/{USER_GUID}", f"users/{USER_GUID}", f"Users('{USER_GUID}')", f"Users/{USER_GUID}@{TENANT_ID}"],
+)
+def test_a_users_notification_names_the_user_from_its_resource(resource: str) -> None:
+    notification = _change(RECORDS["sub-users"], item="other-id", resource=resource)
+    (item,) = _post(_body(notification)).work
+    assert (item.kind, item.user_id, item.change_type) == ("user", USER_GUID, "updated")
+
+
+def test_a_users_notification_without_a_user_is_dropped(log: pytest.LogCaptureFixture) -> None:
+    notification = _change(RECORDS["sub-users"], resource="Users", resourceData={"id": "../etc"})
+    answer = _post(_body(notification))
+    assert (answer.status, answer.work) == (202, [])
+    assert "resource names no user" in _lines(log)[0]
+
+
+def test_contacts_notifications_are_skipped_for_now(log: pytest.LogCaptureFixture) -> None:
+    answer = _post(_body(_change(RECORDS["sub-contacts"])))
+    assert (answer.status, answer.work) == (202, [])
+    assert _lines(log) == []
+    assert any("contacts notifications are not handled yet" in line for line in _lines(log, logging.DEBUG))
+
+
+def test_several_subscriptions_in_one_post() -> None:
+    body = _body(
+        _change(RECORDS["sub-cal-a"]),
+        _change(RECORDS["sub-users"], item="u-42"),
+        _change(RECORDS["sub-cal-b"], change_type="deleted"),
+        _change(RECORDS["sub-contacts"]),
+        _change(_record("sub-rogue")),
+    )
+    work = _post(body).work
+    assert [(w.kind, w.user_id, w.change_type) for w in work] == [
+        ("calendar", "user-a", "updated"),
+        ("user", "u-42", "updated"),
+        ("calendar", "user-b", "deleted"),
+    ]
+
+
+def test_identical_work_within_one_post_collapses() -> None:
+    a = RECORDS["sub-cal-a"]
+    body = _body(*[_change(a, item=f"ev{i}") for i in range(5)], _change(a, change_type="deleted"), _change(a))
+    work = _post(body).work
+    assert Counter(w.change_type for w in work) == {"updated": 1, "deleted": 1}
+
+
+def test_unknown_extra_fields_are_tolerated() -> None:
+    notification = _change(RECORDS["sub-cal-a"], encryptedContent={"data": "..."}, futureField=[1, 2])
+    notification["resourceData"]["newProperty"] = True
+    assert len(_post(json.dumps({"value": [notification], "extra": 1}).encode()).work) == 1
+
+
+# -- dropped notifications ---------------------------------------------------------------------
+
+
+def _assert_dropped(answer: WebhookAnswer, caplog: pytest.LogCaptureFixture, sub_id: str, reason: str) -> None:
+    assert (answer.status, answer.body, answer.work) == (202, "{}", [])
+    (line,) = _lines(caplog)
+    assert f"subscription_id={sub_id}" in line
+    assert reason in line
+
+
+def test_client_state_mismatch_is_dropped_and_logged_without_the_secret(log: pytest.LogCaptureFixture) -> None:
+    record = RECORDS["sub-cal-a"]
+    answer = _post(_body(_change(record, clientState="guessed-secret")))
+    _assert_dropped(answer, log, "sub-cal-a", "clientState mismatch")
+    assert "guessed-secret" not in log.text and record.client_state not in log.text
+
+
+def test_missing_client_state_is_dropped(log: pytest.LogCaptureFixture) -> None:
+    notification = _change(RECORDS["sub-cal-a"])
+    del notification["clientState"]
+    _assert_dropped(_post(_body(notification)), log, "sub-cal-a", "clientState mismatch")
+
+
+def test_an_empty_stored_secret_authenticates_nothing(log: pytest.LogCaptureFixture) -> None:
+    record = _record("sub-empty").model_copy(update={"client_state": ""})
+    answer = _post(_body(_change(record)), lookup={record.id: record}.get)
+    _assert_dropped(answer, log, "sub-empty", "clientState mismatch")
+
+
+def test_unknown_subscription_is_dropped(log: pytest.LogCaptureFixture) -> None:
+    _assert_dropped(_post(_body(_change(_record("sub-gone")))), log, "sub-gone", "unknown subscription")
+
+
+def test_foreign_tenant_is_dropped(log: pytest.LogCaptureFixture) -> None:
+    answer = _post(_body(_change(RECORDS["sub-cal-a"], tenantId=OTHER_TENANT)))
+    _assert_dropped(answer, log, "sub-cal-a", "foreign tenant")
+
+
+def test_tenant_ids_compare_as_guids() -> None:
+    for spelling in [TENANT_ID.upper(), "{" + TENANT_ID + "}", TENANT_ID.replace("-", "")]:
+        assert len(_post(_body(_change(RECORDS["sub-cal-a"], tenantId=spelling))).work) == 1
+    assert _post(_body(_change(RECORDS["sub-cal-a"], tenantId="not-a-guid"))).work == []
+
+
+def test_client_state_is_compared_in_constant_time_as_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, Any]] = []
+    original = hmac.compare_digest
+
+    def recording(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    record = RECORDS["sub-cal-b"]
+    _post(_body(_change(record), _change(record, clientState="wrong", item="x")))
+    assert calls == [
+        (record.client_state.encode(), record.client_state.encode()),
+        (b"wrong", record.client_state.encode()),
+    ]
+
+
+def test_a_rogue_sender_learns_nothing_from_the_answer() -> None:
+    genuine = _post(_body(_change(RECORDS["sub-cal-a"])))
+    rogue = _post(_body(_change(RECORDS["sub-cal-a"], clientState="x"), _change(_record("sub-nope"))))
+    assert (genuine.status, genuine.body) == (rogue.status, rogue.body)
+
+
+@pytest.mark.parametrize("sub_id", ["a/b", "sub#1", "x?y=1", "s" * 129, "tab\there", "sub-é"])
+def test_ids_that_cannot_be_subscription_ids_are_dropped_without_a_lookup(
+    sub_id: str, log: pytest.LogCaptureFixture
+) -> None:
+    looked_up: list[str] = []
+    answer = _post(_body(_change(_record(sub_id))), lookup=lambda s: looked_up.append(s))
+    assert (answer.status, answer.work, looked_up) == (202, [], [])
+    assert "not a subscription id" in _lines(log)[0]
+
+
+def test_a_flood_of_forged_notifications_does_not_flood_the_log(log: pytest.LogCaptureFixture) -> None:
+    forged = [_change(RECORDS["sub-cal-a"], clientState=f"guess-{i}", item=f"e{i}") for i in range(999)]
+    answer = _post(_body(*forged, _change(RECORDS["sub-cal-b"])))
+    assert (answer.status, [w.user_id for w in answer.work]) == (202, ["user-b"])
+    lines = _lines(log)
+    assert len(lines) == MAX_DROP_LINES_PER_POST + 1
+    assert "count=979" in lines[-1] and "clientState mismatch: 979" in lines[-1]
+
+
+def test_fields_too_long_for_a_work_item_are_dropped_not_raised(log: pytest.LogCaptureFixture) -> None:
+    record = _record("sub-long", user_id="u" * 129)
+    answer = _post(_body(_change(record)), lookup={record.id: record}.get)
+    _assert_dropped(answer, log, "sub-long", "does not fit a work item")
+
+
+def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> None:
+    def failing(subscription_id: str) -> SubscriptionRecord | None:
+        raise ConnectionError("table storage unreachable")
+
+    answer = _post(_body(_change(RECORDS["sub-cal-a"])), lookup=failing)
+    assert (answer.status, answer.work) == (503, [])
+    assert _lines(log, logging.ERROR)
+
+
+# -- lifecycle notifications -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])
+def test_lifecycle_events_become_lifecycle_work(route, event: str) -> None:
+    answer = _post(_body(_lifecycle(RECORDS["sub-cal-b"], event)), route)
+    assert answer.status == 202
+    assert answer.work == [
+        WorkItem(
+            kind="lifecycle", subscription_id="sub-cal-b", lifecycle_event=event, user_id="user-b", received_at=NOW
+        )
+    ]
+
+
+def test_lifecycle_events_of_users_and_contacts_subscriptions_are_queued_too() -> None:
+    body = _body(
+        _lifecycle(RECORDS["sub-users"], "reauthorizationRequired"),
+        _lifecycle(RECORDS["sub-contacts"], "missed"),
+    )
+    work = _post(body, receive_lifecycle).work
+    assert [(w.subscription_id, w.lifecycle_event, w.user_id) for w in work] == [
+        ("sub-users", "reauthorizationRequired", None),
+        ("sub-contacts", "missed", "user-a"),
+    ]
+
+
+def test_lifecycle_notifications_are_authenticated_like_changes(log: pytest.LogCaptureFixture) -> None:
+    record = RECORDS["sub-cal-a"]
+    body = _body(
+        _lifecycle(record, "subscriptionRemoved", clientState="forged"),
+        _lifecycle(record, "missed", tenantId=OTHER_TENANT),
+        _lifecycle(_record("sub-unknown"), "missed"),
+    )
+    answer = _post(body, receive_lifecycle)
+    assert (answer.status, answer.work) == (202, [])
+    assert len(_lines(log)) == 3
+
+
+def test_an_unknown_lifecycle_event_is_dropped_not_refused(log: pytest.LogCaptureFixture) -> None:
+    answer = _post(_body(_lifecycle(RECORDS["sub-cal-a"], "somethingNew")), receive_lifecycle)
+    _assert_dropped(answer, log, "sub-cal-a", "unsupported lifecycle event")
+
+
+# -- malformed bodies ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe binary", "not JSON"),
+        (b"", "not JSON"),
+        (b'{"value": {}}', "not the notification schema"),
+        (b"[]", "not the notification schema"),
+        (b'{"value": [{"changeType": "updated", "resource": "Users/x"}]}', "not the notification schema"),
+        (b'{"value": [{"subscriptionId": "s", "tenantId": "t"}]}', "not the notification schema"),
+        (b'{"value": [{"subscriptionId": "", "lifecycleEvent": "missed"}]}', "not the notification schema"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_400(route, body: bytes, reason: str, log: pytest.LogCaptureFixture) -> None:
+    answer = _post(body, route)
+    assert answer.status == 400
+    assert answer.content_type == "application/json"
+    assert "error" in json.loads(answer.body)
+    assert answer.work == []
+    (line,) = _lines(log)
+    assert reason in line and f"body_bytes={len(body)}" in line
+
+
+def test_the_log_never_carries_payload_contents(log: pytest.LogCaptureFixture) -> None:
+    secret_looking = _change(RECORDS["sub-cal-a"], clientState="Z" * 300)  # too long: schema error
+    _post(_body(secret_looking))
+    assert "ZZZZ" not in log.text
+    assert "Events" not in log.text
+
+
+def test_overlong_fields_are_refused() -> None:
+    record = RECORDS["sub-cal-a"]
+    assert _post(_body(_change(record, clientState="s" * 256))).status == 400
+    assert _post(_body(_change(record, subscriptionId="s" * 257))).status == 400
+    assert _post(_body(_change(record, clientState="s" * 255))).status == 202  # dropped, not refused
+
+
+def test_too_many_notifications_in_one_post_are_refused() -> None:
+    record = RECORDS["sub-cal-a"]
+    assert _post(_body(*[_change(record)] * MAX_NOTIFICATIONS_PER_POST)).status == 202
+    assert _post(_body(*[_change(record)] * (MAX_NOTIFICATIONS_PER_POST + 1))).status == 400
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_oversized_bodies_are_refused_with_413(route, log: pytest.LogCaptureFixture) -> None:
+    answer = _post(b" " * (MAX_BODY_BYTES + 1), route)
+    assert (answer.status, answer.content_type, answer.work) == (413, "application/json", [])
+    assert f"body_bytes={MAX_BODY_BYTES + 1}" in _lines(log)[0]
+    assert _post(b" " * MAX_BODY_BYTES, route).status == 400  # at the limit: parsed (and refused as not JSON)
+
+
+# -- no input makes the routes fail ------------------------------------------------------------
+
+_known = st.sampled_from([*RECORDS, "sub-unknown", ""])
+_anything = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40))
+_notification = st.fixed_dictionaries(
+    {},
+    optional={
+        "subscriptionId": st.one_of(_known, _anything),
+        "clientState": st.one_of(st.sampled_from([r.client_state for r in RECORDS.values()]), _anything),
+        "tenantId": st.one_of(st.sampled_from([TENANT_ID, TENANT_ID.upper(), OTHER_TENANT]), _anything),
+        "changeType": st.one_of(st.sampled_from(["created", "updated", "deleted"]), _anything),
+        "resource": st.one_of(st.sampled_from(["Users/u1", "Users/u1/Events/e1", "users('x')"]), _anything),
+        "lifecycleEvent": st.one_of(st.sampled_from(["missed", "subscriptionRemoved", "other"]), _anything),
+        "resourceData": st.one_of(st.fixed_dictionaries({}, optional={"id": _anything}), _anything),
+        "subscriptionExpirationDateTime": st.one_of(st.just("2026-11-27T10:00:00Z"), _anything),
+    },
+)
+_json_body = st.one_of(
+    st.fixed_dictionaries({"value": st.lists(_notification, max_size=5)}),
+    st.recursive(_anything, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3)),
+).map(lambda payload: json.dumps(payload).encode())
+_query = st.one_of(
+    st.dictionaries(st.text(max_size=20), st.text(max_size=50), max_size=3),
+    st.builds(lambda token: {"validationToken": token}, st.text(max_size=1100)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=_query, body=st.one_of(st.binary(max_size=300), _json_body))
+def test_no_input_makes_the_routes_raise_or_fail(query: dict[str, str], body: bytes) -> None:
+    for route in ROUTES:
+        answer = _post(body, route, query)
+        assert answer.status < 500
+        assert answer.content_type in ("text/plain", "application/json")
+        answer.body.encode("utf-8")  # the HTTP layer can always send it
+        if answer.status != 202:
+            assert answer.work == []
+
+
+# -- the subscription cache ---------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _CountingStore:
+    def __init__(self, records: dict[str, SubscriptionRecord]) -> None:
+        self.records = records
+        self.reads: Counter[str] = Counter()
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        self.reads[subscription_id] += 1
+        return self.records.get(subscription_id)
+
+
+def test_cache_serves_hits_from_memory_until_they_expire() -> None:
+    store, clock = _CountingStore(dict(RECORDS)), _Clock()
+    cache = SubscriptionCache(store, clock=clock)
+    assert cache.get("sub-cal-a") == RECORDS["sub-cal-a"]
+    clock.now += 59
+    assert cache.get("sub-cal-a") == RECORDS["sub-cal-a"]
+    assert store.reads["sub-cal-a"] == 1
+    clock.now += 2  # past 60 s
+    store.records["sub-cal-a"] = RECORDS["sub-cal-a"].model_copy(update={"client_state": "rotated"})
+    assert cache.get("sub-cal-a").client_state == "rotated"
+    assert store.reads["sub-cal-a"] == 2
+
+
+def test_cache_remembers_misses_briefly() -> None:
+    store, clock = _CountingStore({}), _Clock()
+    cache = SubscriptionCache(store, clock=clock)
+    for _ in range(100):
+        assert cache.get("sub-flood") is None
+    assert store.reads["sub-flood"] == 1
+    store.records["sub-flood"] = _record("sub-flood")  # created meanwhile
+    clock.now += 4.9
+    assert cache.get("sub-flood") is None
+    clock.now += 0.2  # past 5 s
+    assert cache.get("sub-flood") == store.records["sub-flood"]
+    assert store.reads["sub-flood"] == 2
+
+
+def test_cache_forget_makes_a_change_visible_at_once() -> None:
+    store = _CountingStore({})
+    cache = SubscriptionCache(store, clock=_Clock())
+    assert cache.get("sub-new") is None
+    store.records["sub-new"] = _record("sub-new")
+    cache.forget("sub-new")
+    assert cache.get("sub-new") == store.records["sub-new"]
+    cache.forget()
+    assert len(cache) == 0
+
+
+def test_cache_is_bounded_and_drops_the_oldest() -> None:
+    store = _CountingStore({})
+    cache = SubscriptionCache(store, max_entries=3, clock=_Clock())
+    for sub_id in ["a", "b", "c", "d"]:
+        cache.get(sub_id)
+    assert len(cache) == 3
+    cache.get("b")
+    cache.get("a")  # evicted, so read again
+    assert (store.reads["a"], store.reads["b"]) == (2, 1)
+
+
+def test_cache_is_safe_under_concurrent_lookups() -> None:
+    store = _CountingStore(dict(RECORDS))
+    cache = SubscriptionCache(store, max_entries=4, clock=_Clock())
+    ids = [*RECORDS, "x1", "x2", "x3"]
+    errors: list[BaseException] = []
+
+    def worker(offset: int) -> None:
+        try:
+            for i in range(2000):
+                sub_id = ids[(i + offset) % len(ids)]
+                assert cache.get(sub_id) == RECORDS.get(sub_id)
+        except BaseException as error:  # reported below, from the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(cache) <= 4
+
+
+def test_the_cache_plugs_into_the_route_as_lookup() -> None:
+    store = _CountingStore(dict(RECORDS))
+    cache = SubscriptionCache(store, clock=_Clock())
+    record = RECORDS["sub-cal-a"]
+    for _ in range(3):
+        assert len(_post(_body(_change(record), _change(record, item="e2")), lookup=cache.get).work) == 1
+    assert store.reads["sub-cal-a"] == 1
+
+
+def test_the_cache_also_wraps_a_plain_lookup() -> None:
+    reads: list[str] = []
+
+    def lookup(subscription_id: str) -> SubscriptionRecord | None:
+        reads.append(subscription_id)
+        return RECORDS.get(subscription_id)
+
+    cache = SubscriptionCache(lookup, clock=_Clock())
+    assert cache.get("sub-users") == cache.get("sub-users") == RECORDS["sub-users"]
+    assert reads == ["sub-users"]
+
+
+@pytest.mark.azurite
+def test_the_cache_over_the_real_state_store(state: StateStore) -> None:
+    record = _record("sub-stored", user_id="user-s")
+    state.save_subscription(record)
+    cache = SubscriptionCache(state)
+    assert cache.get("sub-stored") == record
+    assert cache.get("sub-absent") is None
+    assert cache.get("bad/key#?") is None  # not a valid table key: simply not ours
+    answer = _post(_body(_change(record)), lookup=cache.get)
+    assert [w.user_id for w in answer.work] == ["user-s"]

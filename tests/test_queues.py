@@ -1,0 +1,147 @@
+"""The work queue against real Queue Storage (Azurite): round trips, base64, delays, poison."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.storage.queue import QueueClient
+
+from shared.queues import MAX_MESSAGE_BYTES, WorkQueue, visibility_delay_seconds
+from shared.work_items import WorkItem
+
+pytestmark = pytest.mark.azurite
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return "work-" + secrets.token_hex(6)
+
+
+@pytest.fixture
+def queue(storage_connection: str, queue_name: str) -> WorkQueue:
+    work_queue = WorkQueue.from_connection_string(storage_connection, queue_name)
+    work_queue.ensure()
+    return work_queue
+
+
+@pytest.fixture
+def raw(storage_connection: str, queue_name: str) -> QueueClient:
+    """The same queue without any encoding policy: the bytes exactly as Storage holds them."""
+    return QueueClient.from_connection_string(storage_connection, queue_name)
+
+
+def _item(user_id: str = "u-1") -> WorkItem:
+    return WorkItem(
+        kind="calendar",
+        user_id=user_id,
+        subscription_id="sub-1",
+        change_type="updated",
+        received_at=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+    )
+
+
+def test_send_receive_delete(queue: WorkQueue) -> None:
+    queue.send(_item("u-1"))
+    queue.send(_item("u-2"))
+    messages = queue.receive(max_messages=10)
+    assert sorted(WorkItem.from_message(m.text).user_id for m in messages) == ["u-1", "u-2"]
+    assert all(m.dequeue_count == 1 and m.pop_receipt for m in messages)
+    assert queue.receive() == []  # both are hidden while being worked on
+    for message in messages:
+        queue.delete(message)
+    assert queue.approximate_message_count() == 0
+    queue.delete(messages[0])  # deleting twice (another worker finished it) is harmless
+
+
+def test_ensure_is_idempotent(queue: WorkQueue) -> None:
+    queue.ensure()
+    queue.send_text("still works")
+    assert queue.peek() == ["still works"]
+
+
+def test_messages_are_base64_on_the_wire_both_ways(queue: WorkQueue, raw: QueueClient) -> None:
+    text = _item().to_message()[:-1] + ', "note": "Zoë ☎"}'  # non-ASCII survives
+    queue.send_text(text)
+    (stored,) = raw.peek_messages(max_messages=5)
+    assert base64.b64decode(stored.content).decode("utf-8") == text
+
+    # What the Functions output binding writes (base64 of the UTF-8 text) reads back as text.
+    raw.receive_message()  # take ours out of the way
+    host_written = _item("from-host").to_message()
+    raw.send_message(base64.b64encode(host_written.encode("utf-8")).decode("ascii"))
+    (message,) = [m for m in queue.receive() if "from-host" in m.text]
+    assert WorkItem.from_message(message.text) == _item("from-host")
+
+
+def test_a_delayed_message_is_hidden_until_due(queue: WorkQueue) -> None:
+    queue.send(_item(), visible_after=timedelta(seconds=1))
+    assert queue.peek() == []
+    assert queue.receive() == []
+    assert queue.approximate_message_count() == 1  # it is there, only not visible yet
+    deadline = time.monotonic() + 10
+    messages = []
+    while not messages and time.monotonic() < deadline:
+        time.sleep(0.2)  # waiting for Storage's clock, not measuring ours
+        messages = queue.receive()
+    assert [WorkItem.from_message(m.text) for m in messages] == [_item()]
+
+
+def test_delays_beyond_seven_days_are_clamped_not_refused(queue: WorkQueue) -> None:
+    queue.send(_item(), visible_after=timedelta(days=30))
+    queue.send(_item("u-2"), visible_after=timedelta(seconds=-5))  # in the past: visible now
+    assert [WorkItem.from_message(text).user_id for text in queue.peek()] == ["u-2"]
+    assert queue.approximate_message_count() == 2
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"),
+    [
+        (None, 0),
+        (timedelta(seconds=-3), 0),
+        (timedelta(seconds=1.2), 2),  # rounded up: never earlier than asked
+        (timedelta(hours=1), 3600),
+        (timedelta(days=7), 604800),
+        (timedelta(days=30), 604800),
+    ],
+)
+def test_visibility_delay_bounds(delay: timedelta | None, seconds: int) -> None:
+    assert visibility_delay_seconds(delay) == seconds
+
+
+def test_poison_moves_the_message_where_the_host_puts_it(
+    queue: WorkQueue, storage_connection: str, queue_name: str
+) -> None:
+    queue.send(_item("bad"))
+    queue.send(_item("good"))
+    messages = {WorkItem.from_message(m.text).user_id: m for m in queue.receive()}
+    queue.poison(messages["bad"])
+    queue.delete(messages["good"])
+    assert queue.approximate_message_count() == 0
+    poison = WorkQueue.from_connection_string(storage_connection, f"{queue_name}-poison")
+    assert [WorkItem.from_message(text).user_id for text in poison.peek()] == ["bad"]
+
+
+def test_a_message_that_is_not_base64_goes_to_poison(
+    queue: WorkQueue, raw: QueueClient, storage_connection: str, queue_name: str
+) -> None:
+    raw.send_message("{not base64}")
+    queue.send(_item())
+    assert [WorkItem.from_message(m.text) for m in queue.receive()] == [_item()]
+    poison = WorkQueue.from_connection_string(storage_connection, f"{queue_name}-poison")
+    assert poison.peek() == ["{not base64}"]  # kept as it was, for whoever investigates
+
+
+def test_oversized_messages_are_refused_before_sending(queue: WorkQueue) -> None:
+    with pytest.raises(ValueError, match="exceeds"):
+        queue.send_text("x" * MAX_MESSAGE_BYTES)
+    assert queue.approximate_message_count() == 0
+
+
+@pytest.mark.parametrize("name", ["ab", "Work", "work--items", "-work", "w" * 57, "work_items"])
+def test_queue_names_storage_would_refuse_are_refused_here(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid queue name"):
+        WorkQueue.from_connection_string("UseDevelopmentStorage=true", name)
