@@ -10,6 +10,7 @@ again), and puts a message on the work queue that becomes visible at the next bo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.state import ConcurrentUpdate, Link, PresenceState
+from shared.state import ConcurrentUpdate, Link, PresenceState, StatusInterval
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
 from sync.options import effective_options, tenant_defaults
-from sync.presence import decide, map_events, needs_attention, next_boundary, wanted_interval
+from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
 from sync.runtime import Runtime
 
 # The calendar window read per refresh: a little before now (an event running now overlaps
@@ -99,8 +100,8 @@ def reconcile_user(
         return "skipped"
     if state is None:
         state = PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id)
-    elif state.tcx_user_id != link.tcx_user_id:
-        state = PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id)  # its 3CX user was recreated
+    elif state.tcx_user_id != link.tcx_user_id:  # its 3CX user was recreated: start afresh
+        state = PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id, etag=state.etag)
     intervals = None
     if refresh:
         events = rt.graph.calendar_view(m365_id, now - WINDOW_BEFORE, now + WINDOW_AFTER)
@@ -108,46 +109,75 @@ def reconcile_user(
     for _attempt in range(_CONFLICT_RETRIES):
         if intervals is not None:
             state = state.model_copy(update={"intervals": intervals, "refreshed_at": now})
-        outcome, state_after, scheduled = _decide_and_apply(rt, state, link, now)
+        decision = _decide(rt, state, now)
+        # Claim the decision in state first (ETag): a conflict then costs nothing but a re-read,
+        # because 3CX has not been written yet. Only the winner writes to 3CX.
         try:
-            rt.state.save_presence(state_after)
+            saved = rt.state.save_presence(decision.state)
         except ConcurrentUpdate:
             state = rt.state.get_presence(m365_id) or PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id)
             continue
-        if scheduled is not None and scheduler is not None:
-            scheduler.schedule(WorkItem(kind="boundary", user_id=m365_id, due=scheduled), scheduled - now)
-        return outcome
+        if decision.change is not None:
+            try:
+                rt.tcx.set_status(state.tcx_user_id, decision.change.status)
+            except Exception:
+                # Undo the claim so the next attempt (queue retry, presence pass) decides again.
+                with contextlib.suppress(ConcurrentUpdate):
+                    rt.state.save_presence(state.model_copy(update={"etag": saved.etag}))
+                raise
+            _log_change(decision, link, now)
+        if decision.scheduled is not None and scheduler is not None:
+            due = decision.scheduled
+            scheduler.schedule(WorkItem(kind="boundary", user_id=m365_id, due=due), due - now)
+        return decision.outcome
     raise ConcurrentUpdate(m365_id)
 
 
-def _decide_and_apply(
-    rt: Runtime, state: PresenceState, link: Link, now: datetime
-) -> tuple[Outcome, PresenceState, datetime | None]:
+@dataclass
+class _Decision:
+    outcome: Outcome
+    state: PresenceState  # the state after the change
+    change: StatusChange | None = None
+    current: str | None = None
+    interval: StatusInterval | None = None
+    scheduled: datetime | None = None  # a new boundary to put on the queue
+
+
+def _decide(rt: Runtime, state: PresenceState, now: datetime) -> _Decision:
     interval = wanted_interval(state.intervals, now)
     wanted = interval.status if interval else None
-    outcome: Outcome = "unchanged"
+    decision = _Decision("unchanged", state, interval=interval)
     if needs_attention(state, wanted):
         current_user = rt.tcx.get_user(state.tcx_user_id)
-        current = current_user.current_profile_name if current_user else None
-        change, state = decide(state, wanted, current)
-        if change is not None:
-            rt.tcx.set_status(state.tcx_user_id, change.status)
-            outcome = "reverted" if change.kind == "restore" else "changed"
-            moment = interval.start if interval is not None and change.kind == "set" else _last_end(state, now)
-            log_event(
-                "status_change",
-                kind="presence",
-                user=state.m365_id,
-                upn=link.upn,
-                extension=link.extension,
-                action=change.kind,
-                status_from=current,
-                status_to=change.status,
-                lag_ms=int((now - moment).total_seconds() * 1000) if moment else None,
-            )
-    boundary = next_boundary(state.intervals, now)
-    scheduled = boundary if boundary is not None and boundary != state.next_boundary else None
-    return outcome, state.model_copy(update={"next_boundary": boundary}), scheduled
+        decision.current = current_user.current_profile_name if current_user else None
+        decision.change, decision.state = decide(state, wanted, decision.current)
+        if decision.change is not None:
+            decision.outcome = "reverted" if decision.change.kind == "restore" else "changed"
+    boundary = next_boundary(decision.state.intervals, now)
+    decision.scheduled = boundary if boundary is not None and boundary != state.next_boundary else None
+    decision.state = decision.state.model_copy(update={"next_boundary": boundary})
+    return decision
+
+
+def _log_change(decision: _Decision, link: Link, now: datetime) -> None:
+    """One line per status change, with how late it came against the event's start or end."""
+    change = decision.change
+    assert change is not None
+    if change.kind == "set" and decision.interval is not None:
+        moment: datetime | None = decision.interval.start
+    else:
+        moment = _last_end(decision.state, now)
+    log_event(
+        "status_change",
+        kind="presence",
+        user=link.m365_id,
+        upn=link.upn,
+        extension=link.extension,
+        action=change.kind,
+        status_from=decision.current,
+        status_to=change.status,
+        lag_ms=int((now - moment).total_seconds() * 1000) if moment else None,
+    )
 
 
 def _last_end(state: PresenceState, now: datetime) -> datetime | None:

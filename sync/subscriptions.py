@@ -278,6 +278,6 @@ def handle_lifecycle(rt: Runtime, subscription_id: str, event: str, *, now: date
     elif event == "subscriptionRemoved":
         rt.state.delete_subscription(record.id)
         create_subscription(rt, WantedSubscription.of(record), now)
-    log_event("subscription_lifecycle", kind="subscriptions", event=event, resource=record.resource)
+    log_event("subscription_lifecycle", kind="subscriptions", lifecycle_event=event, resource=record.resource)
     # After any lifecycle event, changes may have been missed: reconcile that calendar.
     return record.user_id if record.kind == "calendar" else None

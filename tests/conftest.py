@@ -22,6 +22,7 @@ from fakes.threecx import ThreeCXFake
 from fakes.transport import install
 from shared.settings import Settings, load_settings
 from shared.state import StateStore
+from shared.work_items import WorkItem
 from sync.runtime import Runtime, reset_process_runtime
 
 pytest_plugins = ["tests.conformance_plugin"]
@@ -32,6 +33,7 @@ GRAPH_SECRET = "graph-test-secret-value"
 PBX_CLIENT_ID = "m365connector"
 PBX_SECRET = "pbx-test-secret-value"
 GRAPH_ROOT = "https://graph.fake.test"
+WEBHOOK_URL = "https://connector.fake.test/api/graph/notifications?code=function-key"
 PBX_ROOT = "https://pbx.fake.test:5001"
 
 
@@ -104,6 +106,38 @@ class Tenant:
     def reset_pbx_counts(self) -> None:
         self.pbx.reset_counts()
         self._tokens_at_reset = self.pbx.tokens_issued
+
+    def connect_webhook(self, monkeypatch: pytest.MonkeyPatch) -> list[WorkItem]:
+        """Let the simulated Graph reach the connector's webhook routes in process.
+
+        Graph's deliveries (handshakes, notifications, lifecycle events) are handed to the
+        real Function handlers; the work items they put on the queue output binding are
+        collected in the returned list instead of a Storage queue.
+        """
+        from function_app import registered_functions
+        from sync.serve import call_route, discover
+
+        monkeypatch.setenv("WEBHOOK_URL", WEBHOOK_URL)
+        self.env["WEBHOOK_URL"] = WEBHOOK_URL
+        reset_process_runtime()
+        routes = discover(registered_functions()).routes
+        queued: list[WorkItem] = []
+
+        class Collect:
+            def send(self, name: str, value: Any) -> None:
+                queued.extend(WorkItem.from_message(text) for text in value)
+
+        def deliver(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+            path = url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0]
+            for route in routes:
+                match = route.pattern.match(f"/{path}")
+                if match:
+                    response = call_route(route, "POST", url, headers, body, match.groupdict(), Collect())
+                    return response.status_code, {"Content-Type": response.mimetype}, response.get_body()
+            return 404, {}, b""
+
+        self.graph.deliver = deliver
+        return queued
 
     def pbx_writes(self) -> int:
         """XAPI writes since the last reset (token requests are POSTs too, but not writes)."""

@@ -1,0 +1,302 @@
+"""Calendar-driven status end to end in process: Graph notifications → webhook → worker → 3CX.
+
+Graph and 3CX are the stateful fakes, storage is Azurite, the webhook is the real Function
+handler; time is controlled (`now` is passed in), so boundaries are exact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.state import PresenceState
+from shared.work_items import WorkItem
+from sync.presence_run import Scheduler, reconcile_user, run_presence_pass
+from sync.runtime import process_runtime
+from sync.subscriptions import reconcile_subscriptions
+from sync.user_sync import run_user_sync
+from sync.worker import handle_work
+from tests.conftest import Tenant
+
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Recorder(Scheduler):
+    """A scheduler that keeps boundary messages for the test to deliver when it likes."""
+
+    items: list[tuple[WorkItem, timedelta]] = field(default_factory=list)
+
+    def schedule(self, item: WorkItem, delay: timedelta) -> None:
+        self.items.append((item, delay))
+
+
+@pytest.fixture
+def office(tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch) -> Tenant:
+    """Three synced users, the webhook connected, subscriptions made."""
+    tenant_env.add_users(3)
+    run_user_sync(tenant_env.runtime())
+    tenant_env.queued = tenant_env.connect_webhook(monkeypatch)  # type: ignore[attr-defined]
+    reconcile_subscriptions(process_runtime(), now=T0)
+    return tenant_env
+
+
+def _status(tenant: Tenant, upn: str) -> str:
+    return next(u for u in tenant.pbx.users.values() if u["EmailAddress"] == upn)["CurrentProfileName"]
+
+
+def _id(tenant: Tenant, upn: str) -> str:
+    return next(uid for uid, u in tenant.graph.users.items() if u["userPrincipalName"] == upn)
+
+
+def _drain(tenant: Tenant, scheduler: Recorder, now: datetime) -> list[str]:
+    """Run every queued notification through the worker, as the queue trigger would."""
+    results = []
+    while tenant.queued:  # type: ignore[attr-defined]
+        results.append(handle_work(process_runtime(), tenant.queued.pop(0), scheduler, now=now))  # type: ignore[attr-defined]
+    return results
+
+
+def test_subscriptions_are_made_for_each_calendar_and_for_users(office: Tenant) -> None:
+    resources = sorted(s.resource for s in office.graph.subscriptions.values())
+    user_ids = sorted(office.state.links())
+    assert resources == sorted(["/users", *[f"/users/{uid}/events" for uid in user_ids]])
+    records = office.state.subscriptions()
+    assert len(records) == 4
+    assert len({r.client_state for r in records.values()}) == 4  # one secret each
+
+
+def test_a_meeting_notification_sets_dnd_and_the_end_boundary_restores(office: Tenant) -> None:
+    upn = "user001@contoso.com"
+    uid = _id(office, upn)
+    office.graph.add_event(uid, start=T0 - timedelta(minutes=5), end=T0 + timedelta(minutes=30))
+    assert len(office.queued) == 1  # type: ignore[attr-defined]
+    scheduler = Recorder()
+
+    assert _drain(office, scheduler, T0) == ["changed"]
+    assert _status(office, upn) == "Out of office"
+    (boundary, delay) = scheduler.items[-1]
+    assert boundary.kind == "boundary" and boundary.due == T0 + timedelta(minutes=30)
+    assert delay == timedelta(minutes=30)
+
+    assert handle_work(process_runtime(), boundary, scheduler, now=boundary.due) == "reverted"
+    assert _status(office, upn) == "Available"
+    assert [_status(office, f"user00{i}@contoso.com") for i in (0, 2)] == ["Available", "Available"]
+
+
+def test_a_meeting_later_today_is_applied_at_its_start(office: Tenant) -> None:
+    uid = _id(office, "user000@contoso.com")
+    office.graph.add_event(uid, start=T0 + timedelta(hours=2), end=T0 + timedelta(hours=3), show_as="oof")
+    scheduler = Recorder()
+    assert _drain(office, scheduler, T0) == ["unchanged"]
+    start_item, delay = scheduler.items[-1]
+    assert delay == timedelta(hours=2)
+    early = handle_work(process_runtime(), start_item, scheduler, now=T0 + timedelta(hours=1, minutes=59, seconds=58))
+    assert early == "rescheduled"  # visible too early: back on the queue for the rest
+    assert handle_work(process_runtime(), start_item, scheduler, now=T0 + timedelta(hours=2)) == "changed"
+    assert _status(office, "user000@contoso.com") == "Away"
+
+
+def test_a_cancelled_meeting_restores_the_status(office: Tenant) -> None:
+    uid = _id(office, "user000@contoso.com")
+    event_id = office.graph.add_event(uid, start=T0 - timedelta(minutes=1), end=T0 + timedelta(hours=1))
+    scheduler = Recorder()
+    _drain(office, scheduler, T0)
+    office.graph.cancel_event(uid, event_id)
+    assert _drain(office, scheduler, T0 + timedelta(minutes=10)) == ["reverted"]
+    assert _status(office, "user000@contoso.com") == "Available"
+
+
+def test_duplicate_and_out_of_order_notifications_are_harmless(office: Tenant) -> None:
+    uid = _id(office, "user002@contoso.com")
+    with office.graph.held_notifications():
+        event_id = office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+        office.graph.update_event(uid, event_id, end=T0 + timedelta(hours=2))
+        pending = list(office.graph.pending_notifications)
+        office.graph.pending_notifications.clear()
+    for notification in [*reversed(pending), *pending]:
+        office.graph.deliver_notification(notification)
+    scheduler = Recorder()
+    assert sorted(_drain(office, scheduler, T0 + timedelta(minutes=1))) == [
+        "changed",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+    ]
+    state = office.state.get_presence(uid)
+    assert state is not None and state.intervals[0].end == T0 + timedelta(hours=2)
+    boundary = next(item for item, _ in reversed(scheduler.items) if item.kind == "boundary")
+    assert handle_work(process_runtime(), boundary, scheduler, now=T0 + timedelta(hours=2)) == "reverted"
+
+
+def test_at_most_two_graph_requests_per_notification_and_two_3cx_requests_per_change(office: Tenant) -> None:
+    uid = _id(office, "user000@contoso.com")
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    office.graph.reset_counts()
+    office.reset_pbx_counts()
+    _drain(office, Recorder(), T0 + timedelta(minutes=1))
+    graph_requests = sum(office.graph.request_counts.values())
+    pbx_requests = sum(office.pbx.request_counts.values()) - (office.pbx.tokens_issued - office._tokens_at_reset)
+    assert graph_requests <= 2
+    assert office.graph.route_counts["GET /users/{key}/calendarView"] == 1
+    assert pbx_requests == 2  # read the current status, write the new one
+
+
+def test_a_status_changed_by_hand_during_the_meeting_wins(office: Tenant) -> None:
+    upn = "user001@contoso.com"
+    uid = _id(office, upn)
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    scheduler = Recorder()
+    _drain(office, scheduler, T0)
+    tcx_id = office.state.links()[uid].tcx_user_id
+    office.pbx.set_status(tcx_id, "Custom 2")
+    boundary = scheduler.items[-1][0]
+    assert handle_work(process_runtime(), boundary, scheduler, now=T0 + timedelta(hours=1)) == "unchanged"
+    assert _status(office, upn) == "Custom 2"
+
+
+def test_calendar_option_off_never_changes_the_status(office: Tenant) -> None:
+    from sync.options import set_user_options
+
+    upn = "user000@contoso.com"
+    uid = _id(office, upn)
+    set_user_options(process_runtime(), upn, {"calendar": False})
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    handle_work(process_runtime(), WorkItem(kind="calendar", user_id=uid), Recorder(), now=T0)
+    assert _status(office, upn) == "Available"
+    assert office.state.get_presence(uid) is None
+    result = reconcile_subscriptions(process_runtime(), now=T0)
+    assert result.deleted == 1
+    assert f"/users/{uid}/events" not in {s.resource for s in office.graph.subscriptions.values()}
+
+
+def test_a_pass_with_nothing_due_makes_no_requests(office: Tenant) -> None:
+    rt = process_runtime()
+    first = run_presence_pass(rt, now=T0, scheduler=Recorder())
+    assert first.refreshed == 3
+    office.graph.reset_counts()
+    office.reset_pbx_counts()
+    again = run_presence_pass(rt, now=T0 + timedelta(minutes=1), scheduler=Recorder())
+    assert again.unchanged == 3 and again.refreshed == 0
+    assert sum(office.graph.request_counts.values()) == 0
+    assert sum(office.pbx.request_counts.values()) == 0
+
+
+def test_the_pass_catches_what_a_lost_notification_missed(office: Tenant) -> None:
+    uid = _id(office, "user000@contoso.com")
+    rt = process_runtime()
+    run_presence_pass(rt, now=T0, scheduler=Recorder())
+    with office.graph.held_notifications():
+        office.graph.add_event(uid, start=T0 + timedelta(minutes=5), end=T0 + timedelta(hours=1))
+        office.graph.pending_notifications.clear()  # lost
+    counts = run_presence_pass(rt, now=T0 + timedelta(minutes=16), scheduler=Recorder())
+    assert counts.changed == 1
+    assert _status(office, "user000@contoso.com") == "Out of office"
+
+
+def test_lifecycle_events(office: Tenant) -> None:
+    uid = _id(office, "user001@contoso.com")
+    records = {r.user_id: r for r in office.state.subscriptions().values()}
+    calendar_sub = records[uid]
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    office.queued.clear()  # type: ignore[attr-defined]
+    scheduler = Recorder()
+
+    office.graph.send_lifecycle(calendar_sub.id, "missed")
+    assert _drain(office, scheduler, T0) == ["changed"]  # missed → the calendar is re-read
+
+    office.graph.send_lifecycle(calendar_sub.id, "reauthorizationRequired")
+    _drain(office, scheduler, T0)
+    assert calendar_sub.id in office.graph.subscriptions
+
+    office.graph.send_lifecycle(calendar_sub.id, "subscriptionRemoved")
+    _drain(office, scheduler, T0)
+    new = {r.user_id: r for r in office.state.subscriptions().values()}[uid]
+    assert new.id != calendar_sub.id and new.id in office.graph.subscriptions
+    assert calendar_sub.id not in office.state.subscriptions()
+
+
+def test_a_forged_notification_is_dropped(office: Tenant) -> None:
+    from function_app import registered_functions
+    from sync.serve import call_route, discover
+
+    uid = _id(office, "user000@contoso.com")
+    record = next(r for r in office.state.subscriptions().values() if r.user_id == uid)
+    forged = {
+        "subscriptionId": record.id,
+        "clientState": "guess",
+        "changeType": "created",
+        "tenantId": office.env["GRAPH_TENANT_ID"],
+        "resource": f"Users/{uid}/Events/x",
+        "subscriptionExpirationDateTime": "2026-12-01T00:00:00Z",
+    }
+    body = json.dumps({"value": [forged]}).encode()
+    route = next(r for r in discover(registered_functions()).routes if r.name == "graph_notifications")
+    sent: list = []
+
+    class Collect:
+        def send(self, name, value):
+            sent.append(value)
+
+    response = call_route(route, "POST", "https://x/api/graph/notifications", {}, body, {}, Collect())
+    assert response.status_code == 202
+    assert sent == []
+
+
+def test_user_changes_reach_3cx_through_the_users_subscription(office: Tenant) -> None:
+    uid = _id(office, "user002@contoso.com")
+    office.graph.update_user(uid, displayName="Promoted Person")
+    items = [item for item in office.queued if item.kind == "user"]  # type: ignore[attr-defined]
+    assert [item.user_id for item in items] == [uid]
+    _drain(office, Recorder(), T0)
+    assert (
+        next(u for u in office.pbx.users.values() if u["EmailAddress"] == "user002@contoso.com")["DisplayName"]
+        == "Promoted Person"
+    )
+
+
+def test_concurrent_writers_are_detected_by_etag(office: Tenant) -> None:
+    from shared.state import ConcurrentUpdate
+
+    state = office.state.save_presence(PresenceState(m365_id="x", tcx_user_id=1))
+    office.state.save_presence(state.model_copy(update={"applied_status": "Away"}))
+    with pytest.raises(ConcurrentUpdate):
+        office.state.save_presence(state.model_copy(update={"applied_status": "Out of office"}))
+    with pytest.raises(ConcurrentUpdate):
+        office.state.save_presence(PresenceState(m365_id="x", tcx_user_id=1))
+
+
+def test_a_conflicting_update_is_re_decided(office: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.state import ConcurrentUpdate, StateStore
+
+    uid = _id(office, "user000@contoso.com")
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    original = StateStore.save_presence
+    calls = {"n": 0}
+
+    def flaky(self, state):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConcurrentUpdate(state.m365_id)
+        return original(self, state)
+
+    monkeypatch.setattr(StateStore, "save_presence", flaky)
+    assert reconcile_user(process_runtime(), uid, now=T0, refresh=True) == "changed"
+    assert calls["n"] == 2
+    assert _status(office, "user000@contoso.com") == "Out of office"
+
+
+def test_a_failed_3cx_write_is_retried_not_lost(office: Tenant) -> None:
+    from shared.threecx import TcxApiError
+
+    uid = _id(office, "user000@contoso.com")
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    office.pbx.inject(400, count=1, method="PATCH")
+    with pytest.raises(TcxApiError):
+        reconcile_user(process_runtime(), uid, now=T0, refresh=True)
+    assert office.state.get_presence(uid).applied_status is None  # the claim was undone
+    assert reconcile_user(process_runtime(), uid, now=T0 + timedelta(seconds=5), refresh=False) == "changed"
+    assert _status(office, "user000@contoso.com") == "Out of office"
