@@ -272,6 +272,19 @@ class StateStore:
     def delete_presence(self, m365_id: str) -> None:
         self._table("presence").delete_entity("user", m365_id)
 
+    # -- deprovisioning log (the deletion guard's memory) ------------------------------------
+    def record_deprovision(self, m365_id: str, action: str, at: datetime | None = None) -> None:
+        at = at or utcnow()
+        inverted = 10**13 - int(at.timestamp() * 1000)
+        entity = {"PartitionKey": "d", "RowKey": f"{inverted:013d}-{m365_id}", "action": action, "at": at}
+        self._table("deprovisions").upsert_entity(entity)
+
+    def deprovisions_since(self, since: datetime) -> int:
+        """How many users were disabled or deleted since `since` (newest rows sort first)."""
+        bound = f"{10**13 - int(since.timestamp() * 1000):013d}"
+        query = f"PartitionKey eq 'd' and RowKey lt '{bound}'"
+        return sum(1 for _ in self._table("deprovisions").query_entities(query, select=["RowKey"]))
+
     # -- run records ------------------------------------------------------------------------
     def save_run(self, run: RunRecord) -> None:
         """Upsert a run; newest sorts first (inverted timestamp in the row key)."""

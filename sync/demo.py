@@ -3,28 +3,23 @@
 Starts Azurite, a simulated Microsoft 365 tenant and a simulated 3CX PBX (both served over
 HTTPS on loopback with a throw-away CA), then drives the real user sync through a small
 company's life: first plan, first run, a rename, a new hire, a leaver, a user deleted by
-hand in 3CX, and a mass departure stopped by the deletion guard.
+hand in 3CX, meetings switching 3CX statuses through Graph webhooks, and a mass departure
+stopped by the deletion guard.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-from pathlib import Path
+import time
+from datetime import UTC, datetime, timedelta
 
-from fakes.azurite import start_azurite
-from fakes.graph import GraphFake
-from fakes.threecx import ThreeCXFake
-from fakes.transport import local_tls, serve
+from fakes.stack import Stack, local_stack
 from shared.settings import load_settings
-from shared.state import StateStore
 from sync.plan_output import render_plan
-from sync.runtime import Runtime
+from sync.runtime import Runtime, process_runtime
+from sync.subscriptions import reconcile_subscriptions
 from sync.user_sync import run_user_sync
 
-TENANT_ID = "0d3f6a1e-7c2b-4e59-a8d1-3b6c9f2e4a70"
-CLIENT_ID = "5e8b2c4d-1a3f-4b6e-9d7c-2f1a0e3b5c8d"
 STAFF = [
     ("amelia.hart", "Amelia", "Hart", "+44 20 7946 0101"),
     ("bruno.costa", "Bruno", "Costa", "+351 21 123 4567"),
@@ -54,88 +49,119 @@ def _run(rt: Runtime, title: str, **kwargs: object) -> None:
 
 def run_demo() -> int:
     logging.getLogger().setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="tcx-demo-"))
-    tls = local_tls(workdir)
-    os.environ["REQUESTS_CA_BUNDLE"] = str(tls.ca_bundle)
-    graph = GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret="demo-graph-secret")
-    pbx = ThreeCXFake(client_id="m365connector", client_secret="demo-pbx-secret", journal=False)
-    ids = {
-        login: graph.add_user(f"{login}@contoso.example", given_name=first, surname=last, mobile_phone=mobile)
-        for login, first, last, mobile in STAFF
-    }
-    graph.add_user("guest_partner@contoso.example", user_type="Guest")
-    graph.add_user("meeting-room-1@contoso.example", has_mailbox=False)
-    graph.set_photo(ids["amelia.hart"], b"\xff\xd8\xff\xe0demo-photo-1")
-    reception = pbx.add_user(
-        Number="100", FirstName="Reception", LastName="Desk", EmailAddress="reception@contoso.example"
-    )
-    pbx.add_user(Number="105", FirstName="D.", LastName="Okafor", EmailAddress="Dana.Okafor@contoso.example")
-
     print("Starting Azurite and the simulated Microsoft 365 tenant and 3CX PBX (HTTPS on loopback)…")
-    with start_azurite(workdir / "azurite") as azurite:
-        graph_server = serve(graph, tls=tls.server_context)
-        pbx_server = serve(pbx, tls=tls.server_context)
-        try:
-            settings = load_settings(
-                GRAPH_TENANT_ID=TENANT_ID,
-                GRAPH_CLIENT_ID=CLIENT_ID,
-                GRAPH_CLIENT_SECRET="demo-graph-secret",
-                GRAPH_AUTHORITY_HOST=graph_server.url,
-                GRAPH_BASE_URL=f"{graph_server.url}/v1.0",
-                TCX_BASE_URL=pbx_server.url,
-                TCX_CLIENT_ID="m365connector",
-                TCX_CLIENT_SECRET="demo-pbx-secret",
-                AzureWebJobsStorage=azurite.connection_string,
-                EXTENSION_START="101",
-                SYNC_PHOTO="true",
-                SYNC_OFFICE_PHONE="true",
-                DEPROVISION_MAX_COUNT="3",
-            )
-            state = StateStore.from_connection_string(azurite.connection_string)
-            rt = Runtime(settings, _state=state)
-            print(f"  Microsoft 365: {len(graph.users)} accounts (1 guest, 1 room without mailbox)")
-            print(f"  3CX: {len(pbx.users)} users made by hand (reception 100, Dana Okafor 105)")
+    extra = {
+        "EXTENSION_START": "101",
+        "SYNC_PHOTO": "true",
+        "SYNC_OFFICE_PHONE": "true",
+        "DEPROVISION_MAX_COUNT": "3",
+    }
+    with local_stack(extra) as stack:
+        graph, pbx = stack.graph, stack.pbx
+        ids = {
+            login: graph.add_user(f"{login}@contoso.example", given_name=first, surname=last, mobile_phone=mobile)
+            for login, first, last, mobile in STAFF
+        }
+        graph.add_user("guest_partner@contoso.example", user_type="Guest")
+        graph.add_user("meeting-room-1@contoso.example", has_mailbox=False)
+        graph.set_photo(ids["amelia.hart"], b"\xff\xd8\xff\xe0demo-photo-1")
+        reception = pbx.add_user(
+            Number="100", FirstName="Reception", LastName="Desk", EmailAddress="reception@contoso.example"
+        )
+        pbx.add_user(Number="105", FirstName="D.", LastName="Okafor", EmailAddress="Dana.Okafor@contoso.example")
+        rt = Runtime(load_settings())
+        print(f"  Microsoft 365: {len(graph.users)} accounts (1 guest, 1 room without mailbox)")
+        print(f"  3CX: {len(pbx.users)} users made by hand (reception 100, Dana Okafor 105)")
 
-            _heading("1. First look: `python -m sync users --dry-run`")
-            _run(rt, "User sync plan (dry run: nothing will change)", dry_run=True)
+        _heading("1. First look: `python -m sync users --dry-run`")
+        _run(rt, "User sync plan (dry run: nothing will change)", dry_run=True)
 
-            _heading("2. First run: users become extensions; Dana's existing extension is linked")
-            _run(rt, "User sync run")
+        _heading("2. First run: users become extensions; Dana's existing extension is linked")
+        _run(rt, "User sync run")
 
-            _heading("3. A day later: a rename, a new hire, a leaver, and a user deleted by hand in 3CX")
-            graph.update_user(ids["chen.wei"], displayName="Wei Chen (Sales)", mobilePhone="+86 10 1234 5678")
-            graph.add_user("ines.duarte@contoso.example", given_name="Inês", surname="Duarte")
-            graph.update_user(ids["farid.haddad"], accountEnabled=False)
-            victim = next(u for u in pbx.users.values() if u.get("EmailAddress") == "hiro.tanaka@contoso.example")
-            pbx.delete_user(victim["Id"])
-            print(f"  (3CX admin deleted extension {victim['Number']} of Hiro Tanaka by hand)")
-            _run(rt, "User sync run")
+        _heading("3. A day later: a rename, a new hire, a leaver, and a user deleted by hand in 3CX")
+        graph.update_user(ids["chen.wei"], displayName="Wei Chen (Sales)", mobilePhone="+86 10 1234 5678")
+        graph.add_user("ines.duarte@contoso.example", given_name="Inês", surname="Duarte")
+        graph.update_user(ids["farid.haddad"], accountEnabled=False)
+        victim = next(u for u in pbx.users.values() if u.get("EmailAddress") == "hiro.tanaka@contoso.example")
+        pbx.delete_user(victim["Id"])
+        print(f"  (3CX admin deleted extension {victim['Number']} of Hiro Tanaka by hand)")
+        _run(rt, "User sync run")
 
-            _heading("4. Nothing changed: the re-run makes no 3CX writes")
-            pbx.reset_counts()
-            tokens_before = pbx.tokens_issued
-            _run(rt, "User sync run")
-            counts = pbx.request_counts
-            writes = counts["PATCH"] + counts["DELETE"] + counts["POST"] - (pbx.tokens_issued - tokens_before)
-            print(f"3CX requests this run: {sum(counts.values())}, of which writes: {writes}")
+        _heading("4. Nothing changed: the re-run makes no 3CX writes")
+        pbx.reset_counts()
+        tokens_before = pbx.tokens_issued
+        _run(rt, "User sync run")
+        counts = pbx.request_counts
+        writes = counts["PATCH"] + counts["DELETE"] + counts["POST"] - (pbx.tokens_issued - tokens_before)
+        print(f"3CX requests this run: {sum(counts.values())}, of which writes: {writes}")
 
-            _heading("5. Someone empties a licence group by mistake: the deletion guard holds")
-            for login in ("amelia.hart", "bruno.costa", "chen.wei", "dana.okafor", "eva.lindqvist"):
-                graph.update_user(ids[login], accountEnabled=False)
-            _run(rt, "User sync run")
+        _heading("5. Calendar → status: Graph webhooks, a queue, and exact boundaries")
+        _calendar_act(stack, ids)
 
-            _heading("Run history (`python -m sync runs`)")
-            for run in state.recent_runs("users"):
-                counts = " ".join(f"{k}={v}" for k, v in run.counts.items() if v)
-                print(f"  {run.started_at:%H:%M:%S} {run.run_id} {run.status:<9} {counts}")
-            untouched = pbx.users[reception["Id"]]
-            print(
-                f"\nReception (made by hand, never linked) is untouched: {untouched['FirstName']}"
-                f" {untouched['LastName']},"
-                f" extension {untouched['Number']}."
-            )
-            print("\nDemo finished.")
-        finally:
-            graph_server.stop()
-            pbx_server.stop()
+        _heading("6. Someone empties a licence group by mistake: the deletion guard holds")
+        for login in ("amelia.hart", "bruno.costa", "chen.wei", "dana.okafor", "eva.lindqvist"):
+            graph.update_user(ids[login], accountEnabled=False)
+        _run(Runtime(load_settings()), "User sync run")
+
+        _heading("Run history (`python -m sync runs`)")
+        for run in rt.state.recent_runs("users"):
+            counts_text = " ".join(f"{k}={v}" for k, v in run.counts.items() if v)
+            print(f"  {run.started_at:%H:%M:%S} {run.run_id} {run.status:<9} {counts_text}")
+        untouched = pbx.users[reception["Id"]]
+        print(
+            f"\nReception (made by hand, never linked) is untouched: {untouched['FirstName']}"
+            f" {untouched['LastName']}, extension {untouched['Number']}."
+        )
+        print("\nDemo finished.")
     return 0
+
+
+def _calendar_act(stack: Stack, ids: dict[str, str]) -> None:
+    """Serve the connector, subscribe, and watch two meetings drive 3CX statuses."""
+    stack.start_connector()
+    rt = process_runtime()
+    result = reconcile_subscriptions(rt)
+    handshakes = [d for d in stack.graph.deliveries if d.kind == "handshake" and d.status == 200]
+    print(
+        f"`python -m sync serve` is up; `python -m sync subscriptions`: {result.created} subscriptions created,"
+        f" {len(handshakes)} webhook validation handshakes answered."
+    )
+    links = rt.state.links()
+    watched = {"amelia.hart": "Amelia", "bruno.costa": "Bruno"}
+    tcx_ids = {login: links[ids[login]].tcx_user_id for login in watched}
+    pbx = stack.pbx
+    pbx.set_status(tcx_ids["bruno.costa"], "Custom 1")  # Bruno is at lunch
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    end = start + timedelta(seconds=4)
+    stack.graph.add_event(ids["amelia.hart"], start=start, end=end, show_as="busy", subject="Budget review")
+    stack.graph.add_event(ids["bruno.costa"], start=start, end=end, show_as="busy", subject="1:1")
+    print(f"Two meetings from {start:%H:%M:%S} to {end:%H:%M:%S} UTC (Amelia is Available, Bruno at Lunch).")
+    print("Bruno will switch to Business Trip by hand during his meeting: his choice must win.\n")
+    seen = {login: pbx.users[tcx_id]["CurrentProfileName"] for login, tcx_id in tcx_ids.items()}
+    bruno_changed = False
+    deadline = end + timedelta(seconds=8)
+    while datetime.now(UTC) < deadline:
+        now = datetime.now(UTC)
+        if not bruno_changed and now > start + timedelta(seconds=2):
+            pbx.set_status(tcx_ids["bruno.costa"], "Custom 2")
+            bruno_changed = True
+            print(f"  {now:%H:%M:%S.%f}"[:-3] + "  Bruno sets Business Trip by hand")
+            seen["bruno.costa"] = "Custom 2"
+        for login, tcx_id in tcx_ids.items():
+            status = pbx.users[tcx_id]["CurrentProfileName"]
+            if status != seen[login]:
+                reference, label = (start, "start") if now < end else (end, "end")
+                lag = (now - reference).total_seconds()
+                print(
+                    f"  {now:%H:%M:%S.%f}"[:-3]
+                    + f"  {watched[login]}: {LABELS.get(seen[login], seen[login])} → {LABELS.get(status, status)}"
+                    f"  ({lag:+.1f}s from the meeting's {label})"
+                )
+                seen[login] = status
+        time.sleep(0.05)  # watching the simulated PBX, not timing the product
+    final = {watched[login]: LABELS.get(status, status) for login, status in seen.items()}
+    print(f"\nAfter the meetings: {final}. Bruno's manual status was kept; Amelia's was restored.")
+
+
+LABELS = {"Out of office": "Do Not Disturb", "Custom 1": "Lunch", "Custom 2": "Business Trip"}

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from shared.entra import GraphAuthError
@@ -58,6 +59,7 @@ _TCX_SELECT = (
 )
 _APPLY_ORDER = ("link", "update", "create", "avatar", "disable", "delete", "forget")
 _NUMBER_RETRIES = 20
+GUARD_WINDOW = timedelta(hours=24)
 
 Progress = Callable[[int, int], None]
 
@@ -126,7 +128,9 @@ def sync_config(
     rt: Runtime, allow_deprovision: bool = False, group_members: frozenset[str] = frozenset()
 ) -> UserSyncConfig:
     settings = rt.settings
+    recent = rt.state.deprovisions_since(utcnow() - GUARD_WINDOW)
     return UserSyncConfig(
+        recent_removals=recent,
         scope=ScopeRule(settings.user_sync_scope, frozenset(settings.user_sync_users), group_members),
         extension_start=settings.extension_start,
         deprovision=settings.deprovision,
@@ -424,11 +428,13 @@ class _Applier:
 
     def _disable(self, action: DisableUser) -> None:
         self.rt.tcx.update_user(action.tcx_user_id, {"Enabled": False})
+        self.rt.state.record_deprovision(action.m365_id, "disable")
         link = self.links[action.m365_id]
         self._save(link.model_copy(update={"deprovisioned": "disabled"}))
 
     def _delete(self, action: DeleteUser) -> None:
         self.rt.tcx.delete_user(action.tcx_user_id)
+        self.rt.state.record_deprovision(action.m365_id, "delete")
         self._forget(action)
 
     def _forget(self, action: UserAction) -> None:

@@ -15,8 +15,9 @@ The rules, in the order `plan_users` applies them:
 - Only fields that differ are written.
 - A linked user who no longer takes part is deprovisioned per DEPROVISION; a 3CX user the
   connector neither created nor linked is never touched.
-- If more users would be disabled or deleted than the guard allows, none are, and the plan
-  says why; the rest of the plan still applies.
+- If more users would be disabled or deleted than the guard allows — counting those already
+  removed in the last 24 hours, so one-at-a-time removals through notifications add up —
+  none are, and the plan says why; the rest of the plan still applies.
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ class GuardHold:
     synced: int
     limit: str
     held: tuple[UserAction, ...]
+    recent: int = 0  # already disabled or deleted in the guard's window before this run
 
     def describe(self) -> str:
+        earlier = f" (after {self.recent} in the last 24 hours)" if self.recent else ""
         return (
-            f"deletion guard: {self.would_remove} of {self.synced} synced users would be disabled or deleted,"
-            f" more than {self.limit}; none were. Check the tenant, then run"
+            f"deletion guard: {self.would_remove} of {self.synced} synced users would be disabled or deleted"
+            f"{earlier}, more than {self.limit}; none were. Check the tenant, then run"
             " `python -m sync users --allow-deprovision` to apply them."
         )
 
@@ -179,6 +182,9 @@ class UserSyncConfig:
     deprovision: DeprovisionPolicy = DeprovisionPolicy.DISABLE
     guard: DeprovisionGuard = DeprovisionGuard()
     allow_deprovision: bool = False  # the administrator approved what the guard holds back
+    # Disables/deletes already applied in the last 24 hours. They count against the guard too,
+    # so leavers arriving one notification at a time cannot add up to a mass deletion.
+    recent_removals: int = 0
 
 
 # -- field mapping ----------------------------------------------------------------------
@@ -416,8 +422,8 @@ def _plan_deprovisioning(
             removals.append(DisableUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
     if not removals:
         return
-    limit = config.guard.exceeded(len(removals), synced)
+    limit = config.guard.exceeded(len(removals) + config.recent_removals, synced + config.recent_removals)
     if limit is not None and not config.allow_deprovision:
-        plan.guard = GuardHold(len(removals), synced, limit, tuple(removals))
+        plan.guard = GuardHold(len(removals), synced, limit, tuple(removals), config.recent_removals)
         return
     plan.actions.extend(removals)

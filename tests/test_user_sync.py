@@ -263,3 +263,18 @@ def test_a_number_held_by_a_queue_is_skipped_over(tenant: Tenant) -> None:
     assert result.counts["created"] == 2
     assert sorted(u["Number"] for u in tenant.pbx.users.values()) == ["402", "403"]
     assert sorted(link.extension for link in tenant.state.links().values()) == ["402", "403"]
+
+
+def test_removals_arriving_one_at_a_time_add_up_against_the_guard(tenant: Tenant) -> None:
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime())
+    results = []
+    for user_id in ids[:3]:  # as three /users notifications would, minutes apart
+        tenant.graph.update_user(user_id, accountEnabled=False)
+        results.append(run_user_sync(tenant.runtime(DEPROVISION_MAX_COUNT="2"), only_user_id=user_id))
+
+    assert [r.counts["deprovisioned"] for r in results] == [1, 1, 0]
+    guard = results[2].plan.guard
+    assert guard is not None
+    assert "after 2 in the last 24 hours" in guard.describe()
+    assert sum(1 for u in tenant.pbx.users.values() if u["Enabled"] is False) == 2
