@@ -33,6 +33,8 @@ demo: setup
 
 bench: setup
 	$(PY) bench/users.py
+	$(PY) bench/presence.py
+	$(PY) bench/webhook.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

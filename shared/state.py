@@ -156,10 +156,11 @@ class StateStore:
             return None
 
     def save_link(self, link: Link) -> None:
-        entity = {"PartitionKey": "user", "RowKey": link.m365_id, **link.model_dump(exclude={"m365_id"})}
-        entity["deprovisioned"] = link.deprovisioned or ""
-        entity["photo_etag"] = link.photo_etag or ""
-        self._table("links").upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self._table("links").upsert_entity(_link_entity(link), mode=UpdateMode.REPLACE)
+
+    def import_links(self, links: Iterable[Link]) -> None:
+        """Write many links in transactions of 100 (seeding and restores; runs save one by one)."""
+        _submit_in_batches(self._table("links"), [("upsert", _link_entity(link)) for link in links])
 
     def delete_link(self, m365_id: str) -> None:
         self._table("links").delete_entity("user", m365_id)
@@ -268,6 +269,14 @@ class StateStore:
                 raise ConcurrentUpdate(state.m365_id) from error
             raise
         return state.model_copy(update={"etag": metadata.get("etag")})
+
+    def import_presence(self, states: Iterable[PresenceState]) -> None:
+        """Write many presence states unconditionally, in transactions of 100 (seeding only)."""
+        operations = [
+            ("upsert", {"PartitionKey": "user", "RowKey": st.m365_id, "data": st.model_dump_json(exclude={"etag"})})
+            for st in states
+        ]
+        _submit_in_batches(self._table("presence"), operations)
 
     def delete_presence(self, m365_id: str) -> None:
         self._table("presence").delete_entity("user", m365_id)
@@ -387,6 +396,13 @@ class Lease:
         # Expired and taken over, or already gone: nothing of ours to release.
         with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
             self._table.delete_entity("lock", self.name, etag=self._etag, match_condition=MatchConditions.IfNotModified)
+
+
+def _link_entity(link: Link) -> dict[str, Any]:
+    entity = {"PartitionKey": "user", "RowKey": link.m365_id, **link.model_dump(exclude={"m365_id"})}
+    entity["deprovisioned"] = link.deprovisioned or ""
+    entity["photo_etag"] = link.photo_etag or ""
+    return entity
 
 
 def _link_from_entity(entity: dict[str, Any]) -> Link:

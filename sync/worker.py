@@ -31,13 +31,16 @@ def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datet
         if item.due is not None and item.due - now > EARLY_TOLERANCE:
             scheduler.schedule(item, item.due - now)
             return "rescheduled"
+        # Within the tolerance, decide as of the boundary itself: deciding a moment before it
+        # would see nothing to do, and the boundary would be lost until the next pass.
+        at = max(now, item.due) if item.due is not None else now
         state = rt.state.get_presence(item.user_id)
         stale = (
             state is None
             or state.refreshed_at is None
-            or (now - state.refreshed_at > timedelta(minutes=rt.settings.calendar_refresh_minutes))
+            or (at - state.refreshed_at > timedelta(minutes=rt.settings.calendar_refresh_minutes))
         )
-        return reconcile_user(rt, item.user_id, now=now, refresh=stale, scheduler=scheduler)
+        return reconcile_user(rt, item.user_id, now=at, refresh=stale, scheduler=scheduler)
     if item.kind == "user" and item.user_id:
         try:
             result = run_user_sync(rt, only_user_id=item.user_id)

@@ -129,3 +129,36 @@ def test_runs_lists_recorded_runs(tenant_env: Tenant, capsys: pytest.CaptureFixt
     assert main(["runs", "--json"]) == 0
     (run,) = json.loads(capsys.readouterr().out)
     assert run["status"] == "succeeded" and run["counts"]["created"] == 1
+
+
+def test_presence_pass_json(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    (user_id,) = tenant_env.add_users(1)
+    main(["users"])
+    now = datetime.now(UTC)
+    tenant_env.graph.add_event(user_id, start=now - timedelta(minutes=5), end=now + timedelta(hours=1))
+    capsys.readouterr()
+    assert main(["presence", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    for key in ("changed", "reverted", "unchanged", "failed"):
+        assert isinstance(payload[key], int)
+    assert payload["changed"] == 1
+    assert next(iter(tenant_env.pbx.users.values()))["CurrentProfileName"] == "Out of office"
+
+
+def test_subscriptions_need_the_webhook_url(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["subscriptions"]) == 2
+    assert "WEBHOOK_URL is missing" in capsys.readouterr().err
+
+
+def test_subscriptions_command(tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    tenant_env.add_users(2)
+    main(["users"])
+    tenant_env.connect_webhook(monkeypatch)
+    capsys.readouterr()
+    assert main(["subscriptions", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["created"] == 3 and payload["failed"] == 0
+    assert main(["subscriptions"]) == 0
+    assert "0 created, 0 renewed, 0 deleted, 3 unchanged" in capsys.readouterr().out

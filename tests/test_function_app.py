@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 import pytest
@@ -147,3 +147,68 @@ def test_a_bad_setting_answers_500_with_its_line(monkeypatch: pytest.MonkeyPatch
     response = _call("admin_user_plan", "GET", "admin/users/plan")
     assert response.status_code == 500
     assert json.loads(response.get_body())["error"].startswith("configuration error: SYNC_SSO")
+
+
+class _Out(func.Out):
+    def __init__(self) -> None:
+        self.value = None
+
+    def set(self, val) -> None:
+        self.value = val
+
+    def get(self):
+        return self.value
+
+
+def _webhook(name: str, body: bytes, params=None) -> tuple[func.HttpResponse, _Out]:
+    request = func.HttpRequest(method="POST", url=f"http://localhost/api/graph/{name}", params=params or {}, body=body)
+    out = _Out()
+    response = _function(f"graph_{name}").get_user_function()(request, work=out)
+    return response, out
+
+
+@pytest.mark.parametrize("route", ["notifications", "lifecycle"])
+def test_webhook_handshake_echoes_the_decoded_token_as_plain_text(tenant_env: Tenant, route: str) -> None:
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1 <b>"
+    response, out = _webhook(route, b"", params={"validationToken": token})
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.get_body().decode() == token
+    assert out.value is None
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"value": "nope"}', b"[]"])
+def test_webhook_rejects_malformed_bodies_with_400(tenant_env: Tenant, body: bytes) -> None:
+    response, out = _webhook("notifications", body)
+    assert response.status_code == 400
+    assert out.value is None
+
+
+def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
+    from shared.state import SubscriptionRecord
+    from shared.work_items import WorkItem
+    from sync.runtime import process_runtime
+
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    record = SubscriptionRecord(
+        id="sub-1",
+        kind="calendar",
+        resource="/users/u1/events",
+        user_id="u1",
+        client_state="s" * 40,
+        expires_at=expires,
+    )
+    process_runtime().state.save_subscription(record)
+    notification = {
+        "subscriptionId": "sub-1",
+        "clientState": "s" * 40,
+        "changeType": "updated",
+        "tenantId": tenant_env.env["GRAPH_TENANT_ID"],
+        "resource": "Users/u1/Events/e1",
+        "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+    }
+    response, out = _webhook("notifications", json.dumps({"value": [notification]}).encode())
+    assert response.status_code == 202
+    (message,) = out.value
+    item = WorkItem.from_message(message)
+    assert (item.kind, item.user_id) == ("calendar", "u1")

@@ -300,3 +300,15 @@ def test_a_failed_3cx_write_is_retried_not_lost(office: Tenant) -> None:
     assert office.state.get_presence(uid).applied_status is None  # the claim was undone
     assert reconcile_user(process_runtime(), uid, now=T0 + timedelta(seconds=5), refresh=False) == "changed"
     assert _status(office, "user000@contoso.com") == "Out of office"
+
+
+def test_a_boundary_message_a_moment_early_is_decided_as_of_the_boundary(office: Tenant) -> None:
+    uid = _id(office, "user001@contoso.com")
+    office.graph.add_event(uid, start=T0 + timedelta(minutes=10), end=T0 + timedelta(minutes=40))
+    scheduler = Recorder()
+    _drain(office, scheduler, T0)
+    start_item = scheduler.items[-1][0]
+    early = start_item.due - timedelta(milliseconds=600)  # e.g. clocks of two instances differ
+    assert handle_work(process_runtime(), start_item, scheduler, now=early) == "changed"
+    assert _status(office, "user001@contoso.com") == "Out of office"
+    assert scheduler.items[-1][0].due == T0 + timedelta(minutes=40)
