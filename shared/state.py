@@ -351,6 +351,52 @@ class StateStore:
             lease.release()
 
 
+class SharedTcxToken:
+    """The 3CX API token shared by every process on this state (see shared.threecx.SharedToken).
+
+    3CX keeps one valid token per API client: a second process fetching its own would
+    revoke the first one's. The token lives a short while in the state table, which only
+    the connector's identity can read, like MSAL's own token cache in memory.
+    """
+
+    _WAIT_STEP = 0.1
+
+    def __init__(self, store: StateStore, wait_seconds: float = 30.0, sleep: Any = time.sleep) -> None:
+        self._store = store
+        self._wait_seconds = wait_seconds
+        self._sleep = sleep
+
+    def load(self) -> tuple[str, float] | None:
+        try:
+            entity = self._store._table("tokens").get_entity("token", "tcx")
+        except ResourceNotFoundError:
+            return None
+        return str(entity["token"]), float(entity["renew_at"])
+
+    def store(self, token: str, renew_at: float) -> None:
+        entity = {"PartitionKey": "token", "RowKey": "tcx", "token": token, "renew_at": renew_at}
+        self._store._table("tokens").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Wait (bounded) until this process may fetch; another's fetch usually lands meanwhile."""
+        lease = Lease(self._store._table("locks"), "tcx-token", timedelta(seconds=30))
+        waited = 0.0
+        while True:
+            try:
+                lease.acquire()
+                break
+            except LockHeld:
+                if waited >= self._wait_seconds:
+                    raise
+                self._sleep(self._WAIT_STEP)
+                waited += self._WAIT_STEP
+        try:
+            yield
+        finally:
+            lease.release()
+
+
 class Lease:
     """A time-limited lock entity; `renew` pushes the expiry out during long runs."""
 

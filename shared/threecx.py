@@ -23,7 +23,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import requests
@@ -144,15 +145,35 @@ def token_lifetime_seconds(token: TokenResponse, now: float) -> float:
     return float(token.expires_in)
 
 
+class SharedToken(Protocol):
+    """Where Function instances share the one XAPI token 3CX allows per API client.
+
+    Without it every instance would fetch its own token and so revoke the others'.
+    """
+
+    def load(self) -> tuple[str, float] | None:
+        """The stored token and the moment (epoch seconds) it is due for renewal."""
+
+    def store(self, token: str, renew_at: float) -> None: ...
+
+    def exclusive(self) -> AbstractContextManager[object]:
+        """Held by the one instance that fetches a token; the others wait for it."""
+
+
 class TokenKeeper:
     """The process's one XAPI token: fetched by one caller at a time, shared by all.
 
-    `fetch` does the HTTP call; the keeper decides when to call it.
+    `fetch` does the HTTP call; the keeper decides when to call it. With `shared`, the
+    token is also shared with other processes (Function instances), and fetching is
+    serialised across them too.
     """
 
-    def __init__(self, fetch: Callable[[], TokenResponse], clock: Callable[[], float]) -> None:
+    def __init__(
+        self, fetch: Callable[[], TokenResponse], clock: Callable[[], float], shared: SharedToken | None = None
+    ) -> None:
         self._fetch = fetch
         self._clock = clock
+        self._shared = shared
         self._lock = threading.Lock()
         self._state: tuple[str, float] | None = None  # (token, renew at); replaced as a whole
 
@@ -165,7 +186,7 @@ class TokenKeeper:
             state = self._state  # a caller that held the lock before us may have renewed it
             if state is not None and self._clock() < state[1]:
                 return state[0]
-            return self._fetch_locked()
+            return self._obtain(rejected=None)
 
     def renew(self, rejected: str) -> str:
         """A token other than `rejected` (which the PBX refused); fetches one unless another caller did."""
@@ -173,7 +194,30 @@ class TokenKeeper:
             state = self._state
             if state is not None and state[0] != rejected and self._clock() < state[1]:
                 return state[0]
+            return self._obtain(rejected=rejected)
+
+    def _obtain(self, rejected: str | None) -> str:
+        if self._shared is None:
             return self._fetch_locked()
+        adopted = self._adopt(rejected)
+        if adopted is not None:
+            return adopted
+        with self._shared.exclusive():
+            adopted = self._adopt(rejected)  # another instance may have fetched while we waited
+            if adopted is not None:
+                return adopted
+            token = self._fetch_locked()
+            assert self._state is not None
+            self._shared.store(*self._state)
+            return token
+
+    def _adopt(self, rejected: str | None) -> str | None:
+        assert self._shared is not None
+        shared = self._shared.load()
+        if shared is not None and shared[0] != rejected and self._clock() < shared[1]:
+            self._state = shared
+            return shared[0]
+        return None
 
     def _fetch_locked(self) -> str:
         fetched_at = self._clock()
@@ -200,6 +244,7 @@ class ThreeCXClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         page_size: int = 1000,
+        shared_token: SharedToken | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -211,7 +256,7 @@ class ThreeCXClient:
         self._sleep = sleep
         self.page_size = page_size
         self._xapi = f"{self.base_url}/xapi/v1"
-        self._tokens = TokenKeeper(self._fetch_token, clock)
+        self._tokens = TokenKeeper(self._fetch_token, clock, shared_token)
 
     def __repr__(self) -> str:
         return f"ThreeCXClient(base_url={self.base_url!r}, client_id={self.client_id!r})"

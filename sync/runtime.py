@@ -15,7 +15,7 @@ from shared.entra import GraphTokenProvider
 from shared.graph import GraphClient
 from shared.queues import WorkQueue
 from shared.settings import Settings
-from shared.state import StateStore
+from shared.state import SharedTcxToken, StateStore
 from shared.threecx import ThreeCXClient
 
 
@@ -67,6 +67,7 @@ class Runtime:
             self.settings.tcx_base_url or "",
             self.settings.tcx_client_id or "",
             secret.get_secret_value() if secret else "",
+            shared_token=SharedTcxToken(self.state),
         )
 
 

@@ -555,3 +555,47 @@ def test_client_against_the_fake_served_over_https(
     assert version == pbx.version
     assert sleeps == []
     assert len(XAPI_JOURNAL) - mark == 4  # the served fake journals too
+
+
+def test_instances_sharing_state_share_the_one_token(state) -> None:
+    """Two processes (Function instances) on one state never revoke each other's token."""
+    import responses as responses_lib
+
+    from fakes.threecx import ThreeCXFake
+    from fakes.transport import install
+    from shared.state import SharedTcxToken
+    from shared.threecx import ThreeCXClient
+
+    fake = ThreeCXFake(client_id="shared", client_secret="shared-secret")
+    fake.add_user(Number="100", EmailAddress="a@contoso.com")
+    with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        install(mock, "https://pbx.shared.test", fake)
+        first, second = (
+            ThreeCXClient("https://pbx.shared.test", "shared", "shared-secret", shared_token=SharedTcxToken(state))
+            for _ in range(2)
+        )
+        for _ in range(3):
+            assert len(first.list_users()) == 1
+            assert len(second.list_users()) == 1
+    assert fake.tokens_issued == 1
+    assert fake.rejected_tokens == 0
+
+
+def test_without_sharing_two_instances_revoke_each_other() -> None:
+    """Why the shared token exists: the PBX keeps only the newest token valid."""
+    import responses as responses_lib
+
+    from fakes.threecx import ThreeCXFake
+    from fakes.transport import install
+    from shared.threecx import ThreeCXClient
+
+    fake = ThreeCXFake(client_id="solo", client_secret="solo-secret")
+    with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        install(mock, "https://pbx.solo.test", fake)
+        first, second = (ThreeCXClient("https://pbx.solo.test", "solo", "solo-secret") for _ in range(2))
+        first.list_users()
+        second.list_users()
+        first.list_users()
+    assert fake.tokens_issued == 3
+    assert fake.rejected_tokens == 1
