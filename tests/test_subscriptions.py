@@ -1,0 +1,124 @@
+"""Subscription upkeep: the plan as data, and the awkward answers Graph gives (409, 403, 404)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.state import Link, SubscriptionRecord
+from sync.options import UserOptions
+from sync.runtime import process_runtime
+from sync.subscriptions import (
+    CreateSubscription,
+    DeleteSubscription,
+    RenewSubscription,
+    plan_subscriptions,
+    reconcile_subscriptions,
+    wanted_subscriptions,
+)
+from sync.user_sync import run_user_sync
+from tests.conftest import Tenant
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+ON = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=True)
+OFF = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=False)
+
+
+def _link(uid: str, **extra) -> Link:
+    return Link(m365_id=uid, upn=f"{uid}@contoso.com", tcx_user_id=1, extension="100", origin="created", **extra)
+
+
+def _record(sub_id: str, resource: str, kind: str, expires_in: timedelta, user_id: str | None = None):
+    return SubscriptionRecord(
+        id=sub_id, kind=kind, resource=resource, user_id=user_id, client_state="x" * 40, expires_at=NOW + expires_in
+    )
+
+
+def test_wanted_subscriptions_follow_links_and_the_calendar_option() -> None:
+    links = {"a": _link("a"), "b": _link("b"), "c": _link("c", deprovisioned="disabled")}
+    wanted = wanted_subscriptions(links, {"b": OFF}, ON)
+    assert [(w.kind, w.resource) for w in wanted] == [("users", "/users"), ("calendar", "/users/a/events")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "left", "action"),
+    [
+        ("calendar", timedelta(days=6), None),
+        ("calendar", timedelta(days=2, hours=23), RenewSubscription),
+        ("users", timedelta(days=11), None),
+        ("users", timedelta(days=9), RenewSubscription),
+    ],
+)
+def test_renewal_well_before_expiry(kind: str, left: timedelta, action) -> None:
+    resource = "/users" if kind == "users" else "/users/a/events"
+    record = _record("s1", resource, kind, left, None if kind == "users" else "a")
+    wanted = wanted_subscriptions({"a": _link("a")}, {}, ON)
+    wanted = [w for w in wanted if w.resource == resource]
+    plan = plan_subscriptions(wanted, {"s1": record}, [("s1", resource)], NOW)
+    assert [type(a) for a in plan.actions] == ([action] if action else [])
+
+
+def test_missing_are_created_unneeded_and_orphaned_are_deleted() -> None:
+    wanted = wanted_subscriptions({"a": _link("a")}, {}, ON)
+    records = {"old": _record("old", "/users/gone/events", "calendar", timedelta(days=5), "gone")}
+    graph_side = [("old", "/users/gone/events"), ("stray", "/users/a/events")]
+    plan = plan_subscriptions(wanted, records, graph_side, NOW)
+    kinds = sorted((type(a).__name__, a.resource) for a in plan.actions)
+    assert kinds == [
+        ("CreateSubscription", "/users"),
+        ("CreateSubscription", "/users/a/events"),
+        ("DeleteSubscription", "/users/a/events"),
+        ("DeleteSubscription", "/users/gone/events"),
+    ]
+    orphan = next(a for a in plan.actions if isinstance(a, DeleteSubscription) and a.subscription_id == "stray")
+    assert "orphaned" in orphan.reason
+
+
+def test_an_expired_record_is_replaced() -> None:
+    wanted = [w for w in wanted_subscriptions({"a": _link("a")}, {}, ON) if w.kind == "calendar"]
+    records = {"s1": _record("s1", "/users/a/events", "calendar", -timedelta(minutes=1), "a")}
+    plan = plan_subscriptions(wanted, records, [], NOW)
+    assert sorted(type(a).__name__ for a in plan.actions) == ["CreateSubscription", "DeleteSubscription"]
+    assert isinstance(next(a for a in plan.actions if a.kind == "create"), CreateSubscription)
+
+
+@pytest.fixture
+def synced(tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch) -> Tenant:
+    tenant_env.add_users(2)
+    run_user_sync(tenant_env.runtime())
+    tenant_env.connect_webhook(monkeypatch)
+    return tenant_env
+
+
+def test_lost_state_meets_409_and_recovers(synced: Tenant) -> None:
+    rt = process_runtime()
+    first = reconcile_subscriptions(rt, now=NOW)
+    assert first.created == 3
+    for record_id in list(synced.state.subscriptions()):
+        synced.state.delete_subscription(record_id)  # state lost; Graph still has them
+    again = reconcile_subscriptions(rt, now=NOW)
+    assert again.failed == 0
+    assert len(synced.graph.subscriptions) == 3
+    assert set(synced.graph.subscriptions) == set(synced.state.subscriptions())
+
+
+def test_quota_refusal_is_recorded_and_the_rest_goes_on(synced: Tenant) -> None:
+    synced.graph.subscription_quota_per_resource = 0
+    result = reconcile_subscriptions(process_runtime(), now=NOW)
+    assert result.failed == 3
+    assert all("403" in error for error in result.errors)
+    synced.graph.subscription_quota_per_resource = 1000
+    assert reconcile_subscriptions(process_runtime(), now=NOW).created == 3
+
+
+def test_a_subscription_graph_forgot_is_recreated(synced: Tenant) -> None:
+    rt = process_runtime()
+    reconcile_subscriptions(rt, now=NOW)
+    victim = next(r for r in synced.state.subscriptions().values() if r.kind == "calendar")
+    synced.graph.expire_subscription(victim.id)  # Graph dropped it (e.g. renewal came too late)
+    result = reconcile_subscriptions(rt, now=NOW)
+    assert result.failed == 0
+    resources = sorted(s.resource for s in synced.graph.subscriptions.values())
+    assert resources.count(victim.resource) == 1
+    assert victim.id not in synced.state.subscriptions()
