@@ -42,8 +42,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from fakes.graph_calendar import CalendarError, CalendarMixin
-from fakes.graph_subscriptions import DEFAULT_QUOTA, Deliver, SubscriptionError, SubscriptionMixin
+from fakes.graph_calendar import CalendarMixin
+from fakes.graph_errors import GraphQueryError
+from fakes.graph_subscriptions import DEFAULT_QUOTA, Deliver, SubscriptionMixin
 from fakes.transport import FakeRequest, FakeResponse, FakeService, Fault, Headers
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -104,17 +105,6 @@ def exchange_plan(assigned_at: str, *, capability_status: str = "Enabled") -> di
         "service": "exchange",
         "servicePlanId": EXCHANGE_PLAN_ID,
     }
-
-
-class GraphQueryError(Exception):
-    """A request the fake refuses; carries the Graph error it answers with."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
 
 
 @dataclass
@@ -455,10 +445,8 @@ class GraphFake(CalendarMixin, SubscriptionMixin, FakeService):
                 self.route_counts[label] += 1
             try:
                 return handler(request, match)
-            except GraphQueryError as error:
+            except GraphQueryError as error:  # CalendarError and SubscriptionError included
                 return self._graph_error(error.status, error.code, error.message, error.headers)
-            except (CalendarError, SubscriptionError) as error:
-                return self._graph_error(error.status, error.code, error.message)
         if path_matched:
             return self._graph_error(405, "Request_BadRequest", f"The method {request.method} is not allowed here.")
         return self._graph_error(

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from fakes.graph_errors import GraphQueryError
 from fakes.transport import FakeRequest, FakeResponse
 
 SHOW_AS_VALUES = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
@@ -82,14 +83,8 @@ _OCCURRENCE_UPDATABLE = frozenset({"start", "end", "show_as", "is_cancelled", "s
 _OCCURRENCE_SEPARATOR = "~"  # never produced by token_urlsafe, so master ids cannot contain it
 
 
-class CalendarError(Exception):
-    """A calendar request the fake refuses, in Graph's words (turned into a Graph error)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class CalendarError(GraphQueryError):
+    """A calendar request the fake refuses, in Graph's words."""
 
 
 @dataclass

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from fakes.graph_errors import GraphQueryError
 from fakes.transport import FakeRequest, FakeResponse, Headers
 
 Deliver = Callable[[str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
@@ -75,14 +76,8 @@ def post_over_http(url: str, headers: dict[str, str], body: bytes) -> tuple[int,
     return response.status_code, dict(response.headers.items()), response.content
 
 
-class SubscriptionError(Exception):
-    """A subscription request the fake refuses, in Graph's words (turned into a Graph error)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class SubscriptionError(GraphQueryError):
+    """A subscription request the fake refuses, in Graph's words."""
 
 
 @dataclass

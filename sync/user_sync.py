@@ -24,7 +24,7 @@ from shared.settings import SyncScope
 from shared.state import Lease, Link, RunRecord, utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxError, TcxUnavailable
-from shared.threecx_models import TcxUser
+from shared.threecx_models import USER_FIELDS, TcxUser
 from sync.options import UserOptions, effective_options, tenant_defaults
 from sync.runtime import Runtime
 from sync.users import (
@@ -45,18 +45,7 @@ from sync.users import (
 
 USERS_DELTA = "users"
 LOCK_NAME = "user-sync"
-_TCX_SELECT = (
-    "Id",
-    "Number",
-    "FirstName",
-    "LastName",
-    "DisplayName",
-    "EmailAddress",
-    "Mobile",
-    "OutboundCallerID",
-    "MS365SignInEnabled",
-    "Enabled",
-)
+_TCX_SELECT = ("Id", "Number", *USER_FIELDS)
 _APPLY_ORDER = ("link", "update", "create", "avatar", "disable", "delete", "forget")
 _NUMBER_RETRIES = 20
 GUARD_WINDOW = timedelta(hours=24)
