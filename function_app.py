@@ -19,6 +19,7 @@ from shared.state import LockHeld
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
 from sync import admin_api
+from sync.contact_sync import eligible_personal_users, run_contact_sync
 from sync.notifications import WebhookAnswer, receive_lifecycle, receive_notifications
 from sync.presence_run import QueueScheduler, run_presence_pass
 from sync.runtime import Runtime, process_runtime
@@ -91,6 +92,22 @@ def subscription_timer(timer: func.TimerRequest) -> None:
         log_event("subscriptions_skipped", kind="subscriptions", reason="WEBHOOK_URL is not set")
         return
     reconcile_subscriptions(rt)
+
+
+@app.function_name("contact_sync_timer")
+@app.timer_trigger(arg_name="timer", schedule="%CONTACT_SYNC_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def contact_sync_timer(timer: func.TimerRequest) -> None:
+    """Reconcile every phonebook from its mailboxes' delta changes (catches what notifications missed)."""
+    rt = process_runtime()
+    if rt.settings.sync_paused:
+        log_event("run_skipped", kind="contacts", reason="SYNC_PAUSED is true")
+        return
+    if not rt.settings.shared_mailboxes and not eligible_personal_users(rt) and not rt.state.personal_books():
+        return  # nothing to sync: no shared mailboxes, no user with personal contacts on
+    try:
+        run_contact_sync(rt, phonebook=rt.phonebook)
+    except LockHeld as error:
+        log_event("run_skipped", logging.WARNING, kind="contacts", reason=str(error))
 
 
 @app.function_name("work_queue_worker")

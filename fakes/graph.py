@@ -1,5 +1,5 @@
 """A stateful fake of Entra ID (token issuing) and Microsoft Graph (users, groups, photos,
-calendars, change-notification subscriptions).
+calendars, Outlook contacts, change-notification subscriptions).
 
 One fake serves both under one root: the authority is `<root>/{tenant}` and Graph is
 `<root>/v1.0`, so a single `install` or `serve` gives MSAL and the Graph client a whole
@@ -12,9 +12,10 @@ Tests, the demo and benchmarks change the tenant through plain methods (`add_use
 tokens remember the version they were issued at, which is how a later delta call knows
 what changed.
 
-Calendars live in fakes/graph_calendar.py and subscriptions with their webhook delivery in
-fakes/graph_subscriptions.py; both are mixed into `GraphFake`. Tenant changes made through
-the helpers notify matching subscriptions (users: `updated`, or `deleted` when permanent).
+Calendars live in fakes/graph_calendar.py, contacts in fakes/graph_contacts.py and
+subscriptions with their webhook delivery in fakes/graph_subscriptions.py; all three are
+mixed into `GraphFake`. Tenant changes made through the helpers notify matching
+subscriptions (users: `updated`, or `deleted` when permanent).
 `route_counts` counts Graph operations by route (e.g. "GET /users/{key}/calendarView"),
 batch items included, for tests and benchmarks.
 """
@@ -43,6 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from fakes.graph_calendar import CalendarMixin
+from fakes.graph_contacts import ContactsMixin
 from fakes.graph_errors import GraphQueryError
 from fakes.graph_subscriptions import DEFAULT_QUOTA, Deliver, SubscriptionMixin
 from fakes.transport import FakeRequest, FakeResponse, FakeService, Fault, Headers
@@ -141,9 +143,9 @@ class _DeltaState:
     id_filter: frozenset[str] | None
 
 
-class GraphFake(CalendarMixin, SubscriptionMixin, FakeService):
-    """Entra token endpoint + Graph users, delta, groups, photos, `$batch`, calendars and
-    subscriptions, with state.
+class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
+    """Entra token endpoint + Graph users, delta, groups, photos, `$batch`, calendars,
+    contacts and subscriptions, with state.
 
     `subscription_quota_per_resource` caps subscriptions per mailbox (and for directory
     resources); `allow_http_loopback` lets webhooks on http://127.0.0.1 or localhost be
@@ -201,8 +203,9 @@ class GraphFake(CalendarMixin, SubscriptionMixin, FakeService):
         self.batch_item_counts: Counter[str] = Counter()
         self.batch_item_faults: list[Fault] = []
 
-        # calendars and subscriptions
+        # calendars, contacts and subscriptions
         self._init_calendars()
+        self._init_contacts()
         self._init_subscriptions(
             quota=subscription_quota_per_resource, allow_http_loopback=allow_http_loopback, deliver=deliver
         )
@@ -461,6 +464,7 @@ class GraphFake(CalendarMixin, SubscriptionMixin, FakeService):
         self.add_route("GET", r"/users/(?P<key>[^/]+)/photo/\$value", self._photo_value)
         self.add_route("GET", r"/groups/(?P<group>[^/]+)/transitiveMembers/microsoft\.graph\.user", self._members)
         self._register_calendar_routes()
+        self._register_contact_routes()
         self._register_subscription_routes()
 
     # =====================================================================================

@@ -1,5 +1,5 @@
 """Microsoft Graph client: the reads the connector needs, with paging, delta and `$batch`,
-plus calendar views and change-notification subscriptions.
+plus calendar views, Outlook contacts and change-notification subscriptions.
 
 The client knows Graph's protocol (nextLink paging, delta rounds and their resets,
 advanced-query headers, batch items throttled one by one) and nothing about the sync's
@@ -15,16 +15,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.graph_models import (
+    CONTACT_FOLDER_SELECT,
+    CONTACT_SELECT,
     EVENT_SELECT,
     USER_SELECT,
+    ContactDeltaResult,
+    ContactFolder,
     DeltaResult,
+    GraphContact,
     GraphEvent,
     GraphUser,
     PhotoInfo,
@@ -40,6 +45,11 @@ MAX_BATCH_REQUESTS = 20
 # calendarView answers 10 events a page by default; 500 makes a normal status window one request.
 CALENDAR_PAGE_SIZE = 500
 UTC_PREFERENCE = 'outlook.timezone="UTC"'
+CONTACT_PAGE_SIZE = 500
+# Sent on every contacts request: immutable ids keep a contact's id when it moves between
+# folders (graph.md §2.7), so a move is not a delete plus a stranger; and a big page keeps
+# a folder's round to few requests.
+CONTACT_PREFERENCES = f'IdType="ImmutableId", odata.maxpagesize={CONTACT_PAGE_SIZE}'
 _RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
 _THROTTLED_STATUSES = frozenset({429, 503, 504})
 DEFAULT_POLICY = RetryPolicy()
@@ -263,6 +273,77 @@ class GraphClient:
                     ) from None
         return events
 
+    # -- contacts ----------------------------------------------------------------------
+    def contact_folders(self, mailbox: str) -> list[ContactFolder]:
+        """Every contact folder below a mailbox's default Contacts folder, at any depth
+        (parents before their children); the default folder itself is not included.
+
+        `mailbox` is a user id or an address. Graph lists one level per request, so this
+        costs one request per folder plus one (more for folders with many children).
+        """
+        base = _mailbox_path(mailbox)
+        params = {"$select": ",".join(CONTACT_FOLDER_SELECT)}
+        headers = {"Prefer": CONTACT_PREFERENCES}
+        folders: list[ContactFolder] = []
+        seen: set[str] = set()
+        pending: deque[str] = deque([f"{base}/contactFolders"])
+        while pending:
+            for page in self.iter_pages(pending.popleft(), params, headers=headers):
+                for item in page.get("value", []):
+                    folder = _validated(ContactFolder, item, f"contact folder of {mailbox}")
+                    if folder.id in seen:
+                        continue
+                    seen.add(folder.id)
+                    folders.append(folder)
+                    pending.append(f"{base}/contactFolders/{quote(folder.id, safe='')}/childFolders")
+        return folders
+
+    def contacts_delta(self, mailbox: str, folder_id: str | None, delta_link: str | None) -> ContactDeltaResult:
+        """Run one delta round over one contact folder (None: the default Contacts folder).
+
+        Without a link the round lists every contact in the folder; with one, the changes
+        since it, where a contact deleted or moved out of the folder comes back as a
+        tombstone. When Graph has dropped the sync state (410 Gone, `syncStateNotFound`,
+        `resyncRequired`) the round restarts from scratch and says so with `full=True`.
+        A mailbox without Exchange or a folder that is gone raises GraphApiError 404.
+        """
+        base = _mailbox_path(mailbox)
+        if folder_id is None:
+            path = f"{base}/contacts/delta"
+        else:
+            path = f"{base}/contactFolders/{quote(folder_id, safe='')}/contacts/delta"
+        initial = (path, {"$select": ",".join(CONTACT_SELECT)})
+        if delta_link is None:
+            return self._contact_delta_round(*initial, full=True, mailbox=mailbox)
+        try:
+            return self._contact_delta_round(delta_link, None, full=False, mailbox=mailbox)
+        except GraphApiError as error:
+            if not _is_delta_reset(error):
+                raise
+            log.info(
+                "Graph dropped the contacts delta state of %s folder %s (%s %s); starting a full round",
+                mailbox,
+                folder_id or "(default)",
+                error.status,
+                error.code,
+            )
+        return self._contact_delta_round(*initial, full=True, mailbox=mailbox)
+
+    def _contact_delta_round(
+        self, url_or_path: str, params: dict[str, str] | None, *, full: bool, mailbox: str
+    ) -> ContactDeltaResult:
+        contacts: dict[str, GraphContact] = {}
+        delta_link: str | None = None
+        for page in self.iter_pages(url_or_path, params, headers={"Prefer": CONTACT_PREFERENCES}):
+            for item in page.get("value", []):
+                contact = _validated(GraphContact, item, f"contact of {mailbox}")
+                contacts.pop(contact.id, None)  # the same contact may come again in one round: the last one wins
+                contacts[contact.id] = contact
+            delta_link = page.get("@odata.deltaLink")
+        if not delta_link:
+            raise GraphApiError(200, "missingDeltaLink", "the contacts delta round ended without an @odata.deltaLink")
+        return ContactDeltaResult(contacts=list(contacts.values()), delta_link=delta_link, full=full)
+
     # -- change-notification subscriptions --------------------------------------------
     def create_subscription(
         self,
@@ -386,6 +467,23 @@ class GraphClient:
         if not isinstance(body, dict):
             raise GraphApiError(response.status_code, "invalidResponse", "Graph answered with something not JSON")
         return body
+
+
+def _mailbox_path(mailbox: str) -> str:
+    """`/users/{id or address}`: Outlook resolves a mailbox by object id, UPN or SMTP address."""
+    return f"/users/{quote(mailbox, safe='@')}"
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _validated(model: type[_Model], item: Any, what: str) -> _Model:
+    """A Graph item as `model`; an unreadable one fails the call in Graph-error terms."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as error:
+        item_id = item.get("id") if isinstance(item, dict) else None
+        raise GraphApiError(200, "invalidResponse", f"{what} {item_id} is unreadable: {_first(error)}") from None
 
 
 def _service_root(base_url: str) -> str:

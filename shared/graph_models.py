@@ -1,4 +1,5 @@
-"""Typed shapes of what Microsoft Graph sends about users, photos, events and subscriptions.
+"""Typed shapes of what Microsoft Graph sends about users, photos, events, contacts and
+subscriptions.
 
 Graph omits properties that were not selected, sends `null` for unset ones, and marks
 delta removals with `@removed`; these models absorb all three so domain code sees one
@@ -250,6 +251,94 @@ class GraphEvent(_GraphModel):
     @classmethod
     def _to_utc(cls, value: Any) -> Any:
         return _aware_utc(value)
+
+
+# =========================================================================================
+# contacts
+# =========================================================================================
+# What contacts_delta asks for: the fields a phonebook entry is made from, and the folder
+# (id always comes back, but naming it keeps the list self-explanatory).
+CONTACT_SELECT: tuple[str, ...] = (
+    "id",
+    "parentFolderId",
+    "givenName",
+    "surname",
+    "displayName",
+    "companyName",
+    "jobTitle",
+    "department",
+    "emailAddresses",
+    "businessPhones",
+    "homePhones",
+    "mobilePhone",
+)
+CONTACT_FOLDER_SELECT: tuple[str, ...] = ("id", "displayName", "parentFolderId")
+
+
+class EmailAddress(_GraphModel):
+    """One of a contact's e-mail addresses; Outlook allows either part to be empty."""
+
+    name: str | None = None
+    address: str | None = None
+
+
+class GraphContact(_GraphModel):
+    """An Outlook contact as Graph returns it, or a delta tombstone (`id` and `@removed`).
+
+    Outlook contacts are typed in by people, so every property may be missing or null;
+    null collections and null entries in them are read as absent.
+    """
+
+    id: str
+    given_name: str | None = Field(default=None, alias="givenName")
+    surname: str | None = None
+    display_name: str | None = Field(default=None, alias="displayName")
+    company_name: str | None = Field(default=None, alias="companyName")
+    job_title: str | None = Field(default=None, alias="jobTitle")
+    department: str | None = None
+    email_addresses: list[EmailAddress] = Field(default_factory=list, alias="emailAddresses")
+    business_phones: list[str] = Field(default_factory=list, alias="businessPhones")
+    home_phones: list[str] = Field(default_factory=list, alias="homePhones")
+    mobile_phone: str | None = Field(default=None, alias="mobilePhone")
+    parent_folder_id: str | None = Field(default=None, alias="parentFolderId")
+    removed: Removal | None = Field(default=None, alias="@removed")
+
+    @field_validator("email_addresses", "business_phones", "home_phones", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return [item for item in value if item is not None]
+        return value
+
+    @property
+    def is_removed(self) -> bool:
+        """True for a delta tombstone: deleted, or moved out of the folder the round reads."""
+        return self.removed is not None
+
+
+class ContactFolder(_GraphModel):
+    """A contact folder below a mailbox's default Contacts folder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    display_name: str | None = Field(default=None, alias="displayName")
+    parent_folder_id: str | None = Field(default=None, alias="parentFolderId")
+
+
+class ContactDeltaResult(_GraphModel):
+    """One completed delta round over one contact folder.
+
+    `full` is True when the round enumerated every contact in the folder (the first round,
+    or a restart after Graph dropped the sync state), so contacts absent from it are no
+    longer in that folder. Tombstones (`is_removed`) may appear in any round.
+    """
+
+    contacts: list[GraphContact]
+    delta_link: str
+    full: bool
 
 
 # =========================================================================================

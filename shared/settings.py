@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     calendar_refresh_minutes: int = Field(15, alias="CALENDAR_REFRESH_MINUTES", ge=1, le=1440)
     presence_schedule: str = Field("0 * * * * *", alias="PRESENCE_SCHEDULE")
     subscription_schedule: str = Field("0 30 */6 * * *", alias="SUBSCRIPTION_SCHEDULE")
+    contact_sync_schedule: str = Field("0 */15 * * * *", alias="CONTACT_SYNC_SCHEDULE")
     work_queue: str = Field("tcx-work", alias="WORK_QUEUE")
 
     @field_validator("user_sync_users", "user_sync_groups", "shared_mailboxes", mode="before")
@@ -185,7 +186,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a storage queue name: 3-56 lower-case letters, digits and single hyphens")
         return value
 
-    @field_validator("user_sync_schedule", "presence_schedule", "subscription_schedule")
+    @field_validator("user_sync_schedule", "presence_schedule", "subscription_schedule", "contact_sync_schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
         if len(value.split()) != 6:

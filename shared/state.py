@@ -9,6 +9,7 @@ pydantic models; the table layout is private to this module.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import time
@@ -281,6 +282,54 @@ class StateStore:
     def delete_presence(self, m365_id: str) -> None:
         self._table("presence").delete_entity("user", m365_id)
 
+    # -- contacts: the mirror of Outlook contacts per mailbox, folders, phonebooks written ---
+    def contact_mirror(self, mailbox: str) -> dict[str, dict[str, Any]]:
+        """The mailbox's contacts as of the last delta rounds, keyed by contact id (raw Graph JSON)."""
+        query = f"PartitionKey eq '{_key(mailbox.lower())}'"
+        return {e["contact_id"]: json.loads(e["data"]) for e in self._table("contacts").query_entities(query)}
+
+    def update_contact_mirror(self, mailbox: str, upserts: Iterable[dict[str, Any]], deletes: Iterable[str]) -> None:
+        partition = _key(mailbox.lower())
+        operations: list[tuple[str, dict[str, Any]]] = [
+            (
+                "upsert",
+                {"PartitionKey": partition, "RowKey": _key(c["id"]), "contact_id": c["id"], "data": json.dumps(c)},
+            )
+            for c in upserts
+        ]
+        operations += [("delete", {"PartitionKey": partition, "RowKey": _key(cid)}) for cid in deletes]
+        _submit_in_batches(self._table("contacts"), operations)
+
+    def contact_folders(self, mailbox: str) -> tuple[list[str], datetime] | None:
+        """The mailbox's child contact folder ids and when they were listed."""
+        try:
+            entity = self._table("contactfolders").get_entity("folders", _key(mailbox.lower()))
+        except ResourceNotFoundError:
+            return None
+        return json.loads(entity["folders"]), entity["listed_at"]
+
+    def save_contact_folders(self, mailbox: str, folder_ids: list[str]) -> None:
+        entity = {
+            "PartitionKey": "folders",
+            "RowKey": _key(mailbox.lower()),
+            "folders": json.dumps(folder_ids),
+            "listed_at": utcnow(),
+        }
+        self._table("contactfolders").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def personal_books(self) -> dict[str, str]:
+        """Personal phonebooks the connector has written to: M365 user id → extension."""
+        return {
+            e["RowKey"]: e["extension"] for e in self._table("contactbooks").query_entities("PartitionKey eq 'book'")
+        }
+
+    def save_personal_book(self, m365_id: str, extension: str) -> None:
+        entity = {"PartitionKey": "book", "RowKey": m365_id, "extension": extension}
+        self._table("contactbooks").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_personal_book(self, m365_id: str) -> None:
+        self._table("contactbooks").delete_entity("book", m365_id)
+
     # -- deprovisioning log (the deletion guard's memory) ------------------------------------
     def record_deprovision(self, m365_id: str, action: str, at: datetime | None = None) -> None:
         at = at or utcnow()
@@ -461,6 +510,11 @@ def _link_from_entity(entity: dict[str, Any]) -> Link:
         photo_etag=entity.get("photo_etag") or None,
         deprovisioned=entity.get("deprovisioned") or None,
     )
+
+
+def _key(text: str) -> str:
+    """A Table Storage key for any text (mail addresses and Graph ids may hold / # ?)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _presence_from_entity(entity: Any) -> PresenceState:

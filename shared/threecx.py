@@ -1,4 +1,4 @@
-"""Client of the 3CX V20 configuration API (XAPI): users, status and the PBX version.
+"""Client of the 3CX V20 configuration API (XAPI): users, status, phonebooks and the PBX version.
 
 The token is the delicate part. 3CX keeps **one active token per API client**: fetching a
 new one revokes the old one. So every caller in the process shares one token, only one of
@@ -12,6 +12,13 @@ from the size of `expires_in` (see `token_lifetime_seconds`).
 
 Every request goes through `shared.http.send`: throttling and transient 503/504s are
 retried for idempotent calls only; a create is never repeated after a 5xx.
+
+Phonebooks: the `/Contacts` operations (`PhonebookCalls`) act on whichever book the bearer
+token opens. With the API client's token that is the company phonebook; a caller holding
+another token (a user's MyPhone session, see `shared.personal_phonebook`) gets the same
+operations through `ThreeCXClient._contacts_with(bearer)`. The bulk delete action was
+renamed in 20.0.9 (`Pbx.BatchContactsDelete` -> `Pbx.DeleteContactsById`); the client only
+ever sends the new name and deletes one by one where the PBX does not know it.
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ from pydantic import ValidationError
 
 from shared.http import RetriesExhausted, RetryPolicy, send
 from shared.threecx_models import (
+    ContactChanges,
+    ContactPage,
     FirstAvailableNumber,
     ForwardingProfile,
     ForwardingProfilePage,
     ODataError,
     SystemStatus,
+    TcxContact,
     TcxUser,
     TokenResponse,
     UserChanges,
@@ -52,6 +62,8 @@ DEFAULT_LIFETIME_SECONDS = 3600.0  # the documented lifetime, when the answer gi
 
 DEFAULT_POLICY = RetryPolicy()  # frozen, so one shared default is safe
 CREDENTIALS_HINT = "check TCX_CLIENT_ID / TCX_CLIENT_SECRET"
+BULK_DELETE_ACTION = "/Contacts/Pbx.DeleteContactsById"  # 20.0.9 and later
+BULK_DELETE_CHUNK = 100  # ids per bulk delete request: 3CX documents no limit, so stay modest
 
 
 class TcxError(Exception):
@@ -60,6 +72,13 @@ class TcxError(Exception):
 
 class TcxAuthError(TcxError):
     """3CX refused the API client's credentials or its token; retrying will not help."""
+
+
+class TcxTokenRejected(TcxAuthError):
+    """The PBX answered 401 to a bearer token the caller supplied (not the client's own).
+
+    The client cannot renew such a token; whoever issued it (e.g. a MyPhone session) can.
+    """
 
 
 class TcxUnavailable(TcxError):  # noqa: N818 - the name says what the caller needs to know
@@ -230,6 +249,70 @@ class TokenKeeper:
         return token
 
 
+class XapiCall(Protocol):
+    """One XAPI request with a fixed bearer (what `ThreeCXClient._call` does)."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response: ...
+
+
+class PhonebookCalls:
+    """The `/Contacts` operations on the one phonebook a bearer token opens.
+
+    The XAPI has no book parameter: the token decides. The API client's token opens the
+    company phonebook; a MyPhone session token (assumed) that user's personal one.
+    """
+
+    def __init__(self, call: XapiCall, page_size: int) -> None:
+        self._call = call
+        self._page_size = page_size
+
+    def list(self, filter: str | None = None) -> list[TcxContact]:  # noqa: A002 - the OData option's name
+        """Every entry (matching the OData `filter`), paged with `$top`/`$skip` in stable `Id` order."""
+        params: dict[str, Any] = {"$orderby": "Id", "$count": "true", "$top": self._page_size}
+        if filter:
+            params["$filter"] = filter
+        contacts: list[TcxContact] = []
+        while True:
+            params["$skip"] = len(contacts)
+            page = ContactPage.model_validate(self._call("GET", "/Contacts", params=params).json())
+            contacts.extend(page.value)
+            if not page.value:
+                break
+            if page.count is not None:
+                if len(contacts) >= page.count:
+                    break
+            elif len(page.value) < self._page_size:
+                break
+        return contacts
+
+    def create(self, fields: Mapping[str, Any]) -> TcxContact:
+        """Create an entry from XAPI-named fields; never repeated after a 5xx (it may exist by then)."""
+        body = ContactChanges.model_validate(dict(fields)).body()
+        response = self._call("POST", "/Contacts", json_body=body, idempotent=False)
+        return TcxContact.model_validate(response.json())
+
+    def update(self, contact_id: int, fields: Mapping[str, Any]) -> None:
+        """PATCH the given XAPI-named fields."""
+        body = ContactChanges.model_validate(dict(fields)).body()
+        self._call("PATCH", f"/Contacts({int(contact_id)})", json_body=body, idempotent=True)
+
+    def delete(self, contact_id: int) -> None:
+        """Delete an entry; one that is already gone counts as deleted."""
+        try:
+            self._call("DELETE", f"/Contacts({int(contact_id)})")
+        except TcxApiError as error:
+            if error.status != 404:
+                raise
+
+
 class ThreeCXClient:
     """The connector's port to one 3CX PBX (`base_url` is the PBX root, e.g. https://pbx:5001)."""
 
@@ -257,6 +340,8 @@ class ThreeCXClient:
         self.page_size = page_size
         self._xapi = f"{self.base_url}/xapi/v1"
         self._tokens = TokenKeeper(self._fetch_token, clock, shared_token)
+        # None: not tried yet; False: this PBX answered 404 (before 20.0.9), so delete one by one.
+        self._bulk_contact_delete: bool | None = None
 
     def __repr__(self) -> str:
         return f"ThreeCXClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
@@ -354,6 +439,66 @@ class ThreeCXClient:
         encoded = base64.b64encode(image).decode("ascii")
         self.update_user(user_id, {"ContactImage": f"data:{content_type};base64,{encoded}"})
 
+    # -- company phonebook -----------------------------------------------------------------------------
+    def list_contacts(self, filter: str | None = None) -> list[TcxContact]:  # noqa: A002 - the OData option
+        """Every company phonebook entry matching the OData `filter` (all without one), paged."""
+        return self._contacts_with(None).list(filter)
+
+    def create_contact(self, fields: Mapping[str, Any]) -> TcxContact:
+        """Add an entry to the company phonebook; 3CX marks it `ContactType` "3CX"."""
+        return self._contacts_with(None).create(fields)
+
+    def update_contact(self, contact_id: int, fields: Mapping[str, Any]) -> None:
+        """PATCH the given fields of a company phonebook entry."""
+        self._contacts_with(None).update(contact_id, fields)
+
+    def delete_contact(self, contact_id: int) -> None:
+        """Delete a company phonebook entry; one already gone counts as deleted."""
+        self._contacts_with(None).delete(contact_id)
+
+    def delete_contacts(self, contact_ids: Sequence[int]) -> None:
+        """Delete many company phonebook entries, in bulk where the PBX can.
+
+        `Pbx.DeleteContactsById` exists from 20.0.9 on; before, the same action had another
+        name, which is never sent blindly: a PBX that answers 404 to the new name gets one
+        `DELETE` per entry instead (404 = already gone), and this client remembers that.
+        """
+        ids = [int(contact_id) for contact_id in dict.fromkeys(contact_ids)]
+        for start in range(0, len(ids), BULK_DELETE_CHUNK):
+            chunk = ids[start : start + BULK_DELETE_CHUNK]
+            if self._bulk_contact_delete is not False:
+                try:
+                    # Deleting the same ids twice leaves the same book, so a retry is safe.
+                    self._call("POST", BULK_DELETE_ACTION, json_body={"ids": chunk}, idempotent=True)
+                except TcxApiError as error:
+                    if error.status != 404:
+                        raise
+                    log.info("3CX does not know %s (before 20.0.9); deleting contacts one by one", BULK_DELETE_ACTION)
+                    self._bulk_contact_delete = False
+                else:
+                    self._bulk_contact_delete = True
+                    continue
+            for contact_id in chunk:
+                self.delete_contact(contact_id)
+
+    def _contacts_with(self, bearer: str | None) -> PhonebookCalls:
+        """The `/Contacts` operations sent with `bearer` (None: the API client's own token).
+
+        A 401 to a given bearer raises `TcxTokenRejected`; renewing it is the caller's business.
+        """
+
+        def call(
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json_body: Any = None,
+            idempotent: bool | None = None,
+        ) -> requests.Response:
+            return self._call(method, path, params=params, json_body=json_body, idempotent=idempotent, bearer=bearer)
+
+        return PhonebookCalls(call, self.page_size)
+
     # -- the PBX -------------------------------------------------------------------------------------
     def version(self) -> str | None:
         """The PBX version (`SystemStatus.Version`), else the `X-3CX-Version` header of `/Defs`."""
@@ -400,12 +545,24 @@ class ThreeCXClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         idempotent: bool | None = None,
+        bearer: str | None = None,
+        root: str | None = None,
     ) -> requests.Response:
-        """One XAPI request with the shared token; a 401 gets one new token and one repeat."""
-        url = self._xapi + path
+        """One request with the shared token; a 401 gets one new token and one repeat.
+
+        `path` is relative to the XAPI root unless `root` names another (the PBX root for
+        the web client API). With `bearer`, that token is sent instead of the shared one,
+        and a 401 raises `TcxTokenRejected` without touching the shared token.
+        """
+        url = (self._xapi if root is None else root.rstrip("/")) + path
         if params:
             # %20 rather than '+' for spaces, and OData's $ ( ) ' , left readable.
             url += "?" + urlencode(params, quote_via=quote, safe="$(),'")
+        if bearer is not None:
+            response = self._send(method, url, bearer, json_body, idempotent)
+            if response.status_code == 401:
+                raise TcxTokenRejected(f"3CX refused the session token (401) for {method} {path}")
+            return self._checked(method, path, response)
         token = self._tokens.current()
         response = self._send(method, url, token, json_body, idempotent)
         if response.status_code == 401:
@@ -416,6 +573,10 @@ class ThreeCXClient:
                     "3CX refused a freshly issued token (401); another service may be using the same "
                     f"API client, and 3CX keeps only one active token per client — {CREDENTIALS_HINT}"
                 )
+        return self._checked(method, path, response)
+
+    def _checked(self, method: str, path: str, response: requests.Response) -> requests.Response:
+        """The response if it is a success; otherwise the error it stands for."""
         status = response.status_code
         if status >= 500:
             raise TcxUnavailable(f"3CX at {self.base_url} answered {status} to {method} {path}", status)

@@ -81,6 +81,90 @@ class UserChanges(BaseModel):
         return self.model_dump(by_alias=True, exclude_unset=True)
 
 
+# The Pbx.Contact properties a client may write: everything but the key and `ContactType`
+# (the PBX sets that to "3CX" for entries made through the API).
+CONTACT_FIELDS: tuple[str, ...] = (
+    "FirstName",
+    "LastName",
+    "CompanyName",
+    "Title",
+    "Department",
+    "Email",
+    "PhoneNumber",
+    "Mobile2",
+    "Home",
+    "Business",
+    "Business2",
+    "BusinessFax",
+    "Other",
+    "Pager",
+    "Tag",
+)
+
+
+class TcxContact(_Xapi):
+    """A phonebook entry (`Pbx.Contact`): company or personal, the shape is the same.
+
+    `PhoneNumber` is the primary (mobile) number; there is no `Mobile`, only `Mobile2`.
+    `Tag` is a free string the connector uses to recognise its own entries.
+    """
+
+    id: int = Field(alias="Id")
+    first_name: str | None = Field(default=None, alias="FirstName")
+    last_name: str | None = Field(default=None, alias="LastName")
+    company_name: str | None = Field(default=None, alias="CompanyName")
+    title: str | None = Field(default=None, alias="Title")
+    department: str | None = Field(default=None, alias="Department")
+    email: str | None = Field(default=None, alias="Email")
+    phone_number: str | None = Field(default=None, alias="PhoneNumber")
+    mobile2: str | None = Field(default=None, alias="Mobile2")
+    home: str | None = Field(default=None, alias="Home")
+    business: str | None = Field(default=None, alias="Business")
+    business2: str | None = Field(default=None, alias="Business2")
+    business_fax: str | None = Field(default=None, alias="BusinessFax")
+    other: str | None = Field(default=None, alias="Other")
+    pager: str | None = Field(default=None, alias="Pager")
+    tag: str | None = Field(default=None, alias="Tag")
+    contact_type: str | None = Field(default=None, alias="ContactType")
+
+
+class ContactChanges(BaseModel):
+    """A POST or PATCH body for `/Contacts`: only the writable `Pbx.Contact` properties.
+
+    Strict and closed like `UserChanges`: a misspelt name or a number sent as an int fails
+    here, not as one 400 per contact from the PBX.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", strict=True)
+
+    first_name: str | None = Field(default=None, alias="FirstName")
+    last_name: str | None = Field(default=None, alias="LastName")
+    company_name: str | None = Field(default=None, alias="CompanyName")
+    title: str | None = Field(default=None, alias="Title")
+    department: str | None = Field(default=None, alias="Department")
+    email: str | None = Field(default=None, alias="Email")
+    phone_number: str | None = Field(default=None, alias="PhoneNumber")
+    mobile2: str | None = Field(default=None, alias="Mobile2")
+    home: str | None = Field(default=None, alias="Home")
+    business: str | None = Field(default=None, alias="Business")
+    business2: str | None = Field(default=None, alias="Business2")
+    business_fax: str | None = Field(default=None, alias="BusinessFax")
+    other: str | None = Field(default=None, alias="Other")
+    pager: str | None = Field(default=None, alias="Pager")
+    tag: str | None = Field(default=None, alias="Tag")
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: only the properties that were given (an explicit None clears one)."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class ContactPage(_Xapi):
+    """One page of `GET /Contacts`; like users, `@odata.count` only when asked, no nextLink."""
+
+    value: list[TcxContact]
+    count: int | None = Field(default=None, alias="@odata.count")
+
+
 class UserPage(_Xapi):
     """One page of `GET /Users`; 3CX sends `@odata.count` only when asked and never a nextLink."""
 

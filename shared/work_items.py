@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-WorkKind = Literal["calendar", "user", "boundary", "lifecycle"]
+WorkKind = Literal["calendar", "user", "boundary", "lifecycle", "contacts"]
 LifecycleEvent = Literal["reauthorizationRequired", "subscriptionRemoved", "missed"]
 
 
@@ -23,6 +23,8 @@ class WorkItem(BaseModel):
     - `user`: sync this one M365 user into 3CX now (a `/users` change notification).
     - `boundary`: an event starts or ends at `due`; recompute `user_id`'s status.
     - `lifecycle`: Graph's lifecycle notification `lifecycle_event` for `subscription_id`.
+    - `contacts`: re-read the contacts of mailbox `user_id` (an M365 user id, or a shared
+      mailbox's address) and reconcile the phonebook it feeds.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -81,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     subscriptions.add_argument("--json", action="store_true", help="print one JSON object")
 
+    contacts = commands.add_parser(
+        "contacts",
+        help="one reconcile of personal and shared-mailbox contacts into the 3CX phonebooks",
+        description="Outlook contacts → 3CX: each user's personal contacts (option personal_contacts) to their"
+        " personal phonebook, SHARED_MAILBOXES' contacts to the company phonebook.",
+    )
+    contacts.add_argument("--json", action="store_true", help="print one JSON object")
+    contacts.add_argument("--full", action="store_true", help="re-list folders and re-read every contact")
+
     runs = commands.add_parser("runs", help="the most recent runs and their counts")
     runs.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
     runs.add_argument("--json", action="store_true", help="print JSON")
@@ -111,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "options": _options,
         "runs": _runs,
         "presence": _presence,
+        "contacts": _contacts,
         "subscriptions": _subscriptions,
         "serve": _serve,
         "demo": _demo,
@@ -268,6 +278,52 @@ def _subscriptions(args: argparse.Namespace) -> int:
         for error in result.errors:
             print(f"  ✗ {error}")
     return EXIT_OK if not result.failed else EXIT_FAILED
+
+
+def _contacts(args: argparse.Namespace) -> int:
+    from sync.contact_sync import run_contact_sync
+
+    rt = _runtime()
+    try:
+        result = run_contact_sync(rt, full=args.full, phonebook=rt.phonebook)
+    except LockHeld as error:
+        print(f"error: {error}; try again when it ends", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        payload = {
+            **result.counts(),
+            "run_id": result.run_id,
+            "status": result.status,
+            "error": result.aborted,
+            "phonebooks": {kind: result.counts(kind) for kind in ("company", "personal")},
+            "failures": [failure for book in result.books for failure in book.failures],
+            "skipped_contacts": [
+                {"source": skip.source, "reason": skip.reason} for book in result.books for skip in book.plan.skipped
+            ],
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        for kind in ("company", "personal"):
+            books = [book for book in result.books if book.kind == kind]
+            if not books:
+                continue
+            counts = result.counts(kind)
+            label = "Company phonebook" if kind == "company" else f"Personal phonebooks ({len(books)})"
+            print(
+                f"{label}: {counts['created']} created, {counts['updated']} updated, {counts['deleted']} deleted,"
+                f" {counts['unchanged']} unchanged, {counts['skipped']} skipped, {counts['failed']} failed."
+            )
+        for book in result.books:
+            for skip in book.plan.skipped[:20]:
+                print(f"  ! skipped {skip.source}: {skip.reason}")
+            for failure in book.failures:
+                print(f"  ✗ {book.plan.book} {failure}")
+        if not result.books:
+            print("No phonebooks to sync: set SHARED_MAILBOXES or turn on personal_contacts for some users.")
+    if result.aborted:
+        print(f"error: {result.aborted}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
 
 
 def _runs(args: argparse.Namespace) -> int:

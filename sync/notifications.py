@@ -214,8 +214,12 @@ def _judge(
         if user_id is None:
             return Drop("resource names no user")
         fields = {"kind": "user", "user_id": user_id}
+    elif record.kind == "contacts":
+        if not record.user_id:
+            return Drop("contacts subscription has no mailbox")
+        fields = {"kind": "contacts", "user_id": record.user_id}
     else:
-        return Drop(f"{record.kind} notifications are not handled yet", logging.DEBUG)
+        return Drop(f"{record.kind} notifications are not handled", logging.DEBUG)
 
     if not notification.is_lifecycle:
         fields.update(subscription_id=notification.subscription_id, change_type=notification.change_type)

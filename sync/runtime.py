@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from shared.personal_phonebook import ImpersonatedPhonebook, PersonalPhonebook
+
 from shared.entra import GraphTokenProvider
 from shared.graph import GraphClient
 from shared.queues import WorkQueue
@@ -58,6 +60,11 @@ class Runtime:
         from sync.notifications import SubscriptionCache
 
         return SubscriptionCache(self.state)
+
+    @cached_property
+    def phonebook(self) -> PersonalPhonebook:
+        """Personal phonebooks (outside the published XAPI; see shared/personal_phonebook.py)."""
+        return ImpersonatedPhonebook(self.tcx)
 
     @cached_property
     def tcx(self) -> ThreeCXClient:

@@ -24,20 +24,33 @@ from shared.telemetry import log_event
 from sync.options import UserOptions, effective_options, tenant_defaults
 from sync.runtime import Runtime
 
-Kind = Literal["calendar", "users"]
+Kind = Literal["calendar", "users", "contacts"]
 
 # Lifetimes a little under Graph's maxima, and how long before expiry to renew.
 LIFETIME: Mapping[str, timedelta] = {
     "calendar": timedelta(minutes=10_080 - 60),
+    "contacts": timedelta(minutes=10_080 - 60),
     "users": timedelta(minutes=41_760 - 60),
 }
-RENEW_BEFORE: Mapping[str, timedelta] = {"calendar": timedelta(days=3), "users": timedelta(days=10)}
-CHANGE_TYPES: Mapping[str, str] = {"calendar": "created,updated,deleted", "users": "updated,deleted"}
+RENEW_BEFORE: Mapping[str, timedelta] = {
+    "calendar": timedelta(days=3),
+    "contacts": timedelta(days=3),
+    "users": timedelta(days=10),
+}
+CHANGE_TYPES: Mapping[str, str] = {
+    "calendar": "created,updated,deleted",
+    "contacts": "created,updated,deleted",
+    "users": "updated,deleted",
+}
 USERS_RESOURCE = "/users"
 
 
 def calendar_resource(user_id: str) -> str:
     return f"/users/{user_id}/events"
+
+
+def contacts_resource(mailbox: str) -> str:
+    return f"/users/{mailbox}/contacts"
 
 
 @dataclass(frozen=True)
@@ -84,12 +97,22 @@ class SubscriptionPlan:
 
 
 def wanted_subscriptions(
-    links: Mapping[str, Link], options: Mapping[str, UserOptions], defaults: UserOptions
+    links: Mapping[str, Link],
+    options: Mapping[str, UserOptions],
+    defaults: UserOptions,
+    shared_mailboxes: Iterable[str] = (),
 ) -> list[WantedSubscription]:
     wanted = [WantedSubscription("users", USERS_RESOURCE, None)]
     for m365_id, link in sorted(links.items()):
-        if not link.deprovisioned and options.get(m365_id, defaults).calendar:
+        if link.deprovisioned:
+            continue
+        user_options = options.get(m365_id, defaults)
+        if user_options.calendar:
             wanted.append(WantedSubscription("calendar", calendar_resource(m365_id), m365_id))
+        if user_options.personal_contacts:
+            wanted.append(WantedSubscription("contacts", contacts_resource(m365_id), m365_id))
+    for mailbox in shared_mailboxes:
+        wanted.append(WantedSubscription("contacts", contacts_resource(mailbox.lower()), mailbox.lower()))
     return wanted
 
 
@@ -160,7 +183,7 @@ def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> Subs
     defaults = tenant_defaults(rt.settings)
     overrides = rt.state.option_overrides()
     options = {m365_id: effective_options(defaults, o) for m365_id, o in overrides.items()}
-    wanted = wanted_subscriptions(rt.state.links(), options, defaults)
+    wanted = wanted_subscriptions(rt.state.links(), options, defaults, rt.settings.shared_mailboxes)
     records = rt.state.subscriptions()
     ours = _notification_base(rt)
     graph_side = [
@@ -260,8 +283,10 @@ def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) 
     return record
 
 
-def handle_lifecycle(rt: Runtime, subscription_id: str, event: str, *, now: datetime | None = None) -> str | None:
-    """React to a lifecycle notification; returns the user whose calendar must be re-read, if any."""
+def handle_lifecycle(
+    rt: Runtime, subscription_id: str, event: str, *, now: datetime | None = None
+) -> tuple[str, str] | None:
+    """React to a lifecycle notification; returns (kind, user or mailbox) to reconcile now, if any."""
     now = now or datetime.now(UTC)
     record = rt.state.get_subscription(subscription_id)
     if record is None:
@@ -279,5 +304,7 @@ def handle_lifecycle(rt: Runtime, subscription_id: str, event: str, *, now: date
         rt.state.delete_subscription(record.id)
         create_subscription(rt, WantedSubscription.of(record), now)
     log_event("subscription_lifecycle", kind="subscriptions", lifecycle_event=event, resource=record.resource)
-    # After any lifecycle event, changes may have been missed: reconcile that calendar.
-    return record.user_id if record.kind == "calendar" else None
+    # After any lifecycle event, changes may have been missed: reconcile what it watches.
+    if record.kind in ("calendar", "contacts") and record.user_id:
+        return record.kind, record.user_id
+    return None

@@ -22,7 +22,6 @@ The rules, in the order `plan_users` applies them:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,6 +31,7 @@ from shared.settings import DeprovisionPolicy, SyncScope
 from shared.state import Link
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
+from sync.phone_numbers import normalize_phone
 
 # -- the plan's vocabulary ----------------------------------------------------------------
 
@@ -188,26 +188,6 @@ class UserSyncConfig:
 
 
 # -- field mapping ----------------------------------------------------------------------
-
-_EXTENSION_SUFFIX = re.compile(r"(?i)\s*(?:x|ext\.?|extension|#|;|,).*$")
-
-
-def normalize_phone(raw: str | None) -> str:
-    """Reduce a directory phone number to what a PBX dials: '+', then digits.
-
-    Directory numbers come in every format ('+1 (555) 010-0199 x12', '+49 (0)30 1234');
-    an extension suffix is dropped, as is the '(0)' trunk prefix written after a country
-    code. Fewer than three digits is not a phone number and yields ''.
-    """
-    if not raw:
-        return ""
-    text = _EXTENSION_SUFFIX.sub("", raw.strip())
-    if text.startswith("+"):
-        text = text.replace("(0)", "")
-    digits = re.sub(r"\D", "", text)
-    if len(digits) < 3:
-        return ""
-    return f"+{digits}" if text.startswith("+") else digits
 
 
 def display_names(user: GraphUser) -> tuple[str, str, str]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from shared.state import LockHeld
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
+from sync.contact_sync import run_contact_sync
 from sync.presence_run import Scheduler, reconcile_user
 from sync.runtime import Runtime
 from sync.subscriptions import handle_lifecycle
@@ -48,10 +49,24 @@ def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datet
             scheduler.schedule(item, LOCK_RETRY)
             return "rescheduled"
         return result.status
+    if item.kind == "contacts" and item.user_id:
+        return _contacts(rt, item, scheduler)
     if item.kind == "lifecycle" and item.subscription_id and item.lifecycle_event:
-        user_id = handle_lifecycle(rt, item.subscription_id, item.lifecycle_event, now=now)
-        if user_id:
-            return reconcile_user(rt, user_id, now=now, refresh=True, scheduler=scheduler)
-        return "handled"
+        target = handle_lifecycle(rt, item.subscription_id, item.lifecycle_event, now=now)
+        if target is None:
+            return "handled"
+        kind, user_id = target
+        if kind == "contacts":
+            return _contacts(rt, WorkItem(kind="contacts", user_id=user_id), scheduler)
+        return reconcile_user(rt, user_id, now=now, refresh=True, scheduler=scheduler)
     log_event("work_ignored", kind=item.kind, reason="incomplete work item")
     return "ignored"
+
+
+def _contacts(rt: Runtime, item: WorkItem, scheduler: Scheduler) -> str:
+    """Reconcile the phonebook the notified mailbox feeds; a run in progress means: later."""
+    try:
+        return run_contact_sync(rt, mailbox=item.user_id, phonebook=rt.phonebook).status
+    except LockHeld:
+        scheduler.schedule(item, LOCK_RETRY)
+        return "rescheduled"

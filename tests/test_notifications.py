@@ -167,11 +167,11 @@ def test_a_users_notification_without_a_user_is_dropped(log: pytest.LogCaptureFi
     assert "resource names no user" in _lines(log)[0]
 
 
-def test_contacts_notifications_are_skipped_for_now(log: pytest.LogCaptureFixture) -> None:
+def test_contacts_notifications_queue_the_mailbox(log: pytest.LogCaptureFixture) -> None:
     answer = _post(_body(_change(RECORDS["sub-contacts"])))
-    assert (answer.status, answer.work) == (202, [])
+    assert answer.status == 202
+    assert [(w.kind, w.user_id) for w in answer.work] == [("contacts", "user-a")]
     assert _lines(log) == []
-    assert any("contacts notifications are not handled yet" in line for line in _lines(log, logging.DEBUG))
 
 
 def test_several_subscriptions_in_one_post() -> None:
@@ -187,6 +187,7 @@ def test_several_subscriptions_in_one_post() -> None:
         ("calendar", "user-a", "updated"),
         ("user", "u-42", "updated"),
         ("calendar", "user-b", "deleted"),
+        ("contacts", "user-a", "updated"),
     ]
 
 

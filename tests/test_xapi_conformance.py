@@ -112,6 +112,11 @@ def drive_client_once() -> set[str]:
         client.set_avatar(user_id, AVATAR_BYTES, "image/png")
         client.delete_user(user_id)
         client.get_user(user_id)  # now absent: the 404 path
+        contact = client.create_contact({"FirstName": "Ada", "PhoneNumber": "+442079460000", "Tag": "m365:conformance"})
+        client.list_contacts("startswith(Tag,'m365:')")
+        client.update_contact(contact.id, {"Title": "Countess"})
+        client.delete_contact(contact.id)
+        client.delete_contacts([contact.id])
     public = {name for name, value in vars(ThreeCXClient).items() if callable(value) and not name.startswith("_")}
     return public - client.called
 

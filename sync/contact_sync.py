@@ -1,0 +1,322 @@
+"""One contacts run: read the mailboxes' changes, plan each phonebook, apply, record.
+
+The rules live in `sync.contacts`. This module keeps a mirror of each source mailbox's
+contacts current with delta queries (one per folder, delta links in state; a rejected
+link re-reads that folder in full), lists each phonebook's entries, plans, and writes:
+the company phonebook through the published XAPI, personal phonebooks through the
+`PersonalPhonebook` port (outside the published spec; see shared/personal_phonebook.py).
+
+Child folders are listed at most once a day (or with `--full`), so a run with nothing
+changed reads only delta pages from Graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from shared.personal_phonebook import ImpersonatedPhonebook, PersonalPhonebook
+
+from shared.graph_models import GraphContact
+from shared.state import Link, RunRecord, utcnow
+from shared.telemetry import log_event
+from shared.threecx import TcxApiError, TcxUnavailable
+from sync.contacts import (
+    BookPlan,
+    ContactAction,
+    CreateContact,
+    DeleteContact,
+    SourceContact,
+    UpdateContact,
+    plan_book,
+    wanted_company,
+    wanted_personal,
+)
+from sync.options import effective_options, tenant_defaults
+from sync.runtime import Runtime
+
+LOCK_NAME = "contact-sync"
+COMPANY_BOOK = "company"
+FOLDER_LIST_MAX_AGE = timedelta(hours=24)
+_FOLDER_KEY = "_connectorFolder"  # where the mirror remembers which folder a contact is in
+
+
+class ContactRunAborted(Exception):
+    """3CX became unreachable; the message is one line for the administrator."""
+
+
+@dataclass
+class BookResult:
+    plan: BookPlan
+    kind: str  # "company" or "personal"
+    done: dict[str, int] = field(default_factory=lambda: {"create": 0, "update": 0, "delete": 0})
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ContactSyncResult:
+    run_id: str
+    books: list[BookResult] = field(default_factory=list)
+    aborted: str | None = None
+
+    def counts(self, kind: str | None = None) -> dict[str, int]:
+        books = [b for b in self.books if kind is None or b.kind == kind]
+        return {
+            "created": sum(b.done["create"] for b in books),
+            "updated": sum(b.done["update"] for b in books),
+            "deleted": sum(b.done["delete"] for b in books),
+            "unchanged": sum(b.plan.unchanged for b in books),
+            "failed": sum(len(b.failures) for b in books),
+            "skipped": sum(len(b.plan.skipped) for b in books),
+        }
+
+    @property
+    def status(self) -> str:
+        if self.aborted:
+            return "failed"
+        return "partial" if any(b.failures for b in self.books) else "succeeded"
+
+
+def personal_book(m365_id: str) -> str:
+    return f"user:{m365_id}"
+
+
+def eligible_personal_users(rt: Runtime) -> dict[str, Link]:
+    """Synced, active users whose personal-contacts option is on."""
+    defaults = tenant_defaults(rt.settings)
+    overrides = rt.state.option_overrides()
+    return {
+        m365_id: link
+        for m365_id, link in rt.state.links().items()
+        if not link.deprovisioned and effective_options(defaults, overrides.get(m365_id)).personal_contacts
+    }
+
+
+def run_contact_sync(
+    rt: Runtime,
+    *,
+    mailbox: str | None = None,
+    full: bool = False,
+    phonebook: PersonalPhonebook | None = None,
+) -> ContactSyncResult:
+    """Reconcile the phonebooks (all of them, or only those `mailbox` feeds)."""
+    rt.settings.require_graph()
+    rt.settings.require_tcx()
+    phonebook = phonebook or ImpersonatedPhonebook(rt.tcx)
+    result = ContactSyncResult(uuid.uuid4().hex[:12])
+    with rt.state.lock(LOCK_NAME):
+        record = RunRecord(kind="contacts", run_id=result.run_id, started_at=utcnow())
+        rt.state.save_run(record)
+        try:
+            _run(rt, result, mailbox, full, phonebook)
+        except ContactRunAborted as error:
+            result.aborted = str(error)
+        finally:
+            _finish(rt, record, result)
+    return result
+
+
+def _run(rt: Runtime, result: ContactSyncResult, mailbox: str | None, full: bool, phonebook: PersonalPhonebook) -> None:
+    shared = [address.lower() for address in rt.settings.shared_mailboxes]
+    users = eligible_personal_users(rt)
+    wanted_mailbox = mailbox.lower() if mailbox else None
+    if shared and (wanted_mailbox is None or wanted_mailbox in shared):
+        result.books.append(_sync_company(rt, shared, full))
+    for m365_id, link in sorted(users.items(), key=lambda item: item[1].upn.lower()):
+        if wanted_mailbox is None or wanted_mailbox in (m365_id.lower(), link.upn.lower()):
+            result.books.append(_sync_personal(rt, m365_id, link, full, phonebook))
+    if wanted_mailbox is None:
+        for m365_id, extension in rt.state.personal_books().items():
+            if m365_id not in users:
+                result.books.append(_clear_personal(rt, m365_id, extension, phonebook))
+
+
+def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
+    sources = [SourceContact(mb, contact) for mb in shared for contact in refresh_mailbox(rt, mb, full=full)]
+    wanted, rejected = wanted_company(COMPANY_BOOK, shared, sources)
+    target = _read(lambda: rt.tcx.list_contacts("startswith(Tag,'m365:')"))
+    plan = plan_book(COMPANY_BOOK, wanted, [c.model_dump(by_alias=True) for c in target], rejected)
+    book = BookResult(plan, "company")
+    _apply(
+        book,
+        create=lambda fields: rt.tcx.create_contact(fields),
+        update=lambda contact_id, changes: rt.tcx.update_contact(contact_id, changes),
+        delete_many=lambda ids: rt.tcx.delete_contacts(ids),
+    )
+    return book
+
+
+def _sync_personal(rt: Runtime, m365_id: str, link: Link, full: bool, phonebook: PersonalPhonebook) -> BookResult:
+    contacts = refresh_mailbox(rt, m365_id, full=full)
+    wanted, rejected = wanted_personal(personal_book(m365_id), link.upn, contacts)
+    target = _read(lambda: phonebook.list(link.extension))
+    plan = plan_book(personal_book(m365_id), wanted, [c.model_dump(by_alias=True) for c in target], rejected)
+    book = BookResult(plan, "personal")
+    rt.state.save_personal_book(m365_id, link.extension)
+    _apply(
+        book,
+        create=lambda fields: phonebook.create(link.extension, fields),
+        update=lambda contact_id, changes: phonebook.update(link.extension, contact_id, changes),
+        delete_many=lambda ids: [phonebook.delete(link.extension, contact_id) for contact_id in ids],
+    )
+    return book
+
+
+def _clear_personal(rt: Runtime, m365_id: str, extension: str, phonebook: PersonalPhonebook) -> BookResult:
+    """The option is off or the user left: remove the connector's entries from their book."""
+    target = _read(lambda: phonebook.list(extension))
+    plan = plan_book(personal_book(m365_id), [], [c.model_dump(by_alias=True) for c in target])
+    book = BookResult(plan, "personal")
+    _apply(
+        book,
+        create=lambda fields: None,
+        update=lambda contact_id, changes: None,
+        delete_many=lambda ids: [phonebook.delete(extension, contact_id) for contact_id in ids],
+    )
+    if not book.failures:
+        rt.state.delete_personal_book(m365_id)
+    return book
+
+
+def _read(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except TcxUnavailable as error:
+        raise ContactRunAborted(" ".join(str(error).split())) from error
+
+
+def _apply(
+    book: BookResult,
+    *,
+    create: Callable[[dict[str, str]], Any],
+    update: Callable[[int, dict[str, str]], Any],
+    delete_many: Callable[[list[int]], Any],
+) -> None:
+    deletes: list[ContactAction] = []
+    for action in book.plan.actions:
+        if isinstance(action, DeleteContact):
+            deletes.append(action)
+            continue
+        try:
+            if isinstance(action, CreateContact):
+                create({name: value for name, value in action.fields.items() if value})
+            elif isinstance(action, UpdateContact):
+                update(action.contact_id, dict(action.changes))
+        except TcxApiError as error:
+            _failed(book, action, error)
+            continue
+        except TcxUnavailable as error:
+            raise ContactRunAborted(" ".join(str(error).split())) from error
+        book.done[action.kind] += 1
+        _log(book, action, "ok")
+    if deletes:
+        try:
+            delete_many([action.contact_id for action in deletes if isinstance(action, DeleteContact)])
+        except TcxApiError as error:
+            for action in deletes:
+                _failed(book, action, error)
+            return
+        except TcxUnavailable as error:
+            raise ContactRunAborted(" ".join(str(error).split())) from error
+        book.done["delete"] += len(deletes)
+        for action in deletes:
+            _log(book, action, "ok")
+
+
+def _failed(book: BookResult, action: ContactAction, error: Exception) -> None:
+    message = " ".join(str(error).split())
+    book.failures.append(f"{action.kind} {action.key}: {message}")
+    _log(book, action, "failed", message)
+
+
+def _log(book: BookResult, action: ContactAction, outcome: str, error: str | None = None) -> None:
+    # Ids and keys only: contact details are personal data and stay out of the log.
+    log_event(
+        "contact_action",
+        logging.INFO if outcome == "ok" else logging.WARNING,
+        kind="contacts",
+        book=book.plan.book,
+        action=action.kind,
+        key=action.key,
+        outcome=outcome,
+        error=error,
+    )
+
+
+def _finish(rt: Runtime, record: RunRecord, result: ContactSyncResult) -> None:
+    record.ended_at = utcnow()
+    record.status = result.status  # type: ignore[assignment]
+    record.counts = result.counts()
+    record.errors = [failure for book in result.books for failure in book.failures] + (
+        [result.aborted] if result.aborted else []
+    )
+    rt.state.save_run(record)
+    per_book = {kind: result.counts(kind) for kind in ("company", "personal")}
+    log_event(
+        "run_summary",
+        logging.ERROR if result.aborted else logging.INFO,
+        run=result.run_id,
+        kind="contacts",
+        status=result.status,
+        books=len(result.books),
+        error=result.aborted,
+        **result.counts(),
+        **{f"{kind}_{name}": value for kind, counts in per_book.items() for name, value in counts.items()},
+    )
+
+
+# -- the source mirror ------------------------------------------------------------------------------
+
+
+def _delta_name(mailbox: str, folder_id: str | None) -> str:
+    digest = hashlib.sha256(f"{mailbox.lower()}\n{folder_id or ''}".encode()).hexdigest()[:40]
+    return f"contacts-{digest}"
+
+
+def refresh_mailbox(rt: Runtime, mailbox: str, *, full: bool = False) -> list[GraphContact]:
+    """Bring the mailbox's contact mirror up to date (one delta round per folder) and return it."""
+    listed = rt.state.contact_folders(mailbox)
+    if full or listed is None or utcnow() - listed[1] > FOLDER_LIST_MAX_AGE:
+        folder_ids = [folder.id for folder in rt.graph.contact_folders(mailbox)]
+        rt.state.save_contact_folders(mailbox, folder_ids)
+    else:
+        folder_ids = listed[0]
+    stored = rt.state.contact_mirror(mailbox)
+    mirror = dict(stored)
+    upserts: dict[str, dict[str, Any]] = {}
+    new_links: dict[str, str] = {}
+    for folder_id in [None, *folder_ids]:
+        folder_tag = folder_id or ""
+        name = _delta_name(mailbox, folder_id)
+        delta = rt.graph.contacts_delta(mailbox, folder_id, None if full else rt.state.delta_link(name))
+        if delta.full:  # everything this folder holds came in this round
+            for contact_id in [cid for cid, raw in mirror.items() if raw.get(_FOLDER_KEY) == folder_tag]:
+                del mirror[contact_id]
+                upserts.pop(contact_id, None)
+        for contact in delta.contacts:
+            if contact.is_removed:
+                # A move shows as a removal here and an addition in the other folder: only
+                # drop the contact if the mirror still places it in this folder.
+                if mirror.get(contact.id, {}).get(_FOLDER_KEY) == folder_tag:
+                    del mirror[contact.id]
+                    upserts.pop(contact.id, None)
+                continue
+            raw = contact.model_dump(by_alias=True, exclude_none=True)
+            raw[_FOLDER_KEY] = folder_tag
+            mirror[contact.id] = raw
+            upserts[contact.id] = raw
+        new_links[name] = delta.delta_link
+    live_folders = {"", *folder_ids}
+    for contact_id in [cid for cid, raw in mirror.items() if raw.get(_FOLDER_KEY) not in live_folders]:
+        del mirror[contact_id]  # its folder is gone
+    deletes = [contact_id for contact_id in stored if contact_id not in mirror]
+    rt.state.update_contact_mirror(mailbox, upserts.values(), deletes)
+    # Delta links only move on once the changes they stand for are stored.
+    for name, link in new_links.items():
+        rt.state.save_delta_link(name, link)
+    return [GraphContact.model_validate(raw) for raw in mirror.values()]

@@ -1,0 +1,933 @@
+"""3CX phonebooks: the fake's contact rules, the client's contact calls, the personal-phonebook port.
+
+The fake's rules are proven over plain HTTP (so a rule the client happens to respect is still
+enforced); the client and the port run their real HTTP code against the same fake through
+`responses`. Requests sent wrong on purpose carry `X-Test-Deliberately-Invalid: 1`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+from pydantic import ValidationError
+
+from fakes.threecx import DELIBERATELY_INVALID_HEADER, XAPI_JOURNAL, ThreeCXFake
+from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES, SESSION_PATH
+from fakes.transport import install
+from shared.personal_phonebook import (
+    SESSION_CALL,
+    ImpersonatedPhonebook,
+    MyPhoneSessionError,
+    PersonalPhonebook,
+    parse_session_answer,
+)
+from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, TcxAuthError, ThreeCXClient
+from shared.threecx_models import CONTACT_FIELDS, ContactChanges, TcxContact
+from tests.xapi_spec import XapiSpec, default_spec_path
+
+BASE = "https://pbx.example.com:5001"
+CLIENT_ID = "connector"
+SECRET = "s3cret-api-key"
+START = 1_700_000_000.0
+OLD_VERSION = "20.0.8.1109"  # before the bulk delete action was renamed
+
+
+class Clock:
+    """A settable clock shared by the fake, the client and the port."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Xapi:
+    """Plain HTTP to the fake's /xapi/v1 with one bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, method: str, path: str, *, invalid: bool = False, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if invalid:
+            headers[DELIBERATELY_INVALID_HEADER] = "1"
+        return requests.request(method, f"{BASE}/xapi/v1{path}", headers=headers, timeout=5, **kwargs)
+
+
+def service_token() -> str:
+    form = {"client_id": CLIENT_ID, "client_secret": SECRET, "grant_type": "client_credentials"}
+    return requests.post(f"{BASE}/connect/token", data=form, timeout=5).json()["access_token"]
+
+
+def open_session(token: str, extension: str, **overrides: Any) -> requests.Response:
+    body = {"name": "test", "version": "1.0", "isHuman": False, "impersonate": extension, **overrides}
+    return requests.post(f"{BASE}{SESSION_PATH}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+
+
+def warning_of(response: requests.Response) -> str:
+    """The WARNINGS key (or message) of an OData error answer."""
+    error = response.json()["error"]
+    assert set(error) >= {"code", "message", "details"}
+    return error["details"][0]["message"] if error["details"] else error["message"]
+
+
+def journal_since(mark: int) -> list[tuple[str, str]]:
+    return [(request.method, request.path) for request in XAPI_JOURNAL[mark:]]
+
+
+def person(first: str, number: str = "+4930123456", **fields: Any) -> dict[str, Any]:
+    return {"FirstName": first, "PhoneNumber": number, **fields}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def mock() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as requests_mock:
+        yield requests_mock
+
+
+def make_pbx(mock: responses.RequestsMock, clock: Clock, **options: Any) -> ThreeCXFake:
+    fake = ThreeCXFake(client_id=CLIENT_ID, client_secret=SECRET, clock=clock, **options)
+    install(mock, BASE, fake)
+    return fake
+
+
+def make_client(clock: Clock, **options: Any) -> ThreeCXClient:
+    return ThreeCXClient(BASE, CLIENT_ID, SECRET, clock=clock, sleep=lambda _seconds: None, **options)
+
+
+@pytest.fixture
+def pbx(mock: responses.RequestsMock, clock: Clock) -> ThreeCXFake:
+    return make_pbx(mock, clock)
+
+
+@pytest.fixture
+def xapi(pbx: ThreeCXFake) -> Xapi:
+    return Xapi(service_token())
+
+
+@pytest.fixture
+def client(pbx: ThreeCXFake, clock: Clock) -> ThreeCXClient:
+    return make_client(clock)
+
+
+@pytest.fixture
+def phonebook(client: ThreeCXClient, clock: Clock) -> ImpersonatedPhonebook:
+    return ImpersonatedPhonebook(client, clock=clock)
+
+
+# == the fake: company phonebook rules ==================================================================
+def test_contact_property_list_is_pbx_contact() -> None:
+    assert len(CONTACT_PROPERTIES) == 17
+    assert {"Id", "ContactType", "Tag", "PhoneNumber", "Mobile2"} <= CONTACT_PROPERTIES
+    assert "Mobile" not in CONTACT_PROPERTIES
+    assert set(CONTACT_FIELDS) == CONTACT_PROPERTIES - {"Id", "ContactType"}
+
+
+def test_created_contact_gets_an_id_and_contact_type_3cx(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    answer = xapi("POST", "/Contacts", json=person("Nikolai", "1234567890"))
+
+    assert answer.status_code == 201
+    created = answer.json()
+    assert created["ContactType"] == "3CX"
+    assert answer.headers["Location"].endswith(f"/xapi/v1/Contacts({created['Id']})")
+    assert pbx.company_contacts[created["Id"]]["FirstName"] == "Nikolai"
+    assert xapi("GET", f"/Contacts({created['Id']})").json()["PhoneNumber"] == "1234567890"
+
+
+def test_contact_type_given_in_the_body_is_kept(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    created = xapi("POST", "/Contacts", json=person("Ada", ContactType="M365")).json()
+
+    assert pbx.company_contacts[created["Id"]]["ContactType"] == "M365"
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_property_not_in_pbx_contact_is_400(pbx: ThreeCXFake, xapi: Xapi, method: str) -> None:
+    existing = pbx.add_contact(**person("Ada"))
+    path = "/Contacts" if method == "POST" else f"/Contacts({existing['Id']})"
+
+    answer = xapi(method, path, json={**person("Ada"), "Mobile": "+4930999"}, invalid=True)
+
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["details"][0]["target"] == "Mobile"
+    assert "does not exist on type 'Pbx.Contact'" in error["details"][0]["message"]
+    assert list(pbx.company_contacts.values()) == [existing]
+
+
+@pytest.mark.parametrize(("prop", "value"), [("FirstName", 5), ("Tag", ["m365:x"]), ("ContactType", "Outlook")])
+def test_wrong_json_type_or_enum_is_400(pbx: ThreeCXFake, xapi: Xapi, prop: str, value: Any) -> None:
+    answer = xapi("POST", "/Contacts", json={**person("Ada"), prop: value}, invalid=True)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["details"][0]["target"] == prop
+    assert pbx.company_contacts == {}
+
+
+@pytest.mark.parametrize("body", [{"PhoneNumber": "123"}, {"FirstName": " ", "LastName": None, "PhoneNumber": "1"}])
+def test_contact_without_any_name_is_refused(pbx: ThreeCXFake, xapi: Xapi, body: dict[str, Any]) -> None:
+    answer = xapi("POST", "/Contacts", json=body)
+
+    assert answer.status_code == 400
+    assert warning_of(answer) == "WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY"
+    assert pbx.company_contacts == {}
+
+
+@pytest.mark.parametrize("name", ["FirstName", "LastName", "CompanyName"])
+def test_any_one_name_is_enough(pbx: ThreeCXFake, xapi: Xapi, name: str) -> None:
+    assert xapi("POST", "/Contacts", json={name: "Contoso", "Pager": "555"}).status_code == 201
+
+
+def test_contact_without_any_number_is_refused(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    answer = xapi("POST", "/Contacts", json={"FirstName": "Ada", "Email": "ada@example.com", "PhoneNumber": ""})
+
+    assert answer.status_code == 400
+    assert warning_of(answer) == "WARNINGS.CONTACTS_SPECIFY_PHONE_NUMBER"
+
+
+@pytest.mark.parametrize("number_field", NUMBER_PROPERTIES)
+def test_any_one_number_is_enough(pbx: ThreeCXFake, xapi: Xapi, number_field: str) -> None:
+    assert xapi("POST", "/Contacts", json={"LastName": "Lovelace", number_field: "+4930123"}).status_code == 201
+
+
+def test_patch_may_not_leave_a_contact_without_name_or_number(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    contact = pbx.add_contact(FirstName="Ada", PhoneNumber="+4930123", Home="+4930456")
+
+    no_name = xapi("PATCH", f"/Contacts({contact['Id']})", json={"FirstName": None})
+    one_number_left = xapi("PATCH", f"/Contacts({contact['Id']})", json={"PhoneNumber": ""})
+    no_number = xapi("PATCH", f"/Contacts({contact['Id']})", json={"Home": None})
+
+    assert warning_of(no_name) == "WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY"
+    assert one_number_left.status_code == 204
+    assert warning_of(no_number) == "WARNINGS.CONTACTS_SPECIFY_PHONE_NUMBER"
+    assert pbx.company_contacts[contact["Id"]]["Home"] == "+4930456"
+
+
+def test_company_limit_is_limit_reached(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, max_company_contacts=2)
+    xapi = Xapi(service_token())
+    pbx.add_contact(**person("One"))
+    assert xapi("POST", "/Contacts", json=person("Two")).status_code == 201
+
+    answer = xapi("POST", "/Contacts", json=person("Three"))
+
+    assert answer.status_code == 400
+    assert warning_of(answer) == "WARNINGS.LIMIT_REACHED"
+    assert len(pbx.company_contacts) == 2
+    with pytest.raises(ValueError, match="LIMIT_REACHED"):
+        pbx.add_contact(**person("By hand"))
+
+
+def test_get_patch_delete_by_id_and_404_shape(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    contact = pbx.add_contact(**person("Ada", Tag="m365:a"))
+    path = f"/Contacts({contact['Id']})"
+
+    assert xapi("PATCH", path, json={"LastName": "Lovelace", "Tag": "m365:b"}).status_code == 204
+    assert xapi("GET", path, params={"$select": "LastName,Tag"}).json() == {
+        "@odata.context": f"{BASE}/xapi/v1/$metadata#Contacts/$entity",
+        "LastName": "Lovelace",
+        "Tag": "m365:b",
+    }
+    assert xapi("DELETE", path).status_code == 204
+    for method in ("GET", "PATCH", "DELETE"):
+        gone = xapi(method, path, json={"LastName": "x"} if method == "PATCH" else None)
+        assert gone.status_code == 404
+        assert warning_of(gone) == "WARNINGS.XAPI.NOT_FOUND"
+    assert pbx.company_contacts == {}
+
+
+def test_id_cannot_be_changed(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    contact = pbx.add_contact(**person("Ada"))
+
+    answer = xapi("PATCH", f"/Contacts({contact['Id']})", json={"Id": contact["Id"] + 1})
+
+    assert warning_of(answer) == "WARNINGS.XAPI.FORBIDDEN_CHANGE"
+
+
+# -- listing ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def tagged(pbx: ThreeCXFake) -> dict[str, int]:
+    """Entries of two mailboxes, one with a quote in its tag, and one made by hand."""
+    entries = {
+        "ada": pbx.add_contact(**person("Ada", Tag="m365:sales:1")),
+        "bob": pbx.add_contact(**person("Bob", Tag="m365:sales:2")),
+        "sean": pbx.add_contact(**person("Seán", Tag="m365:o'brien:1")),
+        "hand": pbx.add_contact(**person("Hand")),
+    }
+    return {name: contact["Id"] for name, contact in entries.items()}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("Tag eq 'm365:sales:1'", ["ada"]),
+        ("startswith(Tag,'m365:')", ["ada", "bob", "sean"]),
+        ("startswith(Tag, 'm365:sales:')", ["ada", "bob"]),
+        ("Tag eq 'm365:o''brien:1'", ["sean"]),
+        ("startswith(Tag,'m365:') and FirstName ne 'Bob'", ["ada", "sean"]),
+        ("Tag eq 'm365:sales:2' or Tag eq ''", ["bob", "hand"]),
+        ("not startswith(Tag,'m365:')", ["hand"]),
+        ("(FirstName eq 'Ada' or FirstName eq 'Bob') and endswith(Tag,':2')", ["bob"]),
+        ("contains(tolower(FirstName),'se')", ["sean"]),
+        ("startswith(Tag,'M365:')", []),
+    ],
+)
+def test_filters(xapi: Xapi, tagged: dict[str, int], expression: str, expected: list[str]) -> None:
+    found = xapi("GET", "/Contacts", params={"$filter": expression, "$orderby": "Id"}).json()["value"]
+
+    names = {contact_id: name for name, contact_id in tagged.items()}
+    assert [names[contact["Id"]] for contact in found] == expected
+
+
+def test_filter_by_id(xapi: Xapi, tagged: dict[str, int]) -> None:
+    found = xapi("GET", "/Contacts", params={"$filter": f"Id eq {tagged['bob']}"}).json()["value"]
+
+    assert [contact["FirstName"] for contact in found] == ["Bob"]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "Tag eq 'unterminated",
+        "Shoe eq 'x'",
+        "startswith(Id,'1')",
+        "Tag eq 5",
+        "Id eq '5'",
+        "Tag gt 'm365:'",
+        "startswith(Tag,'m365:'",
+        "Tag eq 'a' and",
+        "substringof('x',Tag)",
+    ],
+)
+def test_unsupported_or_ill_typed_filter_is_400(xapi: Xapi, tagged: dict[str, int], expression: str) -> None:
+    assert xapi("GET", "/Contacts", params={"$filter": expression}).status_code == 400
+
+
+def test_paging_with_top_skip_count_and_orderby(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    for index in range(25):
+        pbx.add_contact(**person(f"Person{index:02d}"))
+
+    page = xapi("GET", "/Contacts", params={"$top": 10, "$skip": 20, "$count": "true", "$orderby": "Id"}).json()
+    plain = xapi("GET", "/Contacts", params={"$top": 3, "$orderby": "FirstName desc"}).json()
+
+    assert page["@odata.context"].endswith("/$metadata#Contacts")
+    assert page["@odata.count"] == 25
+    assert [contact["FirstName"] for contact in page["value"]] == [f"Person{i:02d}" for i in range(20, 25)]
+    assert "@odata.nextLink" not in page
+    assert "@odata.count" not in plain
+    assert [contact["FirstName"] for contact in plain["value"]] == ["Person24", "Person23", "Person22"]
+
+
+def test_select_returns_only_those_properties(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    pbx.add_contact(**person("Ada", Tag="m365:x"))
+
+    [contact] = xapi("GET", "/Contacts", params={"$select": "Id,Tag"}).json()["value"]
+
+    assert set(contact) == {"Id", "Tag"}
+    assert xapi("GET", "/Contacts", params={"$select": "Id,Mobile"}).status_code == 400
+
+
+def test_bad_query_options_are_400(xapi: Xapi) -> None:
+    assert xapi("GET", "/Contacts", params={"$top": "ten"}, invalid=True).status_code == 400
+    assert xapi("GET", "/Contacts", params={"$count": "yes"}, invalid=True).status_code == 400
+    assert xapi("GET", "/Contacts", params={"$orderby": "Id sideways"}).status_code == 400
+    assert xapi("GET", "/Contacts", params={"$orderby": "Mobile"}).status_code == 400
+
+
+def test_server_side_page_cap_applies_to_contacts(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, max_page_size=4)
+    for index in range(6):
+        pbx.add_contact(**person(f"P{index}"))
+    xapi = Xapi(service_token())
+
+    page = xapi("GET", "/Contacts", params={"$top": 100, "$count": "true"}).json()
+
+    assert (len(page["value"]), page["@odata.count"]) == (4, 6)
+
+
+# -- bulk delete, by version -----------------------------------------------------------------------------
+def test_delete_contacts_by_id_on_20_0_10(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    keep, drop_one, drop_two = (pbx.add_contact(**person(name)) for name in ("Keep", "Drop1", "Drop2"))
+
+    answer = xapi("POST", "/Contacts/Pbx.DeleteContactsById", json={"ids": [drop_one["Id"], drop_two["Id"], 9999]})
+
+    assert answer.status_code == 204
+    assert list(pbx.company_contacts) == [keep["Id"]]
+
+
+def test_the_old_bulk_name_is_404_on_20_0_10(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    contact = pbx.add_contact(**person("Ada"))
+
+    # Not in the 20.0.10 document at all, hence marked for the conformance check.
+    answer = xapi("POST", "/Contacts/Pbx.BatchContactsDelete", json={"ids": [contact["Id"]]}, invalid=True)
+
+    assert answer.status_code == 404
+    assert list(pbx.company_contacts) == [contact["Id"]]
+
+
+def test_before_20_0_9_only_the_old_bulk_name_exists(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, version=OLD_VERSION)
+    first, second = pbx.add_contact(**person("Ada")), pbx.add_contact(**person("Bob"))
+    xapi = Xapi(service_token())
+
+    new_name = xapi("POST", "/Contacts/Pbx.DeleteContactsById", json={"ids": [first["Id"]]})
+    old_name = xapi("POST", "/Contacts/Pbx.BatchContactsDelete", json={"ids": [second["Id"]]}, invalid=True)
+
+    assert new_name.status_code == 404
+    assert old_name.status_code == 204
+    assert list(pbx.company_contacts) == [first["Id"]]
+
+
+def test_the_old_bulk_request_fits_the_20_0_8_document(mock: responses.RequestsMock, clock: Clock) -> None:
+    old_spec = default_spec_path().with_name("3cx-xapi-20.0.8.yaml")
+    if not old_spec.is_file():
+        pytest.skip(f"the 20.0.8 OpenAPI document is not at {old_spec}")
+    pbx = make_pbx(mock, clock, version=OLD_VERSION)
+    contact = pbx.add_contact(**person("Ada"))
+    mark = len(XAPI_JOURNAL)
+
+    answer = Xapi(service_token())(
+        "POST", "/Contacts/Pbx.BatchContactsDelete", json={"ids": [contact["Id"]]}, invalid=True
+    )
+
+    assert answer.status_code == 204
+    [request] = XAPI_JOURNAL[mark:]
+    assert XapiSpec.load(old_spec).check(request) == []
+
+
+@pytest.mark.parametrize("body", [{"ids": "1,2"}, {"ids": [1, "2"]}, {"Ids": [1]}, {"ids": [1], "more": True}])
+def test_bulk_delete_takes_only_a_list_of_integer_ids(pbx: ThreeCXFake, xapi: Xapi, body: dict[str, Any]) -> None:
+    contact = pbx.add_contact(**person("Ada"))
+
+    answer = xapi("POST", "/Contacts/Pbx.DeleteContactsById", json=body, invalid=True)
+
+    assert answer.status_code == 400
+    assert contact["Id"] in pbx.company_contacts
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def test_add_contact_enforces_the_api_rules_and_returns_copies(pbx: ThreeCXFake) -> None:
+    with pytest.raises(ValueError, match="does not exist on type 'Pbx.Contact'"):
+        pbx.add_contact(**person("Ada", Mobile="123"))
+    with pytest.raises(ValueError, match="CONTACTS_SPECIFY_PHONE_NUMBER"):
+        pbx.add_contact(FirstName="Ada")
+
+    contact = pbx.add_contact(**person("Ada"))
+    contact["FirstName"] = "changed"
+    pbx.company_contacts[contact["Id"]]["FirstName"] = "changed too"
+
+    assert pbx.company_contacts[contact["Id"]]["FirstName"] == "Ada"
+    assert pbx.company_contacts[contact["Id"]]["ContactType"] == "3CX"
+
+
+def test_hand_edits_follow_the_same_rules(pbx: ThreeCXFake) -> None:
+    pbx.add_user(Number="101")
+    company = pbx.add_contact(**person("Ada"))
+    personal = pbx.add_contact(extension="101", **person("Mum"))
+
+    edited = pbx.update_contact(company["Id"], Title="Countess")
+    with pytest.raises(ValueError, match="CONTACTS_SPECIFY_PHONE_NUMBER"):
+        pbx.update_contact(company["Id"], PhoneNumber=None)
+    with pytest.raises(ValueError, match="No contact"):
+        pbx.update_contact(personal["Id"], Title="not in the company book")
+    pbx.update_contact(personal["Id"], extension="101", LastName="Lovelace")
+
+    assert edited["Title"] == pbx.company_contacts[company["Id"]]["Title"] == "Countess"
+    assert pbx.personal_contacts("101")[personal["Id"]]["LastName"] == "Lovelace"
+    pbx.delete_contact(personal["Id"], extension="101")
+    with pytest.raises(KeyError):
+        pbx.delete_contact(company["Id"], extension="101")
+    assert pbx.personal_contacts("101") == {}
+    assert list(pbx.company_contacts) == [company["Id"]]
+
+
+def test_add_contact_to_a_personal_book(pbx: ThreeCXFake) -> None:
+    pbx.add_user(Number="101")
+    mine = pbx.add_contact(extension="101", **person("Mum"))
+
+    assert pbx.personal_contacts("101") == {mine["Id"]: mine}
+    assert pbx.company_contacts == {}
+    assert pbx.personal_contacts("102") == {}
+
+
+# == the fake: MyPhone sessions and personal books =====================================================
+def test_session_needs_the_service_principals_live_token(pbx: ThreeCXFake, xapi: Xapi, clock: Clock) -> None:
+    pbx.add_user(Number="101")
+
+    assert open_session("not-a-token", "101").status_code == 401
+    session = open_session(xapi.token, "101").json()
+    assert open_session(session["access_token"], "101").status_code == 401  # a session opens no session
+    clock.advance(3600)
+    assert open_session(xapi.token, "101").status_code == 401  # the service token expired
+    assert pbx.rejected_sessions == 3
+    assert pbx.sessions_opened == 1
+
+
+def test_session_answer_has_a_token_and_seconds(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, session_lifetime_seconds=900)
+    pbx.add_user(Number="101")
+
+    answer = open_session(service_token(), "101")
+
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"access_token", "expires_in"}
+    assert answer.json()["expires_in"] == 900
+
+
+def test_session_for_an_unknown_extension_is_404(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    assert open_session(xapi.token, "999").status_code == 404
+    assert pbx.sessions_opened == 0
+
+
+@pytest.mark.parametrize("overrides", [{"impersonate": ""}, {"impersonate": 101}, {"isHuman": "no"}, {"name": None}])
+def test_session_request_must_be_well_formed(pbx: ThreeCXFake, xapi: Xapi, overrides: dict[str, Any]) -> None:
+    pbx.add_user(Number="101")
+
+    assert open_session(xapi.token, "101", **overrides).status_code == 400
+
+
+def test_session_refused_without_myphone_permission(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, myphone_enabled=False)
+    pbx.add_user(Number="101")
+
+    assert open_session(service_token(), "101").status_code == 403
+
+
+def test_session_token_is_not_a_service_token(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    pbx.add_user(Number="101")
+    session = Xapi(open_session(xapi.token, "101").json()["access_token"])
+
+    for path in ("/Users", "/Users(1)", "/SystemStatus", "/Users/Pbx.GetFirstAvailableExtensionNumber()"):
+        refused = session("GET", path)
+        assert refused.status_code == 403, path
+    assert session("POST", "/Users", json={"FirstName": "Mallory"}).status_code == 403
+    assert len(pbx.users) == 1
+    assert xapi("GET", "/Users").status_code == 200  # and the service token still works
+
+
+def test_session_token_acts_on_that_users_book_only(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    pbx.add_user(Number="101")
+    pbx.add_user(Number="102")
+    company = pbx.add_contact(**person("Reception"))
+    ada = Xapi(open_session(xapi.token, "101").json()["access_token"])
+    bob = Xapi(open_session(xapi.token, "102").json()["access_token"])
+
+    created = ada("POST", "/Contacts", json=person("Mum")).json()
+
+    assert [c["FirstName"] for c in ada("GET", "/Contacts").json()["value"]] == ["Mum"]
+    assert bob("GET", "/Contacts").json()["value"] == []
+    assert [c["Id"] for c in xapi("GET", "/Contacts").json()["value"]] == [company["Id"]]
+    assert bob("GET", f"/Contacts({created['Id']})").status_code == 404
+    assert bob("DELETE", f"/Contacts({created['Id']})").status_code == 404
+    assert ada("PATCH", f"/Contacts({company['Id']})", json={"FirstName": "x"}).status_code == 404
+    assert bob("POST", "/Contacts/Pbx.DeleteContactsById", json={"ids": [created["Id"]]}).status_code == 204
+    assert list(pbx.personal_contacts("101")) == [created["Id"]]  # bob's bulk delete did not reach it
+    assert list(pbx.company_contacts) == [company["Id"]]
+
+
+def test_personal_book_has_its_own_limit_and_the_same_rules(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, max_company_contacts=1, max_personal_contacts=2)
+    pbx.add_user(Number="101")
+    pbx.add_contact(**person("Company"))
+    session = Xapi(open_session(service_token(), "101").json()["access_token"])
+
+    created = [session("POST", "/Contacts", json=person(name)).status_code for name in ("One", "Two")]
+    full = session("POST", "/Contacts", json=person("Three"))
+    nameless = session("POST", "/Contacts", json={"PhoneNumber": "1"})
+
+    assert created == [201, 201]
+    assert warning_of(full) == "WARNINGS.LIMIT_REACHED"
+    assert warning_of(nameless) == "WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY"
+    assert len(pbx.personal_contacts("101")) == 2
+
+
+def test_session_expires_and_dies_with_its_user(pbx: ThreeCXFake, xapi: Xapi, clock: Clock) -> None:
+    ada = pbx.add_user(Number="101")
+    pbx.add_user(Number="102")
+    first = Xapi(open_session(xapi.token, "101").json()["access_token"])
+    second = Xapi(open_session(xapi.token, "102").json()["access_token"])
+
+    pbx.delete_user(ada["Id"])
+    assert first("GET", "/Contacts").status_code == 401
+    clock.advance(3599)
+    assert second("GET", "/Contacts").status_code == 200
+    clock.advance(1)
+    assert second("GET", "/Contacts").status_code == 401
+
+
+def test_session_requests_are_not_journaled_but_its_contact_calls_are(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    pbx.add_user(Number="101")
+    mark = len(XAPI_JOURNAL)
+
+    session = Xapi(open_session(xapi.token, "101").json()["access_token"])
+    session("GET", "/Contacts")
+
+    assert journal_since(mark) == [("GET", "/xapi/v1/Contacts")]
+
+
+# == the client: company phonebook ======================================================================
+def test_list_contacts_pages_in_id_order(pbx: ThreeCXFake, clock: Clock) -> None:
+    for index in range(250):
+        pbx.add_contact(**person(f"P{index}", Tag=f"m365:x:{index}"))
+    mark = len(XAPI_JOURNAL)
+
+    contacts = make_client(clock, page_size=100).list_contacts()
+
+    assert [contact.id for contact in contacts] == sorted(pbx.company_contacts)
+    pages = XAPI_JOURNAL[mark:]
+    assert [request.query["$skip"] for request in pages] == ["0", "100", "200"]
+    assert {(request.query["$orderby"], request.query["$top"]) for request in pages} == {("Id", "100")}
+    assert all(isinstance(contact, TcxContact) for contact in contacts)
+
+
+def test_list_contacts_survives_a_server_that_caps_pages(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, max_page_size=40)
+    for index in range(90):
+        pbx.add_contact(**person(f"P{index}"))
+
+    contacts = make_client(clock, page_size=1000).list_contacts()
+
+    assert len({contact.id for contact in contacts}) == 90
+
+
+def test_list_contacts_sends_the_filter(pbx: ThreeCXFake, client: ThreeCXClient, tagged: dict[str, int]) -> None:
+    mark = len(XAPI_JOURNAL)
+
+    mine = client.list_contacts("startswith(Tag,'m365:')")
+    quoted = client.list_contacts("Tag eq 'm365:o''brien:1'")
+
+    assert [contact.id for contact in mine] == [tagged["ada"], tagged["bob"], tagged["sean"]]
+    assert [contact.first_name for contact in quoted] == ["Seán"]
+    assert XAPI_JOURNAL[mark].query["$filter"] == "startswith(Tag,'m365:')"
+    assert "%20" in XAPI_JOURNAL[mark + 1].url  # spaces as %20, not '+'
+
+
+def test_create_update_and_read_back(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    created = client.create_contact({"FirstName": "Ada", "LastName": "Lovelace", "Business": "+4930123", "Tag": "t"})
+
+    assert created.contact_type == "3CX"
+    assert created.model_dump(by_alias=True)["Business"] == "+4930123"
+    client.update_contact(created.id, {"Title": "Countess", "Business": None, "Mobile2": "+4917012"})
+    stored = pbx.company_contacts[created.id]
+    assert (stored["Title"], stored["Business"], stored["Mobile2"]) == ("Countess", None, "+4917012")
+    assert stored["LastName"] == "Lovelace"  # not sent, not touched
+
+
+def test_update_sends_only_the_given_fields(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    contact = pbx.add_contact(**person("Ada"))
+    mark = len(XAPI_JOURNAL)
+
+    client.update_contact(contact["Id"], {"Email": "ada@example.com"})
+
+    assert json.loads(XAPI_JOURNAL[mark].body) == {"Email": "ada@example.com"}
+
+
+@pytest.mark.parametrize(
+    "fields", [{"FirstName": "Ada", "Mobile": "1"}, {"FirstName": "Ada", "ContactType": "M365"}, {"PhoneNumber": 49}]
+)
+def test_contact_changes_refuse_unwritable_or_ill_typed_fields(
+    pbx: ThreeCXFake, client: ThreeCXClient, fields: dict[str, Any]
+) -> None:
+    mark = len(XAPI_JOURNAL)
+
+    with pytest.raises(ValidationError):
+        client.create_contact(fields)
+
+    assert XAPI_JOURNAL[mark:] == []
+    assert set(ContactChanges.model_validate({"Tag": "x"}).body()) == {"Tag"}
+
+
+def test_pbx_refusal_surfaces_its_warning(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    with pytest.raises(TcxApiError) as raised:
+        client.create_contact({"Email": "nobody@example.com", "PhoneNumber": "1"})
+
+    assert raised.value.status == 400
+    assert raised.value.code == "WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY"
+
+
+def test_delete_contact_treats_404_as_done(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    contact = pbx.add_contact(**person("Ada"))
+
+    client.delete_contact(contact["Id"])
+    client.delete_contact(contact["Id"])
+
+    assert pbx.company_contacts == {}
+
+
+def test_delete_contacts_in_bulk_on_20_0_10(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    contacts = [pbx.add_contact(**person(f"P{index}")) for index in range(BULK_DELETE_CHUNK + 5)]
+    keep = pbx.add_contact(**person("Keep"))
+    mark = len(XAPI_JOURNAL)
+
+    client.delete_contacts([contact["Id"] for contact in contacts])
+
+    assert journal_since(mark) == [("POST", "/xapi/v1/Contacts/Pbx.DeleteContactsById")] * 2
+    assert [len(json.loads(request.body)["ids"]) for request in XAPI_JOURNAL[mark:]] == [BULK_DELETE_CHUNK, 5]
+    assert list(pbx.company_contacts) == [keep["Id"]]
+
+
+def test_delete_contacts_falls_back_to_one_by_one_before_20_0_9(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, version=OLD_VERSION)
+    first, second, third = (pbx.add_contact(**person(name)) for name in ("A", "B", "C"))
+    client = make_client(clock)
+    mark = len(XAPI_JOURNAL)
+
+    client.delete_contacts([first["Id"], second["Id"], 4242])
+    client.delete_contacts([third["Id"]])
+
+    assert journal_since(mark) == [
+        ("POST", "/xapi/v1/Contacts/Pbx.DeleteContactsById"),  # tried once, answered 404
+        ("DELETE", f"/xapi/v1/Contacts({first['Id']})"),
+        ("DELETE", f"/xapi/v1/Contacts({second['Id']})"),
+        ("DELETE", "/xapi/v1/Contacts(4242)"),  # already gone: fine
+        ("DELETE", f"/xapi/v1/Contacts({third['Id']})"),  # remembered: no second try of the bulk call
+    ]
+    assert pbx.company_contacts == {}
+
+
+def test_delete_contacts_of_nothing_sends_nothing(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    mark = len(XAPI_JOURNAL)
+
+    client.delete_contacts([])
+
+    assert XAPI_JOURNAL[mark:] == []
+
+
+def test_other_bulk_delete_errors_are_raised(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    pbx.inject(403, path_pattern=r"DeleteContactsById", method="POST")
+
+    with pytest.raises(TcxApiError) as raised:
+        client.delete_contacts([1])
+
+    assert raised.value.status == 403
+
+
+# == the personal-phonebook port ========================================================================
+def session_requests(mock: responses.RequestsMock) -> list[Any]:
+    return [call.request for call in mock.calls if call.request.url.endswith(SESSION_PATH)]
+
+
+def test_impersonated_phonebook_is_a_personal_phonebook(phonebook: ImpersonatedPhonebook) -> None:
+    port: PersonalPhonebook = phonebook
+    assert callable(port.list)
+
+
+def test_port_opens_a_session_as_the_tutorial_does(
+    mock: responses.RequestsMock, pbx: ThreeCXFake, client: ThreeCXClient, phonebook: ImpersonatedPhonebook
+) -> None:
+    pbx.add_user(Number="101")
+
+    created = phonebook.create("101", person("Mum"))
+
+    [request] = session_requests(mock)
+    assert json.loads(request.body) == {
+        "name": "M365 connector",
+        "version": "1.0",
+        "isHuman": False,
+        "impersonate": "101",
+    }
+    assert request.headers["Authorization"].startswith("Bearer ")
+    assert pbx.personal_contacts("101") == {created.id: pbx.personal_contacts("101")[created.id]}
+    assert created.contact_type == "3CX"
+
+
+def test_port_reuses_one_session_per_extension(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
+    pbx.add_user(Number="101")
+    pbx.add_user(Number="102")
+
+    mum = phonebook.create("101", person("Mum"))
+    phonebook.update("101", mum.id, {"LastName": "Lovelace"})
+    phonebook.list("101")
+    phonebook.list("102")
+    phonebook.delete("101", mum.id)
+
+    assert pbx.sessions_opened == 2
+    assert pbx.personal_contacts("101") == {}
+
+
+def test_port_renews_a_session_shortly_before_it_expires(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, session_lifetime_seconds=1000, token_lifetime_seconds=100_000)
+    pbx.add_user(Number="101")
+    phonebook = ImpersonatedPhonebook(make_client(clock), clock=clock)
+
+    phonebook.list("101")
+    clock.advance(850)
+    phonebook.list("101")
+    assert pbx.sessions_opened == 1
+    clock.advance(60)  # 910 s: inside the last 10 % of the lifetime, still valid at the PBX
+    phonebook.list("101")
+
+    assert pbx.sessions_opened == 2
+    assert pbx.rejected_tokens == 0  # renewed before the PBX had to refuse anything
+
+
+def test_port_opens_a_new_session_once_on_401(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
+    pbx.add_user(Number="101")
+    phonebook.list("101")
+    pbx.expire_sessions("101")  # e.g. the PBX restarted
+
+    created = phonebook.create("101", person("Mum"))
+
+    assert pbx.sessions_opened == 2
+    assert list(pbx.personal_contacts("101")) == [created.id]  # created once, not twice
+
+
+def test_port_gives_up_when_a_new_session_is_refused_too(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
+    pbx.add_user(Number="101")
+    pbx.inject(401, count=2, path_pattern=r"^/xapi/v1/Contacts")
+
+    with pytest.raises(TcxAuthError, match="extension 101"):
+        phonebook.list("101")
+
+    assert pbx.sessions_opened == 2
+    assert pbx.tokens_issued == 1  # the API client's own token was never thrown away for it
+
+
+def test_port_keeps_books_apart(pbx: ThreeCXFake, client: ThreeCXClient, phonebook: ImpersonatedPhonebook) -> None:
+    pbx.add_user(Number="101")
+    pbx.add_user(Number="102")
+    company = client.create_contact(person("Reception"))
+
+    ada = phonebook.create("101", person("Ada's mum"))
+    bob = phonebook.create("102", person("Bob's mum"))
+
+    assert [c.first_name for c in phonebook.list("101")] == ["Ada's mum"]
+    assert [c.first_name for c in phonebook.list("102")] == ["Bob's mum"]
+    assert [c.id for c in client.list_contacts()] == [company.id]
+    with pytest.raises(TcxApiError) as raised:
+        phonebook.update("102", ada.id, {"LastName": "x"})
+    assert raised.value.status == 404
+    phonebook.delete("102", ada.id)  # not in 102's book: nothing happens there
+    assert list(pbx.personal_contacts("101")) == [ada.id]
+    assert list(pbx.personal_contacts("102")) == [bob.id]
+    assert list(pbx.company_contacts) == [company.id]
+
+
+def test_port_session_calls_are_published_contacts_calls(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
+    pbx.add_user(Number="101")
+    mark = len(XAPI_JOURNAL)
+
+    mum = phonebook.create("101", person("Mum"))
+    phonebook.update("101", mum.id, {"Tag": "m365:x"})
+    phonebook.list("101")
+    phonebook.delete("101", mum.id)
+
+    assert [method for method, _ in journal_since(mark)] == ["POST", "PATCH", "GET", "DELETE"]
+    assert all(path.startswith("/xapi/v1/Contacts") for _, path in journal_since(mark))
+
+
+@pytest.mark.parametrize(("extension", "status", "hint"), [("999", 404, "no user has this extension")])
+def test_port_names_the_call_when_a_session_is_refused(
+    pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook, extension: str, status: int, hint: str
+) -> None:
+    with pytest.raises(MyPhoneSessionError) as raised:
+        phonebook.list(extension)
+
+    assert raised.value.status == status
+    assert SESSION_CALL in str(raised.value)
+    assert hint in str(raised.value)
+
+
+def test_port_explains_a_missing_myphone_permission(mock: responses.RequestsMock, clock: Clock) -> None:
+    pbx = make_pbx(mock, clock, myphone_enabled=False)
+    pbx.add_user(Number="101")
+
+    with pytest.raises(MyPhoneSessionError, match="MyPhone") as raised:
+        ImpersonatedPhonebook(make_client(clock), clock=clock).list("101")
+
+    assert raised.value.status == 403
+
+
+def test_port_notices_a_deleted_user(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
+    ada = pbx.add_user(Number="101")
+    phonebook.list("101")
+    pbx.delete_user(ada["Id"])
+
+    with pytest.raises(MyPhoneSessionError) as raised:
+        phonebook.list("101")
+
+    assert raised.value.status == 404
+
+
+def test_port_throttled_session_request_is_retried(pbx: ThreeCXFake, client: ThreeCXClient, clock: Clock) -> None:
+    pbx.add_user(Number="101")
+    pbx.inject(429, retry_after=1, path_pattern=r"MyPhone/session")
+
+    ImpersonatedPhonebook(client, clock=clock).list("101")
+
+    assert pbx.sessions_opened == 1
+
+
+def test_port_refuses_an_empty_extension(phonebook: ImpersonatedPhonebook) -> None:
+    with pytest.raises(ValueError, match="extension"):
+        phonebook.list(" ")
+
+
+def test_session_tokens_stay_out_of_logs_repr_and_errors(
+    pbx: ThreeCXFake, mock: responses.RequestsMock, phonebook: ImpersonatedPhonebook, caplog: pytest.LogCaptureFixture
+) -> None:
+    pbx.add_user(Number="101")
+    caplog.set_level(logging.DEBUG)
+    phonebook.list("101")
+    pbx.inject(401, count=2, path_pattern=r"^/xapi/v1/Contacts")
+    with pytest.raises(TcxAuthError) as raised:
+        phonebook.list("101")
+
+    tokens = [json.loads(call.response.text)["access_token"] for call in mock.calls if SESSION_PATH in call.request.url]
+    assert len(tokens) == 2
+    for token in tokens:
+        assert token not in caplog.text
+        assert token not in repr(phonebook)
+        assert token not in str(raised.value)
+    assert SECRET not in caplog.text
+
+
+# -- reading the session answer (assumption 2 of shared.personal_phonebook) ------------------------------
+@pytest.mark.parametrize(
+    ("payload", "seconds"),
+    [
+        ({"access_token": "abc", "expires_in": 600}, 600.0),
+        ({"access_token": "abc", "expires_in": "600", "token_type": "Bearer"}, 600.0),
+        ({"Status": "AuthSuccess", "Token": {"access_token": "abc", "expires_in": 60.5}}, 60.5),
+    ],
+)
+def test_session_answer_shapes_that_are_understood(payload: Any, seconds: float) -> None:
+    answer = parse_session_answer(payload)
+
+    assert answer.access_token.get_secret_value() == "abc"
+    assert answer.expires_in == seconds
+    assert "abc" not in repr(answer)
+
+
+@pytest.mark.parametrize(
+    ("payload", "said"),
+    [
+        ({"token": "abc", "expires": 600}, "expires, token"),
+        ({"access_token": "", "expires_in": 600}, "access_token, expires_in"),
+        ({"access_token": "abc", "expires_in": 0}, "access_token, expires_in"),
+        ({"access_token": "abc", "expires_in": True}, "access_token, expires_in"),
+        ({"access_token": "abc"}, "access_token"),
+        (["abc"], "list"),
+        (None, "NoneType"),
+    ],
+)
+def test_session_answer_shapes_that_are_refused_say_what_came(payload: Any, said: str) -> None:
+    with pytest.raises(ValueError, match="expected") as raised:
+        parse_session_answer(payload)
+
+    assert said in str(raised.value)
+    assert "abc" not in str(raised.value)
