@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/users.py
 	$(PY) bench/presence.py
 	$(PY) bench/webhook.py
+	$(PY) bench/contacts.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -71,6 +71,7 @@ class RunRecord(BaseModel):
     dry_run: bool = False
     counts: dict[str, int] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)  # what was left out on purpose, with why
     guard: str | None = None  # why deprovisioning was held back, if it was
 
 
@@ -358,6 +359,8 @@ class StateStore:
             "counts": json.dumps(run.counts),
             "errors": json.dumps(errors)[:30000],
             "error_count": len(run.errors),
+            "skipped": json.dumps(run.skipped[:_MAX_ERRORS_KEPT])[:30000],
+            "skipped_count": len(run.skipped),
             "guard": run.guard or "",
         }
         if run.ended_at:
@@ -377,6 +380,7 @@ class StateStore:
                     dry_run=entity.get("dry_run", False),
                     counts=json.loads(entity.get("counts") or "{}"),
                     errors=json.loads(entity.get("errors") or "[]"),
+                    skipped=json.loads(entity.get("skipped") or "[]"),
                     guard=entity.get("guard") or None,
                 )
             )

@@ -16,16 +16,17 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.personal_phonebook import ImpersonatedPhonebook, PersonalPhonebook
-
+from shared.graph import GraphApiError
 from shared.graph_models import GraphContact
+from shared.personal_phonebook import ImpersonatedPhonebook, MyPhoneSessionError, PersonalPhonebook
 from shared.state import Link, RunRecord, utcnow
 from shared.telemetry import log_event
-from shared.threecx import TcxApiError, TcxUnavailable
+from shared.threecx import TcxApiError, TcxError, TcxUnavailable
 from sync.contacts import (
     BookPlan,
     ContactAction,
@@ -43,6 +44,7 @@ from sync.runtime import Runtime
 LOCK_NAME = "contact-sync"
 COMPANY_BOOK = "company"
 FOLDER_LIST_MAX_AGE = timedelta(hours=24)
+PERSONAL_BOOK_WORKERS = 4
 _FOLDER_KEY = "_connectorFolder"  # where the mirror remembers which folder a contact is in
 
 
@@ -126,14 +128,35 @@ def _run(rt: Runtime, result: ContactSyncResult, mailbox: str | None, full: bool
     users = eligible_personal_users(rt)
     wanted_mailbox = mailbox.lower() if mailbox else None
     if shared and (wanted_mailbox is None or wanted_mailbox in shared):
-        result.books.append(_sync_company(rt, shared, full))
-    for m365_id, link in sorted(users.items(), key=lambda item: item[1].upn.lower()):
-        if wanted_mailbox is None or wanted_mailbox in (m365_id.lower(), link.upn.lower()):
-            result.books.append(_sync_personal(rt, m365_id, link, full, phonebook))
+        result.books.append(_guarded(COMPANY_BOOK, "company", lambda: _sync_company(rt, shared, full)))
+    written = rt.state.personal_books()
+    chosen = [
+        (m365_id, link)
+        for m365_id, link in sorted(users.items(), key=lambda item: item[1].upn.lower())
+        if wanted_mailbox is None or wanted_mailbox in (m365_id.lower(), link.upn.lower())
+    ]
+    # Personal books are independent of each other: a few at a time (different mailboxes, so
+    # Outlook's 4-per-mailbox concurrency limit is never approached).
+    with ThreadPoolExecutor(max_workers=PERSONAL_BOOK_WORKERS) as pool:
+        books = pool.map(
+            lambda item: _guarded(
+                personal_book(item[0]),
+                "personal",
+                lambda: _sync_personal(rt, item[0], item[1], full, phonebook, written),
+            ),
+            chosen,
+        )
+        result.books.extend(books)
     if wanted_mailbox is None:
-        for m365_id, extension in rt.state.personal_books().items():
+        for m365_id, extension in written.items():
             if m365_id not in users:
-                result.books.append(_clear_personal(rt, m365_id, extension, phonebook))
+                result.books.append(
+                    _guarded(
+                        personal_book(m365_id),
+                        "personal",
+                        lambda m365_id=m365_id, extension=extension: _clear_personal(rt, m365_id, extension, phonebook),
+                    )
+                )
 
 
 def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
@@ -151,13 +174,16 @@ def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
     return book
 
 
-def _sync_personal(rt: Runtime, m365_id: str, link: Link, full: bool, phonebook: PersonalPhonebook) -> BookResult:
+def _sync_personal(
+    rt: Runtime, m365_id: str, link: Link, full: bool, phonebook: PersonalPhonebook, written: dict[str, str]
+) -> BookResult:
     contacts = refresh_mailbox(rt, m365_id, full=full)
     wanted, rejected = wanted_personal(personal_book(m365_id), link.upn, contacts)
     target = _read(lambda: phonebook.list(link.extension))
     plan = plan_book(personal_book(m365_id), wanted, [c.model_dump(by_alias=True) for c in target], rejected)
     book = BookResult(plan, "personal")
-    rt.state.save_personal_book(m365_id, link.extension)
+    if written.get(m365_id) != link.extension:
+        rt.state.save_personal_book(m365_id, link.extension)
     _apply(
         book,
         create=lambda fields: phonebook.create(link.extension, fields),
@@ -167,9 +193,30 @@ def _sync_personal(rt: Runtime, m365_id: str, link: Link, full: bool, phonebook:
     return book
 
 
+def _guarded(book: str, kind: str, sync: Callable[[], BookResult]) -> BookResult:
+    """One phonebook's failure (a refused session, a mailbox Graph cannot read) stays its own.
+
+    Only an unreachable 3CX stops the run (ContactRunAborted passes through).
+    """
+    try:
+        return sync()
+    except (TcxError, GraphApiError) as error:
+        if isinstance(error, TcxUnavailable):
+            raise ContactRunAborted(" ".join(str(error).split())) from error
+        result = BookResult(BookPlan(book), kind)
+        _failed(result, ContactAction(book), error)
+        return result
+
+
 def _clear_personal(rt: Runtime, m365_id: str, extension: str, phonebook: PersonalPhonebook) -> BookResult:
     """The option is off or the user left: remove the connector's entries from their book."""
-    target = _read(lambda: phonebook.list(extension))
+    try:
+        target = _read(lambda: phonebook.list(extension))
+    except MyPhoneSessionError as error:
+        if error.status != 404:
+            raise
+        rt.state.delete_personal_book(m365_id)  # the extension itself is gone, and its book with it
+        return BookResult(BookPlan(personal_book(m365_id)), "personal")
     plan = plan_book(personal_book(m365_id), [], [c.model_dump(by_alias=True) for c in target])
     book = BookResult(plan, "personal")
     _apply(
@@ -251,12 +298,16 @@ def _log(book: BookResult, action: ContactAction, outcome: str, error: str | Non
 def _finish(rt: Runtime, record: RunRecord, result: ContactSyncResult) -> None:
     record.ended_at = utcnow()
     record.status = result.status  # type: ignore[assignment]
-    record.counts = result.counts()
+    per_book = {kind: result.counts(kind) for kind in ("company", "personal")}
+    record.counts = {
+        **result.counts(),
+        **{f"{kind}_{name}": value for kind, counts in per_book.items() for name, value in counts.items()},
+    }
+    record.skipped = [f"{skip.source}: {skip.reason}" for book in result.books for skip in book.plan.skipped]
     record.errors = [failure for book in result.books for failure in book.failures] + (
         [result.aborted] if result.aborted else []
     )
     rt.state.save_run(record)
-    per_book = {kind: result.counts(kind) for kind in ("company", "personal")}
     log_event(
         "run_summary",
         logging.ERROR if result.aborted else logging.INFO,

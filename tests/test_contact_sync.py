@@ -170,3 +170,49 @@ def test_a_contact_notification_reaches_the_phonebook(shared: Tenant, monkeypatc
     assert [item.user_id for item in items] == [SUPPORT]
     assert handle_work(process_runtime(), items[0], Recorder()) == "succeeded"
     assert set(_book(shared)) == {"alan@bletchley.example"}
+
+
+def test_skip_reasons_and_per_book_counts_are_in_the_run_record(shared: Tenant) -> None:
+    shared.graph.add_contact(shared.sales, **person("No", "Number", "none@x.example", phone=""))
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+    run_contact_sync(process_runtime())
+    (record,) = shared.state.recent_runs("contacts")
+    assert record.counts["company_created"] == 1
+    assert record.counts["personal_created"] == 0
+    assert [line.split(": ", 1)[1] for line in record.skipped] == ["no phone number"]
+
+
+def test_one_refused_personal_book_does_not_stop_the_others(tenant_env: Tenant) -> None:
+    ids = tenant_env.add_users(2)
+    run_user_sync(tenant_env.runtime())
+    rt = process_runtime()
+    for upn in ("user000@contoso.com", "user001@contoso.com"):
+        set_user_options(rt, upn, {"personal_contacts": True})
+    for user_id in ids:
+        tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
+    tenant_env.pbx.inject(403, count=1, path_pattern=r"^/webclient/api/MyPhone/session$")  # one refusal
+
+    result = run_contact_sync(rt)
+
+    assert result.status == "partial"
+    assert result.counts("personal")["created"] == 1
+    assert len([b for b in result.books if b.failures]) == 1
+    extensions = [link.extension for link in tenant_env.state.links().values()]
+    assert sum(len(tenant_env.pbx.personal_contacts(ext)) for ext in extensions) == 1
+
+
+def test_a_deleted_users_book_record_is_dropped(tenant_env: Tenant) -> None:
+    (user_id,) = tenant_env.add_users(1)
+    run_user_sync(tenant_env.runtime())
+    rt = process_runtime()
+    set_user_options(rt, "user000@contoso.com", {"personal_contacts": True})
+    tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
+    run_contact_sync(rt)
+    tenant_env.graph.hard_delete_user(user_id)
+    run_user_sync(tenant_env.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="", DEPROVISION_MAX_PERCENT=""))
+    assert not tenant_env.pbx.users
+
+    result = run_contact_sync(rt)
+
+    assert result.status == "succeeded"
+    assert tenant_env.state.personal_books() == {}

@@ -52,3 +52,26 @@ def test_a_meeting_flips_the_user_to_dnd_and_back_through_serve(stack) -> None:
 
     assert _wait_for(lambda: stack.pbx.users[tcx_id]["CurrentProfileName"] == "Out of office", 15)
     assert _wait_for(lambda: stack.pbx.users[tcx_id]["CurrentProfileName"] == "Available", 20)
+
+
+def test_a_new_shared_mailbox_contact_reaches_the_company_phonebook_through_serve(stack, monkeypatch) -> None:
+    monkeypatch.setenv("SHARED_MAILBOXES", "reception@contoso.example")
+    mailbox = stack.graph.add_user("reception@contoso.example", account_enabled=False)
+    stack.start_connector()
+    rt = process_runtime()
+    result = reconcile_subscriptions(rt)
+    assert result.failed == 0
+    assert any(s.resource.endswith("/contacts") for s in stack.graph.subscriptions.values())
+
+    stack.graph.add_contact(
+        mailbox,
+        givenName="Alan",
+        surname="Turing",
+        emailAddresses=[{"address": "alan@bletchley.example"}],
+        businessPhones=["+44 1908 640404"],
+    )
+
+    def entry_created() -> bool:
+        return any(c.get("Email") == "alan@bletchley.example" for c in stack.pbx.company_contacts.values())
+
+    assert _wait_for(entry_created, 20)
