@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from fakes.stack import Stack, local_stack
 from shared.settings import load_settings
+from sync.contact_sync import run_contact_sync
+from sync.options import set_user_options
 from sync.plan_output import render_plan
 from sync.runtime import Runtime, process_runtime
 from sync.subscriptions import reconcile_subscriptions
@@ -55,6 +57,7 @@ def run_demo() -> int:
         "SYNC_PHOTO": "true",
         "SYNC_OFFICE_PHONE": "true",
         "DEPROVISION_MAX_COUNT": "3",
+        "SHARED_MAILBOXES": "reception@contoso.example,sales@contoso.example",
     }
     with local_stack(extra) as stack:
         graph, pbx = stack.graph, stack.pbx
@@ -99,7 +102,10 @@ def run_demo() -> int:
         _heading("5. Calendar → status: Graph webhooks, a queue, and exact boundaries")
         _calendar_act(stack, ids)
 
-        _heading("6. Someone empties a licence group by mistake: the deletion guard holds")
+        _heading("6. Contacts → phonebooks: shared mailboxes to the company book, personal to personal")
+        _contacts_act(stack, ids)
+
+        _heading("7. Someone empties a licence group by mistake: the deletion guard holds")
         for login in ("amelia.hart", "bruno.costa", "chen.wei", "dana.okafor", "eva.lindqvist"):
             graph.update_user(ids[login], accountEnabled=False)
         _run(Runtime(load_settings()), "User sync run")
@@ -162,6 +168,52 @@ def _calendar_act(stack: Stack, ids: dict[str, str]) -> None:
         time.sleep(0.05)  # watching the simulated PBX, not timing the product
     final = {watched[login]: LABELS.get(status, status) for login, status in seen.items()}
     print(f"\nAfter the meetings: {final}. Bruno's manual status was kept; Amelia's was restored.")
+
+
+def _contacts_act(stack: Stack, ids: dict[str, str]) -> None:
+    """Shared-mailbox and personal contacts into 3CX, merged and tagged; a hand-made entry stays."""
+    graph, pbx = stack.graph, stack.pbx
+    reception = graph.add_user("reception@contoso.example", account_enabled=False)
+    sales = graph.add_user("sales@contoso.example", account_enabled=False)
+
+    def card(first: str, last: str, email: str, phone: str, **extra: object) -> dict[str, object]:
+        return {
+            "givenName": first,
+            "surname": last,
+            "emailAddresses": [{"address": email}],
+            "businessPhones": [phone],
+            **extra,
+        }
+
+    graph.add_contact(reception, **card("Olga", "Plumber", "olga@pipes.example", "+44 20 7946 0500"))
+    graph.add_contact(reception, **card("Sam", "Courier", "sam@parcels.example", "+44 20 7946 0600"))
+    graph.add_contact(sales, **card("Olga", "Plumber", "OLGA@pipes.example", "+44 20 7946 0999", jobTitle="Owner"))
+    graph.add_contact(sales, givenName="No", surname="Number", emailAddresses=[{"address": "nn@x.example"}])
+    pbx.add_contact(FirstName="Pizza", LastName="Place", PhoneNumber="+44 20 7946 0123")
+    rt = process_runtime()
+    set_user_options(rt, "amelia.hart@contoso.example", {"personal_contacts": True})
+    graph.add_contact(ids["amelia.hart"], givenName="Mum", mobilePhone="+44 7700 900123")
+    graph.add_contact(ids["amelia.hart"], givenName="Dentist", businessPhones=["+44 20 7946 0777"])
+    print("reception@ and sales@ share Olga Plumber (same e-mail); sales@ also has a contact with no number.")
+    print("3CX already has 'Pizza Place', typed in by hand. Amelia turns on personal contacts.\n")
+
+    result = run_contact_sync(rt, phonebook=rt.phonebook)
+    for kind in ("company", "personal"):
+        counts = result.counts(kind)
+        print(f"  {kind:<8}: {counts['created']} created, {counts['skipped']} skipped")
+    for book in result.books:
+        for skip in book.plan.skipped:
+            print(f"  ! skipped {skip.source.split('/')[0]}: {skip.reason}")
+    print("\nCompany phonebook in 3CX:")
+    for entry in sorted(pbx.company_contacts.values(), key=lambda c: c.get("FirstName") or ""):
+        tag = entry.get("Tag") or "(made in 3CX)"
+        number = entry.get("Business") or entry.get("PhoneNumber")
+        print(f"  {entry.get('FirstName', ''):<6} {entry.get('LastName', ''):<8} {number:<16} {tag}")
+    extension = rt.state.links()[ids["amelia.hart"]].extension
+    names = sorted(c.get("FirstName") for c in pbx.personal_contacts(extension).values())
+    print(f"Amelia's personal phonebook (extension {extension}): {names}")
+    again = run_contact_sync(rt, phonebook=rt.phonebook)
+    print(f"Re-run with nothing changed: {again.counts()['unchanged']} unchanged, 0 written.")
 
 
 LABELS = {"Out of office": "Do Not Disturb", "Custom 1": "Lunch", "Custom 2": "Business Trip"}
