@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from shared.personal_phonebook import ImpersonatedPhonebook, PersonalPhonebook
-
 from shared.entra import GraphTokenProvider
 from shared.graph import GraphClient
+from shared.personal_phonebook import ImpersonatedPhonebook, PersonalPhonebook
 from shared.queues import WorkQueue
 from shared.settings import Settings
 from shared.state import SharedTcxToken, StateStore
