@@ -17,6 +17,7 @@ import re
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
@@ -74,6 +75,19 @@ class WorkQueue:
             # Encoding only: received messages are decoded here, one by one (see `receive`).
             return QueueClient.from_connection_string(
                 connection_string, queue_name, message_encode_policy=TextBase64EncodePolicy()
+            )
+
+        return cls(client(name), client(name + POISON_SUFFIX))
+
+    @classmethod
+    def from_account(cls, account_url: str, name: str, credential: Any) -> WorkQueue:
+        """The same queue reached by identity (Azure: no shared keys on the storage account)."""
+        if not _QUEUE_NAME.match(name):
+            raise ValueError(f"invalid queue name {name!r}: 3 to 56 lower-case letters, digits and single hyphens")
+
+        def client(queue_name: str) -> QueueClient:
+            return QueueClient(
+                account_url, queue_name, credential=credential, message_encode_policy=TextBase64EncodePolicy()
             )
 
         return cls(client(name), client(name + POISON_SUFFIX))

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     tcx_client_secret: SecretStr | None = Field(None, alias="TCX_CLIENT_SECRET")
 
     storage_connection: str = Field(DEFAULT_STORAGE, alias="AzureWebJobsStorage")
+    # The Functions host's identity-based form (no shared keys): account name + managed identity.
+    storage_account_name: str | None = Field(None, alias="AzureWebJobsStorage__accountName")
+    storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
     state_table_prefix: str = Field("tcx", alias="STATE_TABLE_PREFIX")
 
     user_sync_scope: SyncScope = Field(SyncScope.ALL, alias="USER_SYNC_SCOPE")
@@ -128,6 +131,22 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not re.fullmatch(r"\d{1,9}", value.strip()):
             raise ValueError(f"must be an extension number of 1 to 9 digits, got {value!r}")
         return value
+
+    @field_validator("storage_account_name")
+    @classmethod
+    def _account_name(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[a-z0-9]{3,24}", value):
+            raise ValueError(f"must be a storage account name (3-24 lower-case letters and digits), got {value!r}")
+        return value or None
+
+    @property
+    def storage_by_identity(self) -> bool:
+        """Reach storage with a managed identity: an account name is set and no real connection string."""
+        return bool(self.storage_account_name) and self.storage_connection == DEFAULT_STORAGE
+
+    def storage_endpoint(self, service: str) -> str:
+        """`https://<account>.<service>.core.windows.net` for the identity-based form."""
+        return f"https://{self.storage_account_name}.{service}.core.windows.net"
 
     @field_validator("graph_client_certificate_path", "graph_client_secret", "tcx_client_secret", mode="before")
     @classmethod

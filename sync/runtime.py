@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from azure.data.tables import TableServiceClient
 
 from shared.entra import GraphTokenProvider
 from shared.graph import GraphClient
@@ -29,7 +31,20 @@ class Runtime:
     def state(self) -> StateStore:
         if self._state is not None:
             return self._state
-        return StateStore.from_connection_string(self.settings.storage_connection, self.settings.state_table_prefix)
+        settings = self.settings
+        if settings.storage_by_identity:
+            service = TableServiceClient(
+                endpoint=settings.storage_endpoint("table"), credential=self.storage_credential
+            )
+            return StateStore(service, settings.state_table_prefix)
+        return StateStore.from_connection_string(settings.storage_connection, settings.state_table_prefix)
+
+    @cached_property
+    def storage_credential(self) -> Any:
+        """The managed identity that reaches storage when shared keys are off (Azure)."""
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential(managed_identity_client_id=self.settings.storage_client_id)
 
     @cached_property
     def graph(self) -> GraphClient:
@@ -49,7 +64,13 @@ class Runtime:
     @cached_property
     def queue(self) -> WorkQueue:
         """The work queue: notifications, boundaries and refreshes for the worker."""
-        queue = WorkQueue.from_connection_string(self.settings.storage_connection, self.settings.work_queue)
+        settings = self.settings
+        if settings.storage_by_identity:
+            queue = WorkQueue.from_account(
+                settings.storage_endpoint("queue"), settings.work_queue, self.storage_credential
+            )
+        else:
+            queue = WorkQueue.from_connection_string(settings.storage_connection, settings.work_queue)
         queue.ensure()
         return queue
 

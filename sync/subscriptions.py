@@ -214,7 +214,15 @@ def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> Subs
                 resource=action.resource,
                 error=str(error),
             )
-    log_event("subscription_summary", kind="subscriptions", **result.as_dict())
+    expiries = [record.expires_at for record in rt.state.subscriptions().values()]
+    soonest = min(expiries, default=None)
+    log_event(
+        "subscription_summary",
+        kind="subscriptions",
+        total=len(expiries),
+        soonest_expiry=soonest.strftime("%Y-%m-%dT%H:%M:%SZ") if soonest else None,
+        **result.as_dict(),
+    )
     return result
 
 

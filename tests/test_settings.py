@@ -100,3 +100,23 @@ def test_the_readme_documents_every_setting() -> None:
     documented |= {"TCX_CLIENT_ID", "TCX_CLIENT_SECRET"}  # one row documents both
     aliases = {field.alias for field in Settings.model_fields.values()}
     assert aliases <= documented
+
+
+def test_storage_by_identity_when_only_an_account_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.runtime import Runtime
+
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "tcxstate01")
+    monkeypatch.setenv("AzureWebJobsStorage__clientId", "11111111-2222-3333-4444-555555555555")
+    settings = load_settings()
+    assert settings.storage_by_identity
+    rt = Runtime(settings)
+    assert rt.state._service.url.startswith("https://tcxstate01.table.core.windows.net")
+    assert rt.storage_credential.__class__.__name__ == "DefaultAzureCredential"
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://x")
+    assert not load_settings().storage_by_identity  # an explicit connection string wins
+
+
+def test_a_malformed_account_name_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "Not_A_Name")
+    with pytest.raises(ConfigError, match="AzureWebJobsStorage__accountName"):
+        load_settings()
