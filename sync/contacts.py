@@ -36,24 +36,6 @@ from shared.graph_models import GraphContact
 from sync.phone_numbers import normalize_phone
 
 TAG_PREFIX = "m365:"
-# The Pbx.Contact fields the connector owns on its entries (Tag included: it names the source).
-CONTACT_FIELDS = (
-    "FirstName",
-    "LastName",
-    "CompanyName",
-    "Title",
-    "Department",
-    "Email",
-    "PhoneNumber",
-    "Mobile2",
-    "Home",
-    "Business",
-    "Business2",
-    "BusinessFax",
-    "Other",
-    "Pager",
-    "Tag",
-)
 NUMBER_FIELDS = ("PhoneNumber", "Mobile2", "Home", "Business", "Business2", "BusinessFax", "Other", "Pager")
 
 
