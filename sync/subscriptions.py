@@ -186,11 +186,16 @@ def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> Subs
     wanted = wanted_subscriptions(rt.state.links(), options, defaults, rt.settings.shared_mailboxes)
     records = rt.state.subscriptions()
     ours = _notification_base(rt)
-    graph_side = [
-        (sub.id, sub.resource)
-        for sub in rt.graph.list_subscriptions()
-        if (sub.notification_url or "").split("?", 1)[0] == ours
-    ]
+    current_urls = (rt.settings.webhook_url, rt.settings.lifecycle_url)
+    graph_side = []
+    for sub in rt.graph.list_subscriptions():
+        if (sub.notification_url or "").split("?", 1)[0] != ours:
+            continue  # another application's, or another connector's
+        graph_side.append((sub.id, sub.resource))
+        if (sub.notification_url, sub.lifecycle_notification_url) != current_urls and sub.id in records:
+            # WEBHOOK_URL changed (a new function key): forget it here, so it is deleted as
+            # orphaned and made again with the URL Graph must use from now on.
+            del records[sub.id]
     # Records whose subscription Graph no longer has are dropped before planning.
     live_ids = {sub_id for sub_id, _ in graph_side}
     for record in list(records.values()):

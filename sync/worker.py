@@ -26,6 +26,11 @@ LOCK_RETRY = timedelta(seconds=60)
 def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datetime | None = None) -> str:
     """Do one work item; returns a short word for logs and tests."""
     now = now or datetime.now(UTC)
+    if rt.settings.sync_paused and item.kind != "lifecycle":
+        # Paused: nothing is changed in 3CX. Every reconcile is level-triggered, so the first
+        # run after the pause catches up; subscriptions are still kept alive (lifecycle).
+        log_event("work_skipped", kind=item.kind, reason="SYNC_PAUSED is true")
+        return "paused"
     if item.kind == "calendar" and item.user_id:
         return reconcile_user(rt, item.user_id, now=now, refresh=True, scheduler=scheduler)
     if item.kind == "boundary" and item.user_id:

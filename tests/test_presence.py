@@ -312,3 +312,14 @@ def test_a_boundary_message_a_moment_early_is_decided_as_of_the_boundary(office:
     assert handle_work(process_runtime(), start_item, scheduler, now=early) == "changed"
     assert _status(office, "user001@contoso.com") == "Out of office"
     assert scheduler.items[-1][0].due == T0 + timedelta(minutes=40)
+
+
+def test_paused_means_queued_work_changes_nothing(office: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.runtime import reset_process_runtime
+
+    uid = _id(office, "user000@contoso.com")
+    office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
+    monkeypatch.setenv("SYNC_PAUSED", "true")
+    reset_process_runtime()
+    assert _drain(office, Recorder(), T0) == ["paused"]
+    assert _status(office, "user000@contoso.com") == "Available"

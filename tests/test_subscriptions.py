@@ -122,3 +122,20 @@ def test_a_subscription_graph_forgot_is_recreated(synced: Tenant) -> None:
     resources = sorted(s.resource for s in synced.graph.subscriptions.values())
     assert resources.count(victim.resource) == 1
     assert victim.id not in synced.state.subscriptions()
+
+
+def test_a_new_function_key_in_webhook_url_remakes_the_subscriptions(
+    synced: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync.runtime import reset_process_runtime
+
+    reconcile_subscriptions(process_runtime(), now=NOW)
+    new_url = "https://connector.fake.test/api/graph/notifications?code=rotated-key"
+    monkeypatch.setenv("WEBHOOK_URL", new_url)
+    reset_process_runtime()
+
+    result = reconcile_subscriptions(process_runtime(), now=NOW)
+
+    assert (result.deleted, result.created, result.failed) == (3, 3, 0)
+    assert {s.notification_url for s in synced.graph.subscriptions.values()} == {new_url}
+    assert len(synced.state.subscriptions()) == 3
