@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov lives apart: it pins an older `packaging` than pytest accepts.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: setup test lint unit demo bench clean
 
@@ -17,15 +20,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff check --no-cache --extend-exclude $(CHECKOV_VENV) .
 
-# Tests start Azurite themselves (on free ports) and stop it when they end.
-test: setup lint
+# Tests start Azurite themselves (on free ports) and stop it when they end;
+# tests/test_infra.py runs checkov from $(CHECKOV_VENV).
+test: setup $(CHECKOV_STAMP) lint
 	$(PY) -m pytest
 
 demo: setup
@@ -38,4 +48,4 @@ bench: setup
 	$(PY) bench/contacts.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,366 @@
+// The connector's Azure deployment: `azd up` (azure.yaml) provisions this and deploys the
+// app. One resource group holds a Function App on the Flex Consumption plan with its
+// user-assigned identity, the storage account for state, queue and package, a Key Vault for
+// the two credentials, Log Analytics + Application Insights, and the alert rules.
+//
+// Every setting the connector reads (shared/settings.py) is a parameter here whose default is
+// the code's default; the app settings are built from them in `connectorSettings` below.
+
+targetScope = 'subscription'
+
+// -- the environment -----------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names the resource group and seeds the resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource (one that offers the Flex Consumption plan).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Name of the resource group; empty = rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('E-mail address that receives the alerts (failed runs, deletion guard, webhook errors, subscription failures).')
+param alertEmail string
+
+@description('Instances kept warm for the HTTP functions, so Graph webhooks are answered fast; 0 lets them scale to zero (cheaper, with cold starts).')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyHttpInstances int = 1
+
+@description('Most instances the Function App scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Replication of the storage account that holds the connector\'s state.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@description('Turn on Key Vault purge protection (recommended for production; blocks re-creating a deleted environment of the same name for 7 days).')
+param keyVaultPurgeProtection bool = false
+
+// -- Microsoft Graph -----------------------------------------------------------------------
+
+@description('GRAPH_TENANT_ID: the Entra tenant id (GUID).')
+param graphTenantId string
+
+@description('GRAPH_CLIENT_ID: the app registration (client) id (GUID).')
+param graphClientId string
+
+@secure()
+@description('GRAPH_CLIENT_SECRET: the app registration\'s client secret (stored in Key Vault); empty when a certificate is used.')
+param graphClientSecret string = ''
+
+@description('GRAPH_CLIENT_CERTIFICATE_PATH: PEM file with private key and certificate, on the app\'s file system; wins over the secret when both are set.')
+param graphClientCertificatePath string = ''
+
+@description('GRAPH_AUTHORITY_HOST: the Entra login host (sovereign clouds differ).')
+param graphAuthorityHost string = 'https://login.microsoftonline.com'
+
+@description('GRAPH_BASE_URL: the Graph root including the version.')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+// -- 3CX -------------------------------------------------------------------------------------
+
+@description('TCX_BASE_URL: the 3CX root, e.g. https://pbx.example.com:5001.')
+param tcxBaseUrl string
+
+@description('TCX_CLIENT_ID: the 3CX API client id (Admin console > Integrations > API).')
+param tcxClientId string
+
+@secure()
+@description('TCX_CLIENT_SECRET: the 3CX API client\'s key (stored in Key Vault).')
+param tcxClientSecret string
+
+// -- state and queue -------------------------------------------------------------------------
+
+@description('STATE_TABLE_PREFIX: prefix of the state tables\' names (letters and digits).')
+param stateTablePrefix string = 'tcx'
+
+@description('WORK_QUEUE: Storage queue for notifications, status boundaries and refreshes (created here, with its poison queue).')
+param workQueue string = 'tcx-work'
+
+// -- user sync -------------------------------------------------------------------------------
+
+@description('USER_SYNC_SCOPE: which users take part.')
+@allowed([
+  'all'
+  'all_except'
+  'selected_users'
+  'selected_groups'
+])
+param userSyncScope string = 'all'
+
+@description('USER_SYNC_USERS: comma-separated UPNs for all_except / selected_users.')
+param userSyncUsers string = ''
+
+@description('USER_SYNC_GROUPS: comma-separated group object ids for selected_groups.')
+param userSyncGroups string = ''
+
+@description('EXTENSION_START: first extension number for new users; empty = 3CX\'s first free number.')
+param extensionStart string = ''
+
+@description('USER_SYNC_SCHEDULE: NCRONTAB (6 fields) of the nightly user sync.')
+param userSyncSchedule string = '0 0 2 * * *'
+
+@description('SYNC_PAUSED: true makes the timers skip their runs.')
+@allowed([
+  'true'
+  'false'
+])
+param syncPaused string = 'false'
+
+@description('SYNC_SSO: default of the per-user option "sign in to 3CX with Microsoft".')
+@allowed([
+  'true'
+  'false'
+])
+param syncSso string = 'false'
+
+@description('SYNC_OFFICE_PHONE: default of the per-user option "office phone as outbound caller ID".')
+@allowed([
+  'true'
+  'false'
+])
+param syncOfficePhone string = 'false'
+
+@description('SYNC_PHOTO: default of the per-user option "profile photo as 3CX avatar".')
+@allowed([
+  'true'
+  'false'
+])
+param syncPhoto string = 'false'
+
+@description('SYNC_PERSONAL_CONTACTS: default of the per-user option "personal contacts to the personal phonebook".')
+@allowed([
+  'true'
+  'false'
+])
+param syncPersonalContacts string = 'false'
+
+@description('SYNC_CALENDAR: default of the per-user option "calendar-driven 3CX status".')
+@allowed([
+  'true'
+  'false'
+])
+param syncCalendar string = 'true'
+
+@description('SHARED_MAILBOXES: comma-separated shared mailboxes whose contacts feed the company phonebook.')
+param sharedMailboxes string = ''
+
+@description('DEPROVISION: what happens to the 3CX user of someone who left.')
+@allowed([
+  'disable'
+  'delete'
+  'keep'
+])
+param deprovision string = 'disable'
+
+@description('DEPROVISION_MAX_COUNT: deletion guard, most users one run may disable/delete; empty = no count limit.')
+param deprovisionMaxCount string = '25'
+
+@description('DEPROVISION_MAX_PERCENT: deletion guard, most share (%) of synced users one run may disable/delete; empty = no share limit.')
+param deprovisionMaxPercent string = '20'
+
+// -- notifications, presence, contacts -------------------------------------------------------
+
+@secure()
+@description('WEBHOOK_URL: the webhookEndpoint output plus ?code=<function key>. Empty on the first deployment (the key does not exist yet): set it and provision again to turn on subscriptions.')
+param webhookUrl string = ''
+
+@secure()
+@description('LIFECYCLE_WEBHOOK_URL: public URL of /api/graph/lifecycle; empty = derived from WEBHOOK_URL.')
+param lifecycleWebhookUrl string = ''
+
+@description('STATUS_MAP: Outlook showAs → 3CX status, comma-separated showAs=status pairs.')
+param statusMap string = 'busy=Out of office,workingElsewhere=Out of office,oof=Away'
+
+@description('CALENDAR_TIME_ZONE: IANA zone whose midnights bound all-day events.')
+param calendarTimeZone string = 'UTC'
+
+@description('CALENDAR_REFRESH_MINUTES: a calendar not read for this long is re-read by the presence pass.')
+param calendarRefreshMinutes string = '15'
+
+@description('PRESENCE_SCHEDULE: NCRONTAB of the presence pass.')
+param presenceSchedule string = '0 * * * * *'
+
+@description('SUBSCRIPTION_SCHEDULE: NCRONTAB of the subscription upkeep.')
+param subscriptionSchedule string = '0 30 */6 * * *'
+
+@description('CONTACT_SYNC_SCHEDULE: NCRONTAB of the contacts reconcile.')
+param contactSyncSchedule string = '0 */15 * * * *'
+
+// -- names -----------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-${resourceToken}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    sku: storageSku
+    deploymentContainerName: 'app-package'
+    workQueueName: workQueue
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    workspaceName: 'log-${resourceToken}'
+    appInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    purgeProtection: keyVaultPurgeProtection
+    graphClientSecret: graphClientSecret
+    tcxClientSecret: tcxClientSecret
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+// The app settings the connector reads, named as in shared/settings.py (its field aliases).
+// AzureWebJobsStorage is set by the function app module in its identity-based form.
+var connectorSettings = {
+  GRAPH_TENANT_ID: graphTenantId
+  GRAPH_CLIENT_ID: graphClientId
+  GRAPH_CLIENT_SECRET: empty(graphClientSecret) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.graphCredentialUri})'
+  GRAPH_CLIENT_CERTIFICATE_PATH: graphClientCertificatePath
+  GRAPH_AUTHORITY_HOST: graphAuthorityHost
+  GRAPH_BASE_URL: graphBaseUrl
+  TCX_BASE_URL: tcxBaseUrl
+  TCX_CLIENT_ID: tcxClientId
+  TCX_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tcxCredentialUri})'
+  STATE_TABLE_PREFIX: stateTablePrefix
+  WORK_QUEUE: workQueue
+  USER_SYNC_SCOPE: userSyncScope
+  USER_SYNC_USERS: userSyncUsers
+  USER_SYNC_GROUPS: userSyncGroups
+  EXTENSION_START: extensionStart
+  USER_SYNC_SCHEDULE: userSyncSchedule
+  SYNC_PAUSED: syncPaused
+  SYNC_SSO: syncSso
+  SYNC_OFFICE_PHONE: syncOfficePhone
+  SYNC_PHOTO: syncPhoto
+  SYNC_PERSONAL_CONTACTS: syncPersonalContacts
+  SYNC_CALENDAR: syncCalendar
+  SHARED_MAILBOXES: sharedMailboxes
+  DEPROVISION: deprovision
+  DEPROVISION_MAX_COUNT: deprovisionMaxCount
+  DEPROVISION_MAX_PERCENT: deprovisionMaxPercent
+  WEBHOOK_URL: webhookUrl
+  LIFECYCLE_WEBHOOK_URL: lifecycleWebhookUrl
+  STATUS_MAP: statusMap
+  CALENDAR_TIME_ZONE: calendarTimeZone
+  CALENDAR_REFRESH_MINUTES: calendarRefreshMinutes
+  PRESENCE_SCHEDULE: presenceSchedule
+  SUBSCRIPTION_SCHEDULE: subscriptionSchedule
+  CONTACT_SYNC_SCHEDULE: contactSyncSchedule
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  // The identity's roles must exist before the app first starts and reads its package.
+  dependsOn: [
+    roles
+  ]
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    appSettings: connectorSettings
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'tcx-${resourceToken}'
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmail: alertEmail
+  }
+}
+
+// -- outputs (azd stores them in the environment; nothing secret) -----------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+
+@description('Graph change-notification endpoint. WEBHOOK_URL is this plus ?code=<function key>: read the key with `az functionapp keys list -g <group> -n <app>` (functionKeys.default), then `azd env set WEBHOOK_URL "<endpoint>?code=<key>"` and `azd provision`.')
+output WEBHOOK_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/graph/notifications'
+
+@description('Graph lifecycle-notification endpoint. Derived from WEBHOOK_URL by the app when LIFECYCLE_WEBHOOK_URL is empty; it needs the same ?code=<function key> appended if set by hand.')
+output LIFECYCLE_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/graph/lifecycle'

@@ -1,0 +1,170 @@
+// The connector itself: a Python 3.11 Function App on the Flex Consumption plan.
+//
+// Flex Consumption takes the runtime, scaling and deployment package from
+// `functionAppConfig`, not from app settings (FUNCTIONS_WORKER_RUNTIME and
+// FUNCTIONS_EXTENSION_VERSION are not allowed there). The host's storage connection is the
+// identity-based form (AzureWebJobsStorage__*), so the account needs no keys.
+
+@description('Function App name (also its default host name).')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the plan; the site gets these plus the azd service tag.')
+param tags object = {}
+
+@description('The azd service this app is deployed as (azure.yaml).')
+param serviceName string = 'api'
+
+@description('Resource id of the user-assigned identity.')
+param identityId string
+
+@description('Client id of the user-assigned identity (what the host and the code authenticate as).')
+param identityClientId string
+
+@description('Storage account for AzureWebJobsStorage and the deployment package.')
+param storageAccountName string
+
+@description('Blob container holding the deployment package.')
+param deploymentContainerName string
+
+@description('Application Insights component the app sends telemetry to.')
+param appInsightsName string
+
+@description('Memory of each instance.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Instances kept warm for the HTTP group (Graph webhooks must be answered within seconds); 0 scales HTTP to zero.')
+@minValue(0)
+param alwaysReadyHttpInstances int = 1
+
+@secure()
+@description('The connector\'s own settings (name → value). Secure because WEBHOOK_URL carries the function key; the credentials are Key Vault references.')
+param appSettings object
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+// Settings the Functions host reads itself rather than the connector's code. A literal list:
+// a for-expression may not iterate over values known only during the deployment (the
+// connection string), while the connector's settings, a parameter, may be iterated.
+var hostSettings = [
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storage.name
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identityClientId};Authorization=AAD'
+  }
+]
+
+var connectorSettings = [for setting in items(appSettings): {
+  name: setting.key
+  value: setting.value
+}]
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225:Flex Consumption zone redundancy is offered in some regions only; the state is in zone-redundant storage and a lost run is redone by the next timer.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222:Microsoft Graph posts to the webhooks from the internet; every route requires a function key, and notifications must carry our clientState.
+  // checkov:skip=CKV_AZURE_213:Flex Consumption has no health-check setting; the host restarts unhealthy instances itself.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales instances itself; there is no instance count or slot to fail over to.
+  // checkov:skip=CKV_AZURE_17:Graph does not present client certificates.
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: concat(connectorSettings, hostSettings)
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: alwaysReadyHttpInstances > 0 ? [
+          {
+            name: 'http'
+            instanceCount: alwaysReadyHttpInstances
+          }
+        ] : []
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

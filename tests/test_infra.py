@@ -1,0 +1,571 @@
+"""The Azure deployment (infra/, azure.yaml), checked offline.
+
+Nothing here talks to Azure: the Bicep is parsed with the tree-sitter Bicep grammar (every
+file must parse without error nodes), scanned with checkov from its own virtualenv, and read
+as data to hold it to the code — the app settings it sets are exactly the settings the code
+reads, with the code's defaults, credentials only as Key Vault references, and alerts that
+match log lines and functions the code really has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tree_sitter_bicep
+import yaml
+from pydantic import SecretStr
+from tree_sitter import Language, Node, Parser
+
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+MAIN = INFRA / "main.bicep"
+MODULES = INFRA / "modules"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+
+# Settings the Functions host reads itself; the deployment may set them beside the code's.
+HOST_SETTINGS = frozenset(
+    {
+        "FUNCTIONS_EXTENSION_VERSION",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+    }
+)
+IDENTITY_STORAGE = frozenset(
+    {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId"}
+)
+# Flex Consumption refuses these as app settings (they live in functionAppConfig).
+FLEX_FORBIDDEN = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"}
+# Settings whose values are secrets: WEBHOOK_URL carries the function key (?code=…).
+KEY_BEARING_URLS = {"WEBHOOK_URL", "LIFECYCLE_WEBHOOK_URL"}
+
+BUILT_IN_ROLES = {
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+}
+
+
+# -- reading Bicep with tree-sitter --------------------------------------------------------------
+
+
+@cache
+def _parser() -> Parser:
+    return Parser(Language(tree_sitter_bicep.language()))
+
+
+def parse(source: str) -> Node:
+    return _parser().parse(source.encode("utf-8")).root_node
+
+
+def syntax_problems(root: Node, label: str) -> list[str]:
+    """Every ERROR or MISSING node, as `file:line:column: what` (1-based lines)."""
+    problems: list[str] = []
+
+    def walk(node: Node) -> None:
+        if node.is_error or node.is_missing:
+            kind = "missing " + node.type if node.is_missing else "syntax error"
+            near = (node.text or b"").decode("utf-8", "replace").splitlines()[:1]
+            where = f"{label}:{node.start_point.row + 1}:{node.start_point.column + 1}"
+            problems.append(f"{where}: {kind}" + (f" near {near[0][:60]!r}" if near else ""))
+        for child in node.children:
+            walk(child)
+
+    walk(root)
+    return problems
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A Bicep expression that is not a literal, kept as its source text."""
+
+    text: str
+    node: Node
+
+    def identifiers(self) -> set[str]:
+        return {n.text.decode() for n in _descendants(self.node) if n.type == "identifier" and n.text}
+
+
+def _descendants(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.children:
+        yield from _descendants(child)
+
+
+_ESCAPES = {"\\'": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
+
+
+def value(node: Node) -> Any:
+    """A literal as Python data (objects → dict, arrays → list); anything else as an Expr."""
+    match node.type:
+        case "object":
+            return {
+                _key(prop.named_children[0]): value(prop.named_children[-1])
+                for prop in node.named_children
+                if prop.type == "object_property"
+            }
+        case "array":
+            return [value(item) for item in node.named_children if item.type != "comment"]
+        case "string" if not any(child.type == "interpolation" for child in node.named_children):
+            return "".join(
+                _ESCAPES.get(part.text.decode(), part.text.decode()) for part in node.named_children if part.text
+            )
+        case "boolean":
+            return node.text == b"true"
+        case "number":
+            return int(node.text or b"0")
+        case "null":
+            return None
+    return Expr((node.text or b"").decode(), node)
+
+
+def _key(node: Node) -> str:
+    return value(node) if node.type == "string" else (node.text or b"").decode()
+
+
+@dataclass
+class Declaration:
+    """One top-level declaration of a Bicep file, with the decorators written above it."""
+
+    kind: str  # param, var, resource, module, output
+    name: str
+    node: Node
+    decorators: dict[str, list[Any]]
+
+    @property
+    def body(self) -> Any:
+        """The declared value: a param's default, a var's value, a resource's or module's object."""
+        children = self.node.named_children
+        if self.kind == "param" and len(children) < 3:
+            return None  # name and type only: no default
+        last = children[-1]
+        if last.type in ("if_statement", "for_statement"):
+            last = last.named_children[-1]
+        return value(last)
+
+    @property
+    def has_default(self) -> bool:
+        return self.kind != "param" or self.body is not None
+
+    @property
+    def type_string(self) -> str:
+        """The resource or module path string (`Microsoft.Web/sites@…`, `modules/x.bicep`)."""
+        return value(self.node.named_children[1])
+
+    @property
+    def description(self) -> str:
+        return (self.decorators.get("description") or [""])[0]
+
+
+_KINDS = {
+    "parameter_declaration": "param",
+    "variable_declaration": "var",
+    "resource_declaration": "resource",
+    "module_declaration": "module",
+    "output_declaration": "output",
+}
+
+
+@cache
+def declarations(path: Path) -> tuple[Declaration, ...]:
+    found: list[Declaration] = []
+    pending: dict[str, list[Any]] = {}
+    for node in parse(path.read_text()).named_children:
+        if node.type == "decorators":
+            for decorator in node.named_children:
+                call = decorator.named_children[0]
+                name = (call.named_children[0].text or b"").decode()
+                args = call.named_children[1].named_children if len(call.named_children) > 1 else []
+                pending[name] = [value(arg) for arg in args]
+        elif node.type in _KINDS:
+            found.append(Declaration(_KINDS[node.type], (node.named_children[0].text or b"").decode(), node, pending))
+            pending = {}
+    return tuple(found)
+
+
+def declared(path: Path, kind: str) -> dict[str, Declaration]:
+    return {d.name: d for d in declarations(path) if d.kind == kind}
+
+
+def resources_of_type(path: Path, type_prefix: str) -> list[Declaration]:
+    return [d for d in declared(path, "resource").values() if d.type_string.split("@")[0] == type_prefix]
+
+
+def bicep_files() -> list[Path]:
+    return sorted(INFRA.rglob("*.bicep"))
+
+
+# -- what the code reads -----------------------------------------------------------------------
+
+
+def code_settings() -> set[str]:
+    return {field.alias for field in Settings.model_fields.values() if field.alias}
+
+
+def field_for(alias: str) -> str:
+    return next(name for name, field in Settings.model_fields.items() if field.alias == alias)
+
+
+def connector_settings() -> dict[str, Any]:
+    """The app settings main.bicep gives the connector, as passed to the function app module."""
+    function_app = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/functionapp.bicep")
+    passed = function_app.body["params"]["appSettings"]
+    assert isinstance(passed, Expr), "main.bicep should pass the connector's settings as one variable"
+    return declared(MAIN, "var")[passed.text].body
+
+
+def host_settings() -> dict[str, Any]:
+    """The function app module's own settings (a list of name/value pairs)."""
+    pairs = declared(MODULES / "functionapp.bicep", "var")["hostSettings"].body
+    names = [pair["name"] for pair in pairs]
+    assert len(names) == len(set(names)), f"a host setting is listed twice: {names}"
+    return {pair["name"]: pair["value"] for pair in pairs}
+
+
+def app_setting_names() -> set[str]:
+    return set(connector_settings()) | set(host_settings())
+
+
+def setting_params() -> dict[str, Declaration]:
+    """main.bicep's params that feed a setting, by the setting named in their description."""
+    aliases = code_settings()
+    found = {}
+    for param in declared(MAIN, "param").values():
+        named = param.description.split(":", 1)[0]
+        if named in aliases:
+            found[named] = param
+    return found
+
+
+# -- syntax ------------------------------------------------------------------------------------
+
+
+def test_the_deployment_has_a_main_template_and_its_modules() -> None:
+    names = {path.relative_to(INFRA).as_posix() for path in bicep_files()}
+    assert "main.bicep" in names
+    for module in declared(MAIN, "module").values():
+        target = module.type_string
+        assert not re.match(r"^(br|ts)[:/]", target), f"{target}: registry modules do not build offline"
+        assert (INFRA / target).is_file(), f"main.bicep uses {target}, which is not in infra/"
+        assert target in names
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_every_bicep_file_parses_without_errors(path: Path) -> None:
+    problems = syntax_problems(parse(path.read_text()), path.relative_to(ROOT).as_posix())
+    assert not problems, "\n".join(problems)
+
+
+def test_a_broken_file_is_reported_with_its_line() -> None:
+    broken = (
+        "param location string\n"
+        "resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {\n"
+        "  name: 'kv'\n"
+        "  properties: {\n"
+        "    sku: { name: 'standard' \n"
+        "    tenantId: tenant().tenantId +\n"
+        "}\n"
+    )
+    problems = syntax_problems(parse(broken), "broken.bicep")
+    assert problems
+    assert all(problem.startswith("broken.bicep:") for problem in problems)
+    assert any(int(problem.split(":")[1]) >= 2 for problem in problems)
+    assert syntax_problems(parse("param location string\n"), "fine.bicep") == []
+
+
+# -- checkov ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(600)
+def test_checkov_finds_nothing_unexplained() -> None:
+    if not CHECKOV.is_file():
+        pytest.skip(f"{CHECKOV.relative_to(ROOT)} is absent: `make test` builds it from requirements-checkov.txt")
+    env = {
+        **os.environ,
+        "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true",  # no PyPI look-up
+        "CKV_PARSE_ERROR_FAIL": "true",  # a file checkov cannot read must not pass silently
+        "BC_SKIP_MAPPING": "true",
+    }
+    # JSON rather than --quiet/--compact text: the report then lists skipped checks with their reasons.
+    command = [str(CHECKOV), "--framework", "bicep", "-d", "infra", "--skip-download", "-o", "json"]
+    run = subprocess.run(  # noqa: S603 - fixed arguments, our own virtualenv
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False
+    )
+    reports = json.loads(run.stdout)
+    report = next(r for r in (reports if isinstance(reports, list) else [reports]) if r["check_type"] == "bicep")
+    summary, results = report["summary"], report["results"]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']}:{c['file_line_range'][0]}): {c['check_name']}"
+        for c in results["failed_checks"]
+    ]
+    assert not failed, "checkov failed:\n" + "\n".join(failed)
+    assert summary["parsing_errors"] == 0, f"checkov could not parse: {results.get('parsing_errors')}"
+    assert summary["passed"] > 0
+    unexplained = [
+        f"{c['check_id']} {c['resource']}"
+        for c in results["skipped_checks"]
+        if _no_reason(c["check_result"].get("suppress_comment"))
+    ]
+    assert not unexplained, f"skipped without a reason: {unexplained}"
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def _no_reason(comment: str | None) -> bool:
+    """checkov says 'No comment provided' for a bare `checkov:skip=ID`."""
+    text = (comment or "").strip(" :")
+    return len(text) < 10 or text == "No comment provided"
+
+
+# -- app settings = the settings the code reads --------------------------------------------------
+
+
+def test_the_app_settings_are_exactly_the_settings_the_code_reads() -> None:
+    code = code_settings()
+    deployed = app_setting_names()
+    assert "AzureWebJobsStorage" not in deployed, "storage is reached by identity, not a connection string"
+    assert set(host_settings()) >= IDENTITY_STORAGE
+    assert host_settings()["AzureWebJobsStorage__credential"] == "managedidentity"
+    expected = code - {"AzureWebJobsStorage"}
+    missing = sorted(expected - deployed)
+    unexpected = sorted(deployed - expected - HOST_SETTINGS)
+    assert not missing, f"the code reads these, the deployment does not set them: {missing}"
+    assert not unexpected, f"the deployment sets these, the code does not read them: {unexpected}"
+    assert not set(host_settings()) - HOST_SETTINGS, "the host settings variable holds only the host's own"
+    assert not set(host_settings()) & set(connector_settings()), "a setting given twice fails the deployment"
+    assert not deployed & FLEX_FORBIDDEN, "Flex Consumption takes runtime and version from functionAppConfig"
+
+
+def test_the_site_is_given_both_groups_of_settings_and_keeps_them_out_of_deployment_history() -> None:
+    function_app = declared(MODULES / "functionapp.bicep", "param")["appSettings"]
+    assert "secure" in function_app.decorators, "WEBHOOK_URL carries the function key"
+    (site,) = resources_of_type(MODULES / "functionapp.bicep", "Microsoft.Web/sites")
+    app_settings = site.body["properties"]["siteConfig"]["appSettings"]
+    assert isinstance(app_settings, Expr)
+    assert {"connectorSettings", "hostSettings"} <= app_settings.identifiers()
+    loop = declared(MODULES / "functionapp.bicep", "var")["connectorSettings"]
+    assert "items(appSettings)" in (loop.node.named_children[-1].text or b"").decode()
+
+
+def test_every_deployed_setting_is_in_the_readme_settings_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Za-z_]+)`", readme, flags=re.MULTILINE))
+    documented |= {"TCX_CLIENT_ID", "TCX_CLIENT_SECRET"}  # one row documents both
+    undocumented = sorted(app_setting_names() - HOST_SETTINGS - documented)
+    assert not undocumented, f"not in README's settings table: {undocumented}"
+
+
+def test_each_setting_is_wired_to_the_parameter_named_for_it() -> None:
+    params = setting_params()
+    by_name = {param.name: alias for alias, param in params.items()}
+    for alias, setting in connector_settings().items():
+        assert alias in params, f"no main.bicep parameter is described as {alias}"
+        wired = setting.identifiers() if isinstance(setting, Expr) else set()
+        fed_by = {by_name[name] for name in wired if name in by_name}
+        if fed_by:
+            assert fed_by == {alias}, f"{alias} is set from the parameter(s) of {sorted(fed_by)}"
+
+
+def test_parameter_defaults_are_the_code_defaults() -> None:
+    code_default = Settings()
+    checked = 0
+    for alias, param in setting_params().items():
+        field = field_for(alias)
+        if not param.has_default:
+            assert Settings.model_fields[field].default is None, f"{alias} is required by the deployment only"
+            continue
+        default = param.body
+        assert isinstance(default, str), f"{param.name}: app settings are strings, the default is {default!r}"
+        read = Settings(**{alias: default})
+        assert getattr(read, field) == getattr(code_default, field), f"{param.name} = {default!r} ≠ the code default"
+        checked += 1
+    assert checked >= 20
+
+
+def test_credentials_reach_the_app_only_as_key_vault_references() -> None:
+    secrets = {alias for alias in code_settings() if _is_secret(alias)}
+    assert secrets == {"GRAPH_CLIENT_SECRET", "TCX_CLIENT_SECRET"}
+    settings = connector_settings()
+    main_params = declared(MAIN, "param")
+    for alias in secrets:
+        setting = settings[alias]
+        assert isinstance(setting, Expr) and "@Microsoft.KeyVault(SecretUri=" in setting.text, alias
+    for alias in secrets | KEY_BEARING_URLS:
+        param = setting_params()[alias]
+        assert "secure" in param.decorators, f"{param.name} holds a secret: it must be @secure()"
+    for name, param in main_params.items():
+        if "secret" in name.lower():
+            assert "secure" in param.decorators, name
+    (site,) = resources_of_type(MODULES / "functionapp.bicep", "Microsoft.Web/sites")
+    assert isinstance(site.body["properties"]["keyVaultReferenceIdentity"], Expr)
+
+
+def _is_secret(alias: str) -> bool:
+    annotation = Settings.model_fields[field_for(alias)].annotation
+    return SecretStr in getattr(annotation, "__args__", (annotation,))
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_no_output_carries_a_secure_value(path: Path) -> None:
+    secure = {name for name, param in declared(path, "param").items() if "secure" in param.decorators}
+    for output in declared(path, "output").values():
+        body = output.body
+        used = body.identifiers() if isinstance(body, Expr) else set()
+        assert not used & secure, f"output {output.name} uses {sorted(used & secure)}"
+
+
+def test_azd_parameters_come_from_environment_values_of_the_same_names() -> None:
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    main_params = declared(MAIN, "param")
+    assert set(given) <= set(main_params), f"unknown parameters: {sorted(set(given) - set(main_params))}"
+    for name, entry in given.items():
+        assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", entry["value"]), (
+            f"{name}: defaults belong in main.bicep (azd uses them for an empty value)"
+        )
+    for alias, param in setting_params().items():
+        assert given.get(param.name, {}).get("value") == f"${{{alias}}}", f"{param.name} should be ${{{alias}}}"
+    required = {name for name, param in main_params.items() if not param.has_default}
+    assert required <= set(given), f"azd must be able to fill {sorted(required - set(given))}"
+
+
+# -- the platform ----------------------------------------------------------------------------------
+
+
+def test_the_app_runs_on_flex_consumption_with_its_user_assigned_identity() -> None:
+    path = MODULES / "functionapp.bicep"
+    (plan,) = resources_of_type(path, "Microsoft.Web/serverfarms")
+    assert plan.body["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    (site,) = resources_of_type(path, "Microsoft.Web/sites")
+    assert site.body["identity"]["type"] == "UserAssigned"
+    config = site.body["properties"]["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    storage = config["deployment"]["storage"]
+    assert storage["type"] == "blobContainer"
+    assert storage["authentication"]["type"] == "UserAssignedIdentity"
+    always_ready = config["scaleAndConcurrency"]["alwaysReady"]
+    assert isinstance(always_ready, Expr) and "'http'" in always_ready.text
+    assert "alwaysReadyHttpInstances" in always_ready.identifiers()
+    assert declared(path, "param")["alwaysReadyHttpInstances"].body >= 1, "webhooks must be answered warm"
+    assert site.body["properties"]["httpsOnly"] is True
+
+
+def test_storage_and_key_vault_accept_only_entra_id() -> None:
+    (account,) = resources_of_type(MODULES / "storage.bicep", "Microsoft.Storage/storageAccounts")
+    properties = account.body["properties"]
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+    (vault,) = resources_of_type(MODULES / "keyvault.bicep", "Microsoft.KeyVault/vaults")
+    assert vault.body["properties"]["enableRbacAuthorization"] is True
+    (insights,) = resources_of_type(MODULES / "monitoring.bicep", "Microsoft.Insights/components")
+    assert insights.body["properties"]["DisableLocalAuth"] is True
+    assert isinstance(insights.body["properties"]["WorkspaceResourceId"], Expr)
+
+
+def test_the_identity_gets_exactly_the_least_roles_on_the_resources_they_concern() -> None:
+    path = MODULES / "roles.bicep"
+    variables = {name: var.body for name, var in declared(path, "var").items()}
+    granted: dict[str, set[str]] = {}
+    for assignment in resources_of_type(path, "Microsoft.Authorization/roleAssignments"):
+        body = assignment.body
+        assert isinstance(body["name"], Expr) and body["name"].text.startswith("guid("), assignment.name
+        assert body["properties"]["principalType"] == "ServicePrincipal"
+        role_ids: set[str] = set()
+        for name in body["properties"]["roleDefinitionId"].identifiers():
+            role_ids |= _role_ids(name, assignment, variables)
+        granted.setdefault(body["scope"].text, set()).update(role_ids)
+    roles = BUILT_IN_ROLES
+    assert granted == {
+        "storage": {
+            roles["Storage Blob Data Owner"],
+            roles["Storage Queue Data Contributor"],
+            roles["Storage Table Data Contributor"],
+        },
+        "vault": {roles["Key Vault Secrets User"]},
+        "appInsights": {roles["Monitoring Metrics Publisher"]},
+    }
+
+
+def _role_ids(name: str, assignment: Declaration, variables: dict[str, Any]) -> set[str]:
+    """The role GUIDs an identifier stands for: a variable, or the loop variable of a for."""
+    if isinstance(variables.get(name), str):
+        return {variables[name]}
+    loop = assignment.node.named_children[-1]
+    if loop.type == "for_statement" and (loop.named_children[0].text or b"").decode() == name:
+        source = (loop.named_children[1].text or b"").decode()
+        return {variables[item.text] if isinstance(item, Expr) else item for item in variables[source]}
+    return set()
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+
+def _logged_events() -> set[str]:
+    sources = [ROOT / "function_app.py", *sorted((ROOT / "sync").glob("*.py")), *sorted((ROOT / "shared").glob("*.py"))]
+    text = "\n".join(path.read_text() for path in sources)
+    return set(re.findall(r"log_event\(\s*\"([^\"]+)\"", text))
+
+
+def test_every_alert_reads_a_log_line_or_function_the_code_has() -> None:
+    path = MODULES / "alerts.bicep"
+    queries = [q for q in (v.body for v in declared(path, "var").values()) if isinstance(q, str) and "| where" in q]
+    assert len(queries) == 4
+    events = _logged_events()
+    functions = set(re.findall(r"@app\.function_name\(\"([^\"]+)\"\)", (ROOT / "function_app.py").read_text()))
+    seen_events: set[str] = set()
+    for query in queries:
+        for event in re.findall(r'message startswith "([^"]+)"', query):
+            assert event.strip() in events, f"alert reads {event.strip()!r}, which the code never logs"
+            seen_events.add(event.strip())
+        for listed in re.findall(r"name in \(([^)]*)\)", query):
+            names = set(re.findall(r'"([^"]+)"', listed))
+            assert names and names <= functions, f"alert watches {sorted(names - functions)}: no such function"
+    assert seen_events == {"run_summary", "ALERT deletion_guard", "subscription_failed"}
+    assert any('status == "failed"' in query for query in queries)
+    (group,) = resources_of_type(path, "Microsoft.Insights/actionGroups")
+    (receiver,) = group.body["properties"]["emailReceivers"]
+    assert isinstance(receiver["emailAddress"], Expr) and receiver["emailAddress"].text == "alertEmail"
+
+
+# -- outputs, azd ------------------------------------------------------------------------------------
+
+
+def test_the_outputs_give_the_webhook_endpoints_and_say_the_key_is_to_be_added() -> None:
+    outputs = declared(MAIN, "output")
+    webhook = outputs["WEBHOOK_ENDPOINT"]
+    assert webhook.body.text.endswith("/api/graph/notifications'")
+    assert "function key" in webhook.description and "WEBHOOK_URL" in webhook.description
+    assert outputs["LIFECYCLE_ENDPOINT"].body.text.endswith("/api/graph/lifecycle'")
+    assert not set(outputs) & code_settings(), "an output named like a setting would feed it back through azd"
+
+
+def test_azure_yaml_provisions_infra_and_deploys_the_app_as_the_tagged_service() -> None:
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert project["infra"]["path"] == "infra"
+    assert project["infra"].get("module", "main") == "main"
+    ((service, spec),) = project["services"].items()
+    assert spec == {"project": ".", "language": "python", "host": "function"}
+    function_app = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/functionapp.bicep")
+    assert function_app.body["params"]["serviceName"] == service
+    (site,) = resources_of_type(MODULES / "functionapp.bicep", "Microsoft.Web/sites")
+    assert "'azd-service-name': serviceName" in site.body["tags"].text
+
+
+def test_the_infra_readme_describes_every_module() -> None:
+    readme = (INFRA / "README.md").read_text()
+    for path in bicep_files():
+        assert path.relative_to(INFRA).as_posix() in readme, f"infra/README.md does not mention {path.name}"
