@@ -52,10 +52,11 @@ class Runtime:
         # A certificate wins over a secret when both are set (e.g. mid-rotation to a certificate).
         certificate = self.settings.graph_client_certificate_path
         secret = self.settings.graph_client_secret if certificate is None else None
+        plain = secret.get_secret_value() if secret else None
         provider = GraphTokenProvider(
             self.settings.graph_tenant_id or "",
             self.settings.graph_client_id or "",
-            client_secret=secret.get_secret_value() if secret else None,
+            client_secret=plain,
             certificate_path=certificate,
             authority_host=self.settings.graph_authority_host,
         )

@@ -43,7 +43,7 @@ from tests.xapi_spec import (
 FAKE_MODULE = "fakes.threecx"
 SCENARIO_BASE_URL = "https://pbx.conformance.invalid:5001"
 SCENARIO_CLIENT_ID = "conformance"
-SCENARIO_CLIENT_SECRET = "conformance-secret"  # a fake's credential, not a real one
+SCENARIO_KEY = "conformance-secret"  # a fake's credential, not a real one
 # Stands in for a photo: the avatar port sends the bytes as they are, it never decodes them.
 AVATAR_BYTES = b"\x89PNG\r\n\x1a\nconformance-avatar"
 
@@ -81,12 +81,12 @@ def drive_client_once() -> set[str]:
     from fakes.transport import install
     from shared.threecx import ThreeCXClient
 
-    fake = ThreeCXFake(client_id=SCENARIO_CLIENT_ID, client_secret=SCENARIO_CLIENT_SECRET)
+    fake = ThreeCXFake(client_id=SCENARIO_CLIENT_ID, client_secret=SCENARIO_KEY)
     fake.add_user(FirstName="Seán", LastName="O'Brien", EmailAddress="sean.o'brien@example.com")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         install(mock, SCENARIO_BASE_URL, fake)
         real_client = ThreeCXClient(
-            SCENARIO_BASE_URL, SCENARIO_CLIENT_ID, SCENARIO_CLIENT_SECRET, sleep=lambda _seconds: None
+            SCENARIO_BASE_URL, SCENARIO_CLIENT_ID, SCENARIO_KEY, sleep=lambda _seconds: None
         )
         client = _CallRecorder(real_client)
         client.version()
