@@ -38,6 +38,7 @@ from fakes.threecx_contacts import SESSION_PATH, ContactRejected, PhonebookMixin
 from fakes.transport import FakeRequest, FakeResponse, FakeService, Fault
 
 XAPI_ROOT = "/xapi/v1"
+API_DESCRIPTION_PATH = f"{XAPI_ROOT}/swagger.yaml"  # the document itself, not an operation in it
 TOKEN_PATH = "/connect/token"
 DELIBERATELY_INVALID_HEADER = "X-Test-Deliberately-Invalid"
 
@@ -290,6 +291,7 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         self._profiles: dict[int, list[dict[str, Any]]] = {}
         self._next_id = 1
         self._current = threading.local()
+        self.api_description_text: str | None = None  # served at /xapi/v1/swagger.yaml when set
         # Numbers held by DNs that are not users (queues, ring groups, IVRs, trunks): they never
         # appear under /Users, yet 3CX refuses them for a new user.
         self.other_dn_numbers: set[str] = set()
@@ -360,7 +362,7 @@ class ThreeCXFake(PhonebookMixin, FakeService):
 
     # -- transport hooks ---------------------------------------------------------------------------
     def handle(self, request: FakeRequest) -> FakeResponse:
-        if self.journal and request.path.startswith(XAPI_ROOT):
+        if self.journal and request.path.startswith(XAPI_ROOT) and request.path != API_DESCRIPTION_PATH:
             with _JOURNAL_LOCK:
                 XAPI_JOURNAL.append(request)
         self._current.path = request.path  # lets fault_response word the failure per endpoint
@@ -387,6 +389,11 @@ class ThreeCXFake(PhonebookMixin, FakeService):
                 return self._issue_token(request)
             if request.path == SESSION_PATH:
                 return self._open_session(request)
+            if request.path == API_DESCRIPTION_PATH:
+                # The PBX serves its own OpenAPI document; a test gives the fake one to serve.
+                if self.api_description_text is None:
+                    return FakeResponse(404, b"")
+                return FakeResponse(200, self.api_description_text, {"Content-Type": "text/yaml; charset=utf-8"})
             if not request.path.startswith(XAPI_ROOT + "/"):
                 return FakeResponse(404, b"")
             path = request.path[len(XAPI_ROOT) :]

@@ -511,6 +511,10 @@ class ThreeCXClient:
             return response.headers.get("X-3CX-Version")
         return SystemStatus.model_validate(response.json()).version
 
+    def api_description(self) -> str:
+        """The PBX's own OpenAPI document (`/xapi/v1/swagger.yaml`), as text."""
+        return self._call("GET", "/swagger.yaml").text
+
     # -- plumbing ------------------------------------------------------------------------------------
     def _fetch_token(self) -> TokenResponse:
         """POST the client credentials to `/connect/token` (called by the TokenKeeper only)."""

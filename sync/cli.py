@@ -90,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     contacts.add_argument("--json", action="store_true", help="print one JSON object")
     contacts.add_argument("--full", action="store_true", help="re-list folders and re-read every contact")
 
+    check = commands.add_parser(
+        "check-pbx",
+        help="check the PBX's own API description for every operation and property the connector uses",
+        description="Reads TCX_BASE_URL/xapi/v1/swagger.yaml (the PBX's own OpenAPI document) and checks it offers"
+        " what the connector calls. Run it before going live and after a 3CX update.",
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+
     runs = commands.add_parser("runs", help="the most recent runs and their counts")
     runs.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
     runs.add_argument("--json", action="store_true", help="print JSON")
@@ -121,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": _runs,
         "presence": _presence,
         "contacts": _contacts,
+        "check-pbx": _check_pbx,
         "subscriptions": _subscriptions,
         "serve": _serve,
         "demo": _demo,
@@ -324,6 +333,16 @@ def _contacts(args: argparse.Namespace) -> int:
         print(f"error: {result.aborted}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _check_pbx(args: argparse.Namespace) -> int:
+    from sync.pbx_check import check_description, parse_description, render
+
+    rt = _runtime()
+    rt.settings.require_tcx()
+    result = check_description(parse_description(rt.tcx.api_description()))
+    print(json.dumps(result.as_dict(), indent=2) if args.json else render(result))
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _runs(args: argparse.Namespace) -> int:

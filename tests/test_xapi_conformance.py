@@ -85,9 +85,7 @@ def drive_client_once() -> set[str]:
     fake.add_user(FirstName="Seán", LastName="O'Brien", EmailAddress="sean.o'brien@example.com")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         install(mock, SCENARIO_BASE_URL, fake)
-        real_client = ThreeCXClient(
-            SCENARIO_BASE_URL, SCENARIO_CLIENT_ID, SCENARIO_KEY, sleep=lambda _seconds: None
-        )
+        real_client = ThreeCXClient(SCENARIO_BASE_URL, SCENARIO_CLIENT_ID, SCENARIO_KEY, sleep=lambda _seconds: None)
         client = _CallRecorder(real_client)
         client.version()
         number = client.first_available_extension()
