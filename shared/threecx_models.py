@@ -102,7 +102,27 @@ CONTACT_FIELDS: tuple[str, ...] = (
 )
 
 
-class TcxContact(_Xapi):
+class _ContactProperties(BaseModel):
+    """The writable `Pbx.Contact` properties, shared by what is read and what is sent."""
+
+    first_name: str | None = Field(default=None, alias="FirstName")
+    last_name: str | None = Field(default=None, alias="LastName")
+    company_name: str | None = Field(default=None, alias="CompanyName")
+    title: str | None = Field(default=None, alias="Title")
+    department: str | None = Field(default=None, alias="Department")
+    email: str | None = Field(default=None, alias="Email")
+    phone_number: str | None = Field(default=None, alias="PhoneNumber")
+    mobile2: str | None = Field(default=None, alias="Mobile2")
+    home: str | None = Field(default=None, alias="Home")
+    business: str | None = Field(default=None, alias="Business")
+    business2: str | None = Field(default=None, alias="Business2")
+    business_fax: str | None = Field(default=None, alias="BusinessFax")
+    other: str | None = Field(default=None, alias="Other")
+    pager: str | None = Field(default=None, alias="Pager")
+    tag: str | None = Field(default=None, alias="Tag")
+
+
+class TcxContact(_ContactProperties, _Xapi):
     """A phonebook entry (`Pbx.Contact`): company or personal, the shape is the same.
 
     `PhoneNumber` is the primary (mobile) number; there is no `Mobile`, only `Mobile2`.
@@ -110,25 +130,10 @@ class TcxContact(_Xapi):
     """
 
     id: int = Field(alias="Id")
-    first_name: str | None = Field(default=None, alias="FirstName")
-    last_name: str | None = Field(default=None, alias="LastName")
-    company_name: str | None = Field(default=None, alias="CompanyName")
-    title: str | None = Field(default=None, alias="Title")
-    department: str | None = Field(default=None, alias="Department")
-    email: str | None = Field(default=None, alias="Email")
-    phone_number: str | None = Field(default=None, alias="PhoneNumber")
-    mobile2: str | None = Field(default=None, alias="Mobile2")
-    home: str | None = Field(default=None, alias="Home")
-    business: str | None = Field(default=None, alias="Business")
-    business2: str | None = Field(default=None, alias="Business2")
-    business_fax: str | None = Field(default=None, alias="BusinessFax")
-    other: str | None = Field(default=None, alias="Other")
-    pager: str | None = Field(default=None, alias="Pager")
-    tag: str | None = Field(default=None, alias="Tag")
     contact_type: str | None = Field(default=None, alias="ContactType")
 
 
-class ContactChanges(BaseModel):
+class ContactChanges(_ContactProperties):
     """A POST or PATCH body for `/Contacts`: only the writable `Pbx.Contact` properties.
 
     Strict and closed like `UserChanges`: a misspelt name or a number sent as an int fails
@@ -136,22 +141,6 @@ class ContactChanges(BaseModel):
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", strict=True)
-
-    first_name: str | None = Field(default=None, alias="FirstName")
-    last_name: str | None = Field(default=None, alias="LastName")
-    company_name: str | None = Field(default=None, alias="CompanyName")
-    title: str | None = Field(default=None, alias="Title")
-    department: str | None = Field(default=None, alias="Department")
-    email: str | None = Field(default=None, alias="Email")
-    phone_number: str | None = Field(default=None, alias="PhoneNumber")
-    mobile2: str | None = Field(default=None, alias="Mobile2")
-    home: str | None = Field(default=None, alias="Home")
-    business: str | None = Field(default=None, alias="Business")
-    business2: str | None = Field(default=None, alias="Business2")
-    business_fax: str | None = Field(default=None, alias="BusinessFax")
-    other: str | None = Field(default=None, alias="Other")
-    pager: str | None = Field(default=None, alias="Pager")
-    tag: str | None = Field(default=None, alias="Tag")
 
     def body(self) -> dict[str, Any]:
         """The JSON body: only the properties that were given (an explicit None clears one)."""
