@@ -25,7 +25,6 @@ from sync.users import (
     UpdateUser,
     UserSyncConfig,
     desired_fields,
-    normalize_phone,
     plan_users,
 )
 
@@ -217,23 +216,6 @@ def test_sso_option_sets_ms365_sign_in_per_user() -> None:
     fields = {a.upn: a.fields for a in result.of_kind("create")}
     assert fields["ann@contoso.com"]["MS365SignInEnabled"] is True
     assert fields["bob@contoso.com"]["MS365SignInEnabled"] is False
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("+49 (0)30 1234567", "+49301234567"),
-        ("(555) 010-0199", "5550100199"),
-        ("+1.555.010.0199 ext. 7", "+15550100199"),
-        ("0049 30 12345", "004930 12345".replace(" ", "")),
-        ("n/a", ""),
-        ("", ""),
-        (None, ""),
-        ("12", ""),
-    ],
-)
-def test_phone_numbers_are_normalised(raw: str | None, expected: str) -> None:
-    assert normalize_phone(raw) == expected
 
 
 def test_missing_names_fall_back_sensibly() -> None:

@@ -1,0 +1,24 @@
+"""Phone numbers as a PBX dials them: the normalisation rule, data in, data out."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.phone_numbers import normalize_phone
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+49 (0)30 1234567", "+49301234567"),
+        ("(555) 010-0199", "5550100199"),
+        ("+1.555.010.0199 ext. 7", "+15550100199"),
+        ("0049 30 12345", "004930 12345".replace(" ", "")),
+        ("n/a", ""),
+        ("", ""),
+        (None, ""),
+        ("12", ""),
+    ],
+)
+def test_phone_numbers_are_normalised(raw: str | None, expected: str) -> None:
+    assert normalize_phone(raw) == expected
