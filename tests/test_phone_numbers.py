@@ -13,11 +13,14 @@ from sync.phone_numbers import normalize_phone
         ("+49 (0)30 1234567", "+49301234567"),
         ("(555) 010-0199", "5550100199"),
         ("+1.555.010.0199 ext. 7", "+15550100199"),
+        ("+44 (0)20 7946 0018 Extension 204", "+442079460018"),
         ("0049 30 12345", "004930 12345".replace(" ", "")),
         ("n/a", ""),
         ("", ""),
         (None, ""),
-        ("12", ""),
+        ("112", "112"),  # three digits are a number (an emergency or short number)
+        ("12", ""),  # two are not
+        ("+1 2", ""),
     ],
 )
 def test_phone_numbers_are_normalised(raw: str | None, expected: str) -> None:

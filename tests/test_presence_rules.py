@@ -6,16 +6,19 @@ the write to a pretend 3CX status, and lets the user change their status by hand
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import permutations
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from shared.graph_models import GraphEvent
 from shared.settings import DEFAULT_STATUS_MAP
-from shared.state import PresenceState
-from sync.presence import decide, map_events, needs_attention, next_boundary, wanted_interval
+from shared.state import PresenceState, StatusInterval
+from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
 
 DAY = datetime(2026, 11, 26, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")
@@ -172,16 +175,20 @@ def test_unknown_previous_status_restores_available() -> None:
     assert change is not None and change.status == "Available"
 
 
-def test_all_day_events_cover_the_local_day() -> None:
-    allday = GraphEvent.model_validate(
+def all_day(eid: str, start_day: str, end_day: str, show_as: str = "oof") -> GraphEvent:
+    return GraphEvent.model_validate(
         {
-            "id": "d",
-            "showAs": "oof",
+            "id": eid,
+            "showAs": show_as,
             "isAllDay": True,
-            "start": {"dateTime": "2026-11-26T00:00:00.0000000", "timeZone": "UTC"},
-            "end": {"dateTime": "2026-11-27T00:00:00.0000000", "timeZone": "UTC"},
+            "start": {"dateTime": f"{start_day}T00:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": f"{end_day}T00:00:00.0000000", "timeZone": "UTC"},
         }
     )
+
+
+def test_all_day_events_cover_the_local_day() -> None:
+    allday = all_day("d", "2026-11-26", "2026-11-27")
     (interval,) = map_events([allday], DEFAULT_STATUS_MAP, ZoneInfo("Europe/Berlin"))
     assert interval.start == datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
     assert interval.end == datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
@@ -200,3 +207,151 @@ def test_next_boundary_is_the_next_start_or_end() -> None:
     assert next_boundary(intervals, at("10:00")) == at("10:30")
     assert next_boundary(intervals, at("11:00")) == at("12:00")
     assert next_boundary(intervals, at("12:00")) is None
+
+
+def test_an_all_day_event_ending_on_its_start_date_covers_that_local_day() -> None:
+    """Graph can send an all-day event whose end date equals its start date: it still means that whole day."""
+    (interval,) = map_events([all_day("d", "2026-11-26", "2026-11-26")], DEFAULT_STATUS_MAP, ZoneInfo("Europe/Berlin"))
+    assert (interval.start, interval.end) == (
+        datetime(2026, 11, 25, 23, 0, tzinfo=UTC),
+        datetime(2026, 11, 26, 23, 0, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def machine_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's own local time zone is neither UTC nor the calendar's zone."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("machine_in_tokyo")
+def test_all_day_intervals_are_stored_in_utc_whatever_the_machines_zone() -> None:
+    """Intervals are persisted with the presence state and their boundaries queued: always written as UTC."""
+    (interval,) = map_events([all_day("d", "2026-11-26", "2026-11-27")], DEFAULT_STATUS_MAP, ZoneInfo("Europe/Berlin"))
+    stored = interval.model_dump(mode="json")
+    assert (stored["start"], stored["end"]) == ("2026-11-25T23:00:00Z", "2026-11-26T23:00:00Z")
+
+
+@pytest.mark.parametrize(
+    "ignored",
+    [
+        event("free", "09:00", "10:00", "free"),
+        event("tentative", "09:00", "10:00", "tentative"),
+        event("cancelled", "09:00", "10:00", isCancelled=True),
+        event("instant", "09:00", "09:00"),
+    ],
+    ids=["free", "unmapped", "cancelled", "zero-length"],
+)
+def test_an_ignored_event_does_not_hide_the_mapped_events_after_it(ignored: GraphEvent) -> None:
+    intervals = map_events([ignored, event("m", "10:00", "11:00")], DEFAULT_STATUS_MAP, UTC_ZONE)
+    assert [(i.event_id, i.status, i.start, i.end) for i in intervals] == [
+        ("m", "Out of office", at("10:00"), at("11:00"))
+    ]
+
+
+def test_a_zero_length_event_asks_for_nothing() -> None:
+    assert map_events([event("instant", "10:00", "10:00")], DEFAULT_STATUS_MAP, UTC_ZONE) == []
+    day = Day([event("instant", "10:00", "10:00")])
+    day.run("09:59", "10:00", "10:01")
+    assert day.reads == 0 and day.writes == []
+
+
+# Outlook's free/busy precedence, busiest first: this order is the contract, not a copy of the code.
+BUSIEST_FIRST = [["oof"], ["busy"], ["workingElsewhere"], ["tentative"], ["free", "unknown"]]
+BUSYNESS = {show_as: level for level, show_as_values in enumerate(BUSIEST_FIRST) for show_as in show_as_values}
+# Every showAs to its own status, so the winner of an overlap can be told from the status alone.
+EVERY_SHOW_AS = {show_as: f"Status for {show_as}" for show_as in BUSYNESS}
+
+
+@pytest.mark.parametrize(("first", "second"), list(permutations(BUSYNESS, 2)))
+def test_the_busier_event_wins_where_events_overlap(first: str, second: str) -> None:
+    """Of two overlapping events the busier showAs wins; between equally busy ones the first keeps its status."""
+    intervals = map_events(
+        [event("first", "10:00", "12:00", first), event("second", "11:00", "13:00", second)], EVERY_SHOW_AS, UTC_ZONE
+    )
+    winner = second if BUSYNESS[second] < BUSYNESS[first] else first
+    assert [wanted_interval(intervals, at(hhmm)).status for hhmm in ("10:30", "11:30", "12:30")] == [
+        EVERY_SHOW_AS[first],
+        EVERY_SHOW_AS[winner],
+        EVERY_SHOW_AS[second],
+    ]
+
+
+def test_equally_busy_overlapping_meetings_keep_the_one_that_started_first() -> None:
+    """No switch mid-way: the interval that applies (and whose start a set is timed against) stays the first."""
+    intervals = map_events([event("a", "10:00", "12:00"), event("b", "11:00", "13:00")], DEFAULT_STATUS_MAP, UTC_ZONE)
+    assert wanted_interval(intervals, at("11:30")).event_id == "a"
+
+
+def test_a_show_as_the_ranking_does_not_know_ranks_lowest() -> None:
+    """A stored interval may carry a showAs value this version does not rank: even tentative outranks it."""
+
+    def interval(eid: str, start: str, end: str, show_as: str, status: str) -> StatusInterval:
+        return StatusInterval(start=at(start), end=at(end), status=status, show_as=show_as, event_id=eid)
+
+    intervals = [
+        interval("new", "10:00", "12:00", "someFutureShowAs", "Custom 3"),
+        interval("maybe", "11:00", "13:00", "tentative", "Custom 1"),
+    ]
+    assert wanted_interval(intervals, at("11:30")).status == "Custom 1"
+
+
+def presence(applied: str | None = None, previous: str | None = None, overridden: bool = False) -> PresenceState:
+    return PresenceState(
+        m365_id="u1", tcx_user_id=1, applied_status=applied, previous_status=previous, overridden=overridden
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "wanted", "current", "change", "after"),
+    [
+        pytest.param(
+            presence(), "Out of office", "Custom 1",
+            StatusChange("set", "Out of office"), presence("Out of office", "Custom 1"),
+            id="entering a stretch sets the status and remembers the one before",
+        ),
+        pytest.param(
+            presence(), "Out of office", "Out of office",
+            None, presence("Out of office", "Out of office"),
+            id="entering a stretch already showing its status writes nothing",
+        ),
+        pytest.param(
+            presence(overridden=True), "Away", "Custom 2",
+            StatusChange("set", "Away"), presence("Away", "Custom 2"),
+            id="entering a stretch clears a stale override",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1"), "Away", "Out of office",
+            StatusChange("set", "Away"), presence("Away", "Custom 1"),
+            id="switching within a stretch sets the new status and keeps the one from before",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1"), "Out of office", "Custom 2",
+            None, presence(overridden=True),
+            id="a status changed by hand overrides and forgets the remembered statuses",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1"), None, "Out of office",
+            StatusChange("restore", "Custom 1"), presence(),
+            id="the end of a stretch restores the status from before and forgets it",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1"), None, "Custom 2",
+            None, presence(),
+            id="the end of a stretch leaves a status changed by hand alone",
+        ),
+        pytest.param(
+            presence(overridden=True), None, "Custom 2",
+            None, presence(),
+            id="the end of an overridden stretch writes nothing and clears the override",
+        ),
+    ],
+)  # fmt: skip
+def test_decide_states_the_write_and_what_is_remembered(
+    before: PresenceState, wanted: str | None, current: str | None, change: StatusChange | None, after: PresenceState
+) -> None:
+    assert decide(before, wanted, current) == (change, after)
