@@ -209,11 +209,12 @@ def plan_book(
 
     `target` holds the book's current contacts as XAPI dicts (Id, Tag, fields). Entries
     whose Tag the connector did not write are never touched. Two entries carrying the same
-    key (e.g. a copy made in the 3CX console with the Tag kept) are deduplicated.
+    key (e.g. a copy made in the 3CX console with the Tag kept) are deduplicated: the one
+    with the lowest Id stays.
     """
     plan = BookPlan(book, skipped=list(rejected))
     ours: dict[str, Mapping[str, Any]] = {}
-    for contact in sorted(target, key=lambda c: int(c.get("Id") or 0)):
+    for contact in sorted(target, key=lambda c: int(c["Id"])):  # every 3CX contact has an Id
         key = tag_key(contact.get("Tag"))
         if key is None:
             continue
