@@ -50,10 +50,12 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except ValueError:  # not a date either (the parser raises rather than returning None)
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def send(
@@ -116,4 +118,4 @@ def _backoff(policy: RetryPolicy, attempt: int) -> float:
 
 def _short(url: str) -> str:
     """The URL without its query string: query strings can carry tokens and PII."""
-    return url.split("?", 1)[0]
+    return url.partition("?")[0]
