@@ -33,6 +33,10 @@ class RetryPolicy:
     max_delay: float = 60.0  # a Retry-After beyond this is not waited for: we give up
     timeout: float = 30.0  # per request, seconds
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+
 
 class RetriesExhausted(Exception):
     """The service kept failing; the last response (if any) is attached."""
@@ -85,7 +89,14 @@ def send(
             if not safe_to_repeat or attempt == policy.max_attempts:
                 raise
             delay = _backoff(policy, attempt)
-            log.debug("network error on %s %s (%s); retry in %.1fs", method, _short(url), type(error).__name__, delay)
+            log.debug(
+                "network error on %s %s (%s); retry %d in %.1fs",
+                method,
+                _short(url),
+                type(error).__name__,
+                attempt,
+                delay,
+            )
             sleep(delay)
             continue
         status = response.status_code

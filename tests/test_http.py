@@ -312,7 +312,15 @@ def test_every_retry_after_a_dropped_connection_is_logged_without_the_query_stri
     policy = RetryPolicy(base_delay=4.0, max_delay=2.5)
     send(requests.Session(), "DELETE", SECRET_URL, policy=policy, sleep=lambda _: None)
     assert caplog.messages == [
-        f"network error on DELETE {ROOT}/users (ConnectionError); retry in 2.5s",
-        f"network error on DELETE {ROOT}/users (ReadTimeout); retry in 2.5s",
+        f"network error on DELETE {ROOT}/users (ConnectionError); retry 1 in 2.5s",
+        f"network error on DELETE {ROOT}/users (ReadTimeout); retry 2 in 2.5s",
     ]
     assert all(record.levelno == logging.DEBUG for record in caplog.records)
+
+
+@pytest.mark.parametrize("attempts", [0, -1])
+def test_a_policy_must_allow_at_least_one_attempt(attempts: int) -> None:
+    """A policy that sends nothing would fail every call in a way no caller could read."""
+    with pytest.raises(ValueError, match="max_attempts must be at least 1"):
+        RetryPolicy(max_attempts=attempts)
+    assert RetryPolicy(max_attempts=1).max_attempts == 1
