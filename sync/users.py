@@ -151,7 +151,7 @@ class ScopeRule:
     group_member_ids: frozenset[str] = frozenset()
 
     def admits(self, user: GraphUser) -> bool:
-        names = {user.user_principal_name.lower(), (user.mail or "").lower()}
+        names = {name.lower() for name in (user.user_principal_name, user.mail) if name}
         if self.kind is SyncScope.ALL:
             return True
         if self.kind is SyncScope.ALL_EXCEPT:
@@ -313,6 +313,8 @@ def plan_users(
         else:
             reasons[user.id] = reason
 
+    # Unlinked 3CX users matched in this run: each goes to one M365 user. (A linked 3CX user is
+    # never a candidate: `tcx_by_email` holds unlinked ones only.)
     claimed: set[int] = set()
     for user in sorted(participating.values(), key=lambda u: u.user_principal_name.lower()):
         user_options = options.get(user.id, default_options)
@@ -321,7 +323,6 @@ def plan_users(
         upn = user.user_principal_name
         if link is not None and link.tcx_user_id in tcx_by_id:
             current = tcx_by_id[link.tcx_user_id]
-            claimed.add(current.id)
             changes = field_changes(desired, current)
             if changes:
                 plan.actions.append(UpdateUser(user.id, upn, current.id, current.number, changes))

@@ -18,13 +18,16 @@ from sync.users import (
     DeleteUser,
     DeprovisionGuard,
     DisableUser,
+    FieldChange,
     ForgetLink,
+    GuardHold,
     LinkUser,
     ScopeRule,
     SetAvatar,
     UpdateUser,
     UserSyncConfig,
     desired_fields,
+    field_changes,
     plan_users,
 )
 
@@ -89,6 +92,7 @@ def plan(source, target, links=(), config=NO_CONFIG, options=None, photos=None, 
     ("fields", "takes_part"),
     [
         ({}, True),
+        ({"userType": None}, True),  # Graph leaves the type out for some members: that is a member
         ({"accountEnabled": False}, False),
         ({"userType": "Guest"}, False),
         ({"assignedPlans": []}, False),
@@ -116,16 +120,45 @@ def test_scope_decides_who_is_created(scope: ScopeRule, created: set[str]) -> No
     assert {a.upn.split("@")[0] for a in result.of_kind("create")} == created
 
 
+@pytest.mark.parametrize(
+    ("upn", "mail", "listed"),
+    [
+        ("Bob@Contoso.com", "robert@contoso.com", True),  # the UPN, case ignored
+        ("rob@contoso.onmicrosoft.com", "BOB@Contoso.com", True),  # the mail, case ignored
+        ("bob@contoso.com", None, True),  # no mail: the UPN alone decides
+        ("ann@contoso.com", None, False),
+        ("ann@contoso.com", "ann@contoso.com", False),
+    ],
+)
+def test_scope_lists_match_upn_or_mail_ignoring_case(upn: str, mail: str | None, listed: bool) -> None:
+    """USER_SYNC_USERS names a user by UPN or by mail, in any letter case."""
+    user = graph_user(upn, mail=mail)
+    names = frozenset({"bob@contoso.com"})
+    assert ScopeRule(SyncScope.SELECTED_USERS, names).admits(user) is listed
+    assert ScopeRule(SyncScope.ALL_EXCEPT, names).admits(user) is not listed
+
+
 # -- matching and numbers -------------------------------------------------------------------------
 
 
 def test_existing_3cx_user_with_the_upn_as_email_is_linked_not_duplicated() -> None:
     ann = graph_user("Ann@Contoso.com")
-    result = plan([ann], [tcx_user(7, "105", "ann@contoso.com")])
-    (action,) = result.actions
-    assert isinstance(action, LinkUser)
-    assert (action.tcx_user_id, action.extension) == (7, "105")
-    assert "EmailAddress" not in action.changes  # case differences are not changes
+    names = {"FirstName": "Ann", "LastName": "Example", "DisplayName": "A. Example"}
+    existing = tcx_user(7, "105", "ann@contoso.com", **names, Mobile="+15550100", MS365SignInEnabled=False)
+    result = plan([ann], [existing])
+    # The link carries who, which 3CX user and number, and what it changes there (old and new);
+    # the e-mail differs in case only, which is no change.
+    changes = {"DisplayName": FieldChange("A. Example", "Ann Example"), "Mobile": FieldChange("+15550100", "")}
+    assert result.actions == [LinkUser(ann.id, "Ann@Contoso.com", 7, "105", changes)]
+
+
+def test_one_3cx_user_is_never_linked_to_two_m365_users() -> None:
+    """Two M365 users matching one unlinked 3CX user: the first by UPN (case ignored) takes it."""
+    # Lower-cased, 'ann_lee' sorts before 'annie'; upper-cased or case-sensitive it would not.
+    first = graph_user("ann_lee@contoso.com", mail="team@contoso.com")
+    second = graph_user("Annie@contoso.com", mail="team@contoso.com")
+    result = plan([second, first], [tcx_user(7, "105", "team@contoso.com")])
+    assert [(a.m365_id, a.upn, a.tcx_user_id) for a in result.of_kind("link")] == [(first.id, "ann_lee@contoso.com", 7)]
 
 
 def test_match_also_uses_mail_when_it_differs_from_the_upn() -> None:
@@ -136,12 +169,13 @@ def test_match_also_uses_mail_when_it_differs_from_the_upn() -> None:
 
 def test_a_3cx_user_linked_to_someone_else_is_not_matched_again() -> None:
     ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com", mail="ann@contoso.com")
+    cid = graph_user("cid@contoso.com")  # after bob in UPN order: the skip does not end the plan
     existing = synced_tcx(ann, 7, "105")
-    result = plan([ann, bob], [existing], links=[link(ann, 7, "105")])
-    assert result.actions == []
+    result = plan([ann, bob, cid], [existing], links=[link(ann, 7, "105")])
+    assert [(a.kind, a.upn) for a in result.actions] == [("create", "cid@contoso.com")]
     (skip,) = result.skipped
     assert skip.upn == "bob@contoso.com"
-    assert "already used by extension 105" in skip.reason
+    assert skip.reason == "e-mail ann@contoso.com is already used by extension 105"
 
 
 def test_new_users_get_the_lowest_free_numbers_from_extension_start() -> None:
@@ -152,10 +186,25 @@ def test_new_users_get_the_lowest_free_numbers_from_extension_start() -> None:
 
 
 def test_without_extension_start_3cx_picks_the_number() -> None:
-    result = plan([graph_user("ann@contoso.com")], [])
-    (action,) = result.actions
-    assert isinstance(action, CreateUser)
-    assert action.extension is None
+    ann = graph_user("ann@contoso.com", mobilePhone="+44 20 7946 0000")
+    result = plan([ann], [])
+    # The creation carries who and every field the new 3CX user gets; no number: 3CX picks it.
+    assert result.actions == [
+        CreateUser(
+            ann.id,
+            "ann@contoso.com",
+            None,
+            {
+                "FirstName": "Ann",
+                "LastName": "Example",
+                "DisplayName": "Ann Example",
+                "EmailAddress": "ann@contoso.com",
+                "Mobile": "+442079460000",
+                "MS365SignInEnabled": False,
+                "Enabled": True,
+            },
+        )
+    ]
 
 
 def test_numbers_of_vanished_linked_users_are_not_handed_to_newcomers() -> None:
@@ -175,19 +224,17 @@ def test_a_linked_user_deleted_in_3cx_comes_back_with_a_new_number_if_its_own_wa
         links=[link(ann, 9, "100")],
         config=UserSyncConfig(extension_start=100),
     )
-    (action,) = result.actions
-    assert isinstance(action, CreateUser)
-    assert action.recreate
-    assert action.extension == "101"
+    assert result.actions == [
+        CreateUser(ann.id, "ann@contoso.com", "101", desired_fields(ann, DEFAULTS), recreate=True)
+    ]
 
 
 def test_numbers_never_change_and_are_never_written() -> None:
     ann = graph_user("ann@contoso.com", displayName="Ann Renamed")
     result = plan([ann], [synced_tcx(graph_user("ann@contoso.com"), 7, "105")], links=[link(ann, 7, "105")])
-    (action,) = result.actions
-    assert isinstance(action, UpdateUser)
-    assert set(action.changes) == {"DisplayName"}
-    assert action.extension == "105"
+    assert result.actions == [
+        UpdateUser(ann.id, "ann@contoso.com", 7, "105", {"DisplayName": FieldChange("Ann Example", "Ann Renamed")})
+    ]
 
 
 # -- fields ----------------------------------------------------------------------------------------
@@ -195,11 +242,40 @@ def test_numbers_never_change_and_are_never_written() -> None:
 
 def test_only_differing_fields_are_updated_and_unchanged_users_are_counted() -> None:
     ann, bob = graph_user("ann@contoso.com", mobilePhone="+44 20 7946 0000"), graph_user("bob@contoso.com")
-    target = [synced_tcx(graph_user("ann@contoso.com"), 1, "100"), synced_tcx(bob, 2, "101")]
-    result = plan([ann, bob], target, links=[link(ann, 1, "100"), link(bob, 2, "101")])
+    cid = graph_user("cid@contoso.com")
+    target = [synced_tcx(graph_user("ann@contoso.com"), 1, "100"), synced_tcx(bob, 2, "101"), synced_tcx(cid, 3, "102")]
+    result = plan([ann, bob, cid], target, links=[link(ann, 1, "100"), link(bob, 2, "101"), link(cid, 3, "102")])
     (action,) = result.actions
-    assert action.changes["Mobile"].new == "+442079460000"
-    assert result.unchanged == 1
+    assert action.changes == {"Mobile": FieldChange("", "+442079460000")}
+    assert result.unchanged == 2  # bob and cid: every unchanged user counts
+
+
+def test_a_name_differing_only_in_case_is_rewritten_but_an_email_is_not() -> None:
+    """Letter case is part of a name as people see it; e-mail addresses ignore case."""
+    ann = graph_user("ann@contoso.com")
+    current = synced_tcx(ann, 7, "105").model_copy(
+        update={"display_name": "ann example", "email_address": "ANN@CONTOSO.COM"}
+    )
+    result = plan([ann], [current], links=[link(ann, 7, "105")])
+    assert result.actions == [
+        UpdateUser(ann.id, "ann@contoso.com", 7, "105", {"DisplayName": FieldChange("ann example", "Ann Example")})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "changed"),
+    [
+        (None, "", False),  # a missing string is ''
+        ("", "", False),
+        (None, "ann@contoso.com", True),
+        ("ann@contoso.com", "", True),
+    ],
+)
+def test_a_missing_string_equals_empty_in_every_field(current: str | None, wanted: str, changed: bool) -> None:
+    tcx = tcx_user(7, "105", current, Mobile=current)
+    changes = field_changes({"EmailAddress": wanted, "Mobile": wanted}, tcx)
+    expected = {"EmailAddress": FieldChange(current, wanted), "Mobile": FieldChange(current, wanted)}
+    assert changes == (expected if changed else {})
 
 
 def test_office_phone_becomes_caller_id_only_with_the_option() -> None:
@@ -207,6 +283,9 @@ def test_office_phone_becomes_caller_id_only_with_the_option() -> None:
     assert "OutboundCallerID" not in desired_fields(ann, DEFAULTS)
     with_phone = UserOptions(**{**DEFAULTS.as_dict(), "office_phone": True})
     assert desired_fields(ann, with_phone)["OutboundCallerID"] == "+15550100199"
+    # No business phone: the caller ID is cleared, not left as it was.
+    for none in ([], [""]):
+        assert desired_fields(graph_user("bob@contoso.com", businessPhones=none), with_phone)["OutboundCallerID"] == ""
 
 
 def test_sso_option_sets_ms365_sign_in_per_user() -> None:
@@ -224,6 +303,19 @@ def test_missing_names_fall_back_sensibly() -> None:
     no_names = desired_fields(graph_user("x@contoso.com", givenName=None, surname=None, displayName=None), DEFAULTS)
     assert no_names["FirstName"] == "x"
     assert no_names["DisplayName"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("upn", "first"),
+    [
+        ("ann.lee+pbx@contoso.com", "ann.lee+pbx"),
+        # Everything before the FIRST '@': no part of a domain ever becomes a name.
+        ("ann@lee@contoso.com", "ann"),
+    ],
+)
+def test_without_any_name_the_upn_local_part_is_the_name(upn: str, first: str) -> None:
+    fields = desired_fields(graph_user(upn, givenName=" ", surname=None, displayName=None), DEFAULTS)
+    assert (fields["FirstName"], fields["LastName"], fields["DisplayName"]) == (first, "", first)
 
 
 @settings(max_examples=200, deadline=None)
@@ -287,6 +379,14 @@ def test_avatar_is_set_only_when_the_photo_changed() -> None:
     assert removed.actions == [SetAvatar(ann.id, ann.user_principal_name, None)]
 
 
+def test_a_new_user_gets_the_photo_too() -> None:
+    ann = graph_user("ann@contoso.com")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    result = plan([ann], [], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")})
+    assert [a.kind for a in result.actions] == ["create", "avatar"]
+    assert result.actions[1] == SetAvatar(ann.id, "ann@contoso.com", "e1")
+
+
 def test_no_avatar_without_the_photo_option() -> None:
     ann = graph_user("ann@contoso.com")
     result = plan(
@@ -308,11 +408,13 @@ def _tenant(count: int) -> tuple[list[GraphUser], list[TcxUser], list[Link]]:
     return users, target, links
 
 
+# The reasons are shown to the administrator verbatim: they are the contract.
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
         ({"accountEnabled": False}, "disabled in Microsoft 365"),
         ({"@removed": {"reason": "deleted"}}, "deleted in Microsoft 365"),
+        ({"userType": "Guest"}, "not a member account"),
         ({"assignedPlans": []}, "no Exchange mailbox"),
     ],
 )
@@ -320,24 +422,42 @@ def test_a_synced_user_who_leaves_is_disabled_by_default(change: dict[str, Any],
     users, target, links = _tenant(10)
     users[3] = graph_user(users[3].user_principal_name, **change)
     result = plan(users, target, links)
-    (action,) = result.actions
-    assert isinstance(action, DisableUser)
-    assert action.reason == reason
-    assert action.tcx_user_id == 4
+    assert result.actions == [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
+
+
+def test_a_user_leaving_the_scope_is_disabled_as_out_of_scope() -> None:
+    users, target, links = _tenant(10)
+    scope = ScopeRule(SyncScope.ALL_EXCEPT, frozenset({"u003@contoso.com"}))
+    result = plan(users, target, links, config=UserSyncConfig(scope=scope))
+    assert result.actions == [DisableUser(users[3].id, "u003@contoso.com", 4, "103", "out of USER_SYNC_SCOPE")]
 
 
 def test_a_user_missing_from_the_source_is_deprovisioned_too() -> None:
     users, target, links = _tenant(10)
     result = plan(users[1:], target, links)
-    assert [a.kind for a in result.actions] == ["disable"]
+    assert result.actions == [DisableUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365")]
 
 
 def test_deprovision_policies() -> None:
     users, target, links = _tenant(10)
     delete = plan(users[1:], target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.DELETE))
     keep = plan(users[1:], target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.KEEP))
-    assert [type(a) for a in delete.actions] == [DeleteUser]
+    assert delete.actions == [DeleteUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365")]
     assert keep.actions == []
+
+
+def test_leavers_are_deprovisioned_in_upn_order_case_ignored() -> None:
+    """The order does not follow M365 ids nor letter case, so runs and their output are stable."""
+    stay = graph_user("stay@contoso.com")
+    # ids in the opposite order; lower-cased, '_' sorts before letters ('ann_lee' < 'annie').
+    leavers = [graph_user("Zed@contoso.com", "id-1"), graph_user("annie@contoso.com", "id-2")]
+    leavers.append(graph_user("ann_lee@contoso.com", "id-3"))
+    everyone = [stay, *leavers]
+    target = [synced_tcx(user, i + 1, str(100 + i)) for i, user in enumerate(everyone)]
+    links = [link(user, i + 1, str(100 + i)) for i, user in enumerate(everyone)]
+    config = UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=None))
+    result = plan([stay], target, links, config=config)
+    assert [a.upn for a in result.actions] == ["ann_lee@contoso.com", "annie@contoso.com", "Zed@contoso.com"]
 
 
 def test_an_already_disabled_user_is_not_disabled_again() -> None:
@@ -364,7 +484,7 @@ def test_unlinked_3cx_users_are_never_touched() -> None:
 def test_gone_on_both_sides_only_forgets_the_link() -> None:
     users, target, links = _tenant(3)
     result = plan(users[1:], target[1:], links)
-    assert [type(a) for a in result.actions] == [ForgetLink]
+    assert result.actions == [ForgetLink(users[0].id, "u000@contoso.com", "100", "no longer in Microsoft 365")]
 
 
 def test_guard_holds_back_mass_deprovisioning_but_not_the_rest() -> None:
@@ -393,6 +513,62 @@ def test_guard_share_limit_and_admin_override() -> None:
     assert len(approved.of_kind("disable")) == 3
 
 
+COUNT_3 = DeprovisionGuard(max_count=3, max_percent=None)
+
+
+@pytest.mark.parametrize(
+    ("leavers", "recent", "guard", "held"),
+    [
+        (3, 0, COUNT_3, False),  # exactly the limit is allowed
+        (4, 0, COUNT_3, True),  # one more is held
+        (2, 1, COUNT_3, False),  # with the earlier removal: exactly the limit
+        (2, 2, COUNT_3, True),  # only the earlier removals make it trip
+        (2, 0, DeprovisionGuard(max_count=None, max_percent=10), False),  # 2 of 20: exactly 10%
+        (3, 0, DeprovisionGuard(max_count=None, max_percent=10), True),
+        (2, 2, DeprovisionGuard(max_count=None, max_percent=15), True),  # 4 of 22: only the earlier ones trip it
+        # The users removed earlier were synced users too: 4 of 22 is under 20% (4 of 18 would not be).
+        (2, 2, DeprovisionGuard(max_count=None, max_percent=20), False),
+    ],
+)
+def test_guard_limits_are_inclusive_and_count_the_last_24_hours(
+    leavers: int, recent: int, guard: DeprovisionGuard, held: bool
+) -> None:
+    users, target, links = _tenant(20)
+    result = plan(users[leavers:], target, links, config=UserSyncConfig(guard=guard, recent_removals=recent))
+    assert (result.guard is not None) is held
+    assert len(result.of_kind("disable")) == (0 if held else leavers)
+
+
+def test_guard_hold_carries_the_held_removals_and_the_earlier_ones() -> None:
+    users, target, links = _tenant(20)
+    config = UserSyncConfig(guard=COUNT_3, recent_removals=2)
+    result = plan(users[2:], target, links, config=config)
+    assert result.actions == []
+    assert result.guard == GuardHold(
+        would_remove=2,
+        synced=20,
+        limit="the limit of 3 users (DEPROVISION_MAX_COUNT)",
+        held=(
+            DisableUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365"),
+            DisableUser(users[1].id, "u001@contoso.com", 2, "101", "no longer in Microsoft 365"),
+        ),
+        recent=2,
+    )
+
+
+def test_guard_message_names_earlier_removals_only_when_there_were_some() -> None:
+    # The administrator reads this message and copies the command from it: its wording is the contract.
+    limit = "the limit of 3 users (DEPROVISION_MAX_COUNT)"
+    hint = "; none were. Check the tenant, then run `python -m sync users --allow-deprovision` to apply them."
+    assert GuardHold(2, 20, limit, (), recent=2).describe() == (
+        "deletion guard: 2 of 20 synced users would be disabled or deleted (after 2 in the last 24 hours),"
+        f" more than {limit}{hint}"
+    )
+    assert GuardHold(4, 20, limit, ()).describe() == (
+        f"deletion guard: 4 of 20 synced users would be disabled or deleted, more than {limit}{hint}"
+    )
+
+
 # -- provision on demand ------------------------------------------------------------------------------
 
 
@@ -401,3 +577,33 @@ def test_only_limits_the_plan_to_one_user() -> None:
     renamed = [graph_user(u.user_principal_name, displayName="New Name") for u in users]
     result = plan(renamed[:1], target, links, only=frozenset({users[0].id}))
     assert [(a.kind, a.upn) for a in result.actions] == [("update", users[0].user_principal_name)]
+
+
+# The guard is off, so a broken `only` would really plan the others' removal instead of holding it.
+NO_LIMITS = DeprovisionGuard(max_count=None, max_percent=None)
+
+
+@pytest.mark.parametrize("policy", [DeprovisionPolicy.DISABLE, DeprovisionPolicy.DELETE])
+def test_only_never_moves_another_user(policy: DeprovisionPolicy) -> None:
+    """Provisioning one user on demand changes that user and nobody else, whatever the others' state."""
+    users, target, links = _tenant(6)
+    source = [
+        users[0],
+        graph_user("u001@contoso.com", accountEnabled=False),  # a leaver
+        graph_user("u002@contoso.com", displayName="Renamed"),  # the one asked for, after others in the source
+        graph_user("u003@contoso.com", displayName="Also Renamed"),
+        # u004 is missing from the source
+        graph_user("u005@contoso.com", **{"@removed": {"reason": "deleted"}}),
+        graph_user("new@contoso.com"),  # not linked yet
+    ]
+    config = UserSyncConfig(deprovision=policy, guard=NO_LIMITS)
+    result = plan(source, target, links, config=config, only=frozenset({users[2].id}))
+    assert result.actions == [
+        UpdateUser(users[2].id, "u002@contoso.com", 3, "102", {"DisplayName": FieldChange("U002 Example", "Renamed")})
+    ]
+    assert result.guard is None
+
+    # Asked for the leaver: only the leaver is deprovisioned.
+    result = plan(source, target, links, config=config, only=frozenset({users[1].id}))
+    removal = DisableUser if policy is DeprovisionPolicy.DISABLE else DeleteUser
+    assert result.actions == [removal(users[1].id, "u001@contoso.com", 2, "101", "disabled in Microsoft 365")]
