@@ -15,7 +15,7 @@ mutant (the mutant is killed now, or the code moved) fails the gate too: remove 
 Exit status: 0 when every module scores at least `--min-score` (95 by default) and the
 equivalents list is current; 1 otherwise; 2 when mutmut itself could not run.
 
-    python mutation/gate.py            # full run (about two minutes on two cores)
+    python mutation/gate.py            # full run (under a minute on two cores)
     python mutation/gate.py --report   # score the results of the last run again
 """
 
@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Reads mutation/equivalent.toml.")
     parser.add_argument("--report", action="store_true", help="score the last run again instead of running mutmut")
     parser.add_argument("--min-score", type=float, default=95.0, help="lowest score a module may have (default 95)")
-    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument(
+        "--max-children", type=int, default=os.cpu_count() or 1, help="parallel mutant runs (default: one per core)"
+    )
     args = parser.parse_args(argv)
 
     if not args.report and run_mutmut(args.max_children) != 0:
