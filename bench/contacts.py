@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fakes.stack import local_stack  # noqa: E402
+from devhost.stack import local_stack  # noqa: E402
 from shared.state import Link  # noqa: E402
 from sync.runtime import process_runtime  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Graph marks an endpoint slow (then drops its notifications) when answers take seconds, so
 the webhook must only authenticate and queue. This serves the Function App's real routes
-(`function_app.py` through `sync.serve.make_server`, queue output to real Azurite through
+(`function_app.py` through `devhost.serve.make_server`, queue output to real Azurite through
 `WorkQueue`), stores a few hundred subscriptions in real Table Storage, and POSTs
 notifications as Graph does, one per request, first from one sender, then from eight
 concurrent ones (threads on loopback, one `requests.Session` each). It reports latency
@@ -185,8 +185,8 @@ def main() -> int:
                 "WORK_QUEUE": queue_name,
             }
         )
+        from devhost.serve import QueueSender, make_server
         from function_app import registered_functions
-        from sync.serve import QueueSender, make_server
 
         state = StateStore.from_connection_string(azurite.connection_string, os.environ["STATE_TABLE_PREFIX"])
         records = _subscriptions(args.subscriptions)
@@ -213,7 +213,7 @@ def main() -> int:
     worst_p99 = max((p["latency_ms"] or {}).get("p99", float("inf")) for p in phases)
     report = {
         "benchmark": "graph webhook",
-        "served_by": "function_app.py routes via sync.serve.make_server, queue output to Azurite",
+        "served_by": "function_app.py routes via devhost.serve.make_server, queue output to Azurite",
         "cpu_count": os.cpu_count(),
         "subscriptions": args.subscriptions,
         "route_logic_ms_per_post": _route_logic_ms(records, args.notifications),

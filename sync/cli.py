@@ -364,13 +364,13 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sync.serve import serve_forever
+    from devhost.serve import serve_forever
 
     load_settings()  # fail fast with the one-line message on a bad setting
     return serve_forever(args.host, args.port, timers=not args.no_timers)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sync.demo import run_demo
+    from devhost.demo import run_demo
 
     return run_demo()

@@ -114,8 +114,8 @@ class Tenant:
         real Function handlers; the work items they put on the queue output binding are
         collected in the returned list instead of a Storage queue.
         """
+        from devhost.serve import call_route, discover
         from function_app import registered_functions
-        from sync.serve import call_route, discover
 
         monkeypatch.setenv("WEBHOOK_URL", WEBHOOK_URL)
         self.env["WEBHOOK_URL"] = WEBHOOK_URL

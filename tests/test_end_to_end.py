@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fakes.stack import local_stack
+from devhost.stack import local_stack
 from sync.runtime import process_runtime
 from sync.subscriptions import reconcile_subscriptions
 from sync.user_sync import run_user_sync

@@ -220,8 +220,8 @@ def test_lifecycle_events(office: Tenant) -> None:
 
 
 def test_a_forged_notification_is_dropped(office: Tenant) -> None:
+    from devhost.serve import call_route, discover
     from function_app import registered_functions
-    from sync.serve import call_route, discover
 
     uid = _id(office, "user000@contoso.com")
     record = next(r for r in office.state.subscriptions().values() if r.user_id == uid)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from devhost.serve import Schedule, discover, make_server, resolve_app_setting
 from function_app import registered_functions
-from sync.serve import Schedule, discover, make_server, resolve_app_setting
 from tests.conftest import Tenant
 
 

@@ -38,11 +38,11 @@ class Stack:
     pbx_server: RunningServer
     settings: dict[str, str]
     workdir: Path
-    local_host: Any = None  # sync.serve.LocalHost once started
+    local_host: Any = None  # devhost.serve.LocalHost once started
 
     def start_connector(self, *, timers: bool = False) -> Any:
         """Serve the Function App over HTTPS (routes, queue worker; timers if asked)."""
-        from sync.serve import start_local_host
+        from devhost.serve import start_local_host
 
         self.local_host = start_local_host(
             timers=timers, tls=self.tls.server_context, connection_string=self.azurite.connection_string

@@ -13,7 +13,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from fakes.stack import Stack, local_stack
+from devhost.stack import Stack, local_stack
 from shared.settings import load_settings
 from shared.state import LockHeld
 from sync.contact_sync import ContactSyncResult, run_contact_sync
