@@ -14,6 +14,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.errors import one_line
 from shared.settings import ConfigError
 from shared.state import LockHeld
 from shared.telemetry import log_event
@@ -118,7 +119,7 @@ def work_queue_worker(message: func.QueueMessage) -> None:
         item = WorkItem.from_message(message.get_body().decode("utf-8"))
     except ValueError as error:
         # A message no producer of ours writes: log and drop (retrying cannot fix it).
-        log_event("work_rejected", logging.WARNING, reason=" ".join(str(error).split())[:300])
+        log_event("work_rejected", logging.WARNING, reason=one_line(error)[:300])
         return
     rt = process_runtime()
     handle_work(rt, item, QueueScheduler(rt.queue))

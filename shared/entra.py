@@ -21,6 +21,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from shared.errors import UpstreamRefused, UpstreamUnavailable
+
 log = logging.getLogger(__name__)
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -44,8 +46,12 @@ _DEFAULT_HINT = "check the tenant ID, client ID and credential of the app regist
 _AADSTS = re.compile(r"AADSTS\d+")
 
 
-class GraphAuthError(Exception):
-    """Entra did not issue a Graph token; the message is one line and never holds a secret."""
+class GraphAuthError(UpstreamRefused):
+    """Entra refused to issue a Graph token; the message is one line and never holds a secret."""
+
+
+class EntraUnavailable(UpstreamUnavailable):
+    """Entra could not be reached for a token or its endpoints; retrying later may work."""
 
 
 def is_well_known_authority(authority_host: str) -> bool:
@@ -128,7 +134,7 @@ class GraphTokenProvider:
         try:
             result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
         except requests.RequestException as error:
-            raise GraphAuthError(
+            raise EntraUnavailable(
                 f"cannot reach Entra at {self.authority} for a Graph token: {type(error).__name__}"
             ) from None
         token = result.get("access_token") if isinstance(result, dict) else None
@@ -158,7 +164,7 @@ class GraphTokenProvider:
                 self.client_id, client_credential=credential, authority=self.authority, **options
             )
         except requests.RequestException as error:
-            raise GraphAuthError(
+            raise EntraUnavailable(
                 f"cannot reach Entra at {self.authority} to discover its endpoints: {type(error).__name__}"
             ) from None
         except ValueError as error:

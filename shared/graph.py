@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ValidationError
 
+from shared.errors import UpstreamRefused, UpstreamUnavailable
 from shared.graph_models import (
     CONTACT_FOLDER_SELECT,
     CONTACT_SELECT,
@@ -55,8 +56,8 @@ _THROTTLED_STATUSES = frozenset({429, 503, 504})
 DEFAULT_POLICY = RetryPolicy()
 
 
-class GraphApiError(Exception):
-    """Graph answered with an error that retrying will not fix (4xx)."""
+class GraphApiError(UpstreamRefused):
+    """Graph answered with an error that retrying will not fix (4xx), or with an unusable answer."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"Graph error {status} {code}: {message}")
@@ -65,7 +66,7 @@ class GraphApiError(Exception):
         self.message = message
 
 
-class GraphUnavailable(Exception):  # noqa: N818 - the name callers catch; "unavailable" is the condition
+class GraphUnavailable(UpstreamUnavailable):
     """Graph could not be reached, or kept failing or throttling past the retry policy."""
 
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from shared.errors import UpstreamRefused
 from shared.threecx import (
     RENEW_MARGIN_FRACTION,
     RENEW_MARGIN_SECONDS,
@@ -81,7 +82,7 @@ class PersonalPhonebook(Protocol):
         """Remove an entry; one already gone counts as removed."""
 
 
-class MyPhoneSessionError(TcxError):
+class MyPhoneSessionError(TcxError, UpstreamRefused):
     """No usable MyPhone session for an extension: refused, or answered in an unknown shape."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

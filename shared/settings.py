@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.errors import ConfigError
+
+__all__ = ["ConfigError"]  # re-exported: callers read settings errors from here too
+
 DEFAULT_STORAGE = "UseDevelopmentStorage=true"
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message is one line naming it."""
 
 
 class SyncScope(StrEnum):

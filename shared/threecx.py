@@ -37,6 +37,7 @@ from urllib.parse import quote, urlencode
 import requests
 from pydantic import ValidationError
 
+from shared.errors import UpstreamError, UpstreamRefused, UpstreamUnavailable
 from shared.http import RetriesExhausted, RetryPolicy, send
 from shared.threecx_models import (
     ContactChanges,
@@ -66,11 +67,11 @@ BULK_DELETE_ACTION = "/Contacts/Pbx.DeleteContactsById"  # 20.0.9 and later
 BULK_DELETE_CHUNK = 100  # ids per bulk delete request: 3CX documents no limit, so stay modest
 
 
-class TcxError(Exception):
+class TcxError(UpstreamError):
     """Base of everything this client raises."""
 
 
-class TcxAuthError(TcxError):
+class TcxAuthError(TcxError, UpstreamRefused):
     """3CX refused the API client's credentials or its token; retrying will not help."""
 
 
@@ -81,7 +82,7 @@ class TcxTokenRejected(TcxAuthError):
     """
 
 
-class TcxUnavailable(TcxError):  # noqa: N818 - the name says what the caller needs to know
+class TcxUnavailable(TcxError, UpstreamUnavailable):
     """The PBX could not be reached or kept failing (network, 5xx, throttled past the policy)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -89,7 +90,7 @@ class TcxUnavailable(TcxError):  # noqa: N818 - the name says what the caller ne
         self.status = status
 
 
-class TcxApiError(TcxError):
+class TcxApiError(TcxError, UpstreamRefused):
     """A non-2xx XAPI answer, with the OData error parsed: `3CX 400 WARNINGS.XAPI.ALREADY_IN_USE on Number`."""
 
     def __init__(

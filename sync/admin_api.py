@@ -11,12 +11,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shared.errors import UpstreamError, one_line
 from shared.settings import ConfigError
 from shared.state import LockHeld
 from sync.options import OPTION_NAMES, UnknownUser, options_report, parse_option_value, set_user_options
 from sync.plan_output import plan_to_json
 from sync.runtime import Runtime
-from sync.user_sync import UPSTREAM_ERRORS, UserNotFound, run_user_sync
+from sync.user_sync import UserNotFound, run_user_sync
 
 
 @dataclass
@@ -41,11 +42,11 @@ def user_plan(rt: Runtime, query: dict[str, str]) -> ApiResult:
     try:
         result = run_user_sync(rt, dry_run=True, only_upn=query.get("only"))
     except ConfigError as error:
-        return _error(500, str(error))
+        return _error(500, one_line(error))
     except UserNotFound as error:
         return _error(404, str(error))
-    except UPSTREAM_ERRORS as error:
-        return _error(502, " ".join(str(error).split()))
+    except UpstreamError as error:
+        return _error(502, one_line(error))
     return ApiResult(200, {**result.counts, "dry_run": True, **plan_to_json(result.plan)})
 
 
@@ -56,13 +57,13 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
             rt, only_upn=query.get("only"), allow_deprovision=_truthy(query.get("allow_deprovision"))
         )
     except ConfigError as error:
-        return _error(500, str(error))
+        return _error(500, one_line(error))
     except UserNotFound as error:
         return _error(404, str(error))
     except LockHeld as error:
         return _error(409, str(error))
-    except UPSTREAM_ERRORS as error:
-        return _error(502, " ".join(str(error).split()))
+    except UpstreamError as error:
+        return _error(502, one_line(error))
     body = {**result.counts, "run_id": result.run_id, "status": result.status, "error": result.aborted}
     body["failures"] = [
         {"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok
@@ -78,8 +79,8 @@ def options_get(rt: Runtime, upn: str | None) -> ApiResult:
         return ApiResult(200, options_report(rt, upn))
     except UnknownUser as error:
         return _error(404, str(error))
-    except UPSTREAM_ERRORS as error:
-        return _error(502, " ".join(str(error).split()))
+    except UpstreamError as error:
+        return _error(502, one_line(error))
 
 
 def options_put(rt: Runtime, upn: str, body: bytes) -> ApiResult:
@@ -100,8 +101,8 @@ def options_put(rt: Runtime, upn: str, body: bytes) -> ApiResult:
         return _error(400, str(error))
     except UnknownUser as error:
         return _error(404, str(error))
-    except UPSTREAM_ERRORS as error:
-        return _error(502, " ".join(str(error).split()))
+    except UpstreamError as error:
+        return _error(502, one_line(error))
 
 
 def options_delete(rt: Runtime, upn: str) -> ApiResult:
@@ -110,5 +111,5 @@ def options_delete(rt: Runtime, upn: str) -> ApiResult:
         return ApiResult(200, set_user_options(rt, upn, dict.fromkeys(OPTION_NAMES)))
     except UnknownUser as error:
         return _error(404, str(error))
-    except UPSTREAM_ERRORS as error:
-        return _error(502, " ".join(str(error).split()))
+    except UpstreamError as error:
+        return _error(502, one_line(error))

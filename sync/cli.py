@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shared.errors import one_line
 from shared.settings import ConfigError, load_settings
 from shared.state import LockHeld
 from shared.telemetry import configure_logging
@@ -137,14 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as error:
-        print(str(error), file=sys.stderr)
+        print(one_line(error), file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_FAILED
     except Exception as error:
         if args.verbose:
             raise
-        print(f"error: {' '.join(str(error).split()) or type(error).__name__}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
 
 

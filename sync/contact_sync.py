@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from shared.errors import UpstreamUnavailable, one_line
 from shared.graph import GraphApiError
 from shared.graph_models import GraphContact
 from shared.personal_phonebook import ImpersonatedPhonebook, MyPhoneSessionError, PersonalPhonebook
@@ -48,7 +49,7 @@ PERSONAL_BOOK_WORKERS = 4
 _FOLDER_KEY = "_connectorFolder"  # where the mirror remembers which folder a contact is in
 
 
-class ContactRunAborted(Exception):
+class ContactRunAborted(UpstreamUnavailable):
     """3CX became unreachable; the message is one line for the administrator."""
 
 
@@ -202,7 +203,7 @@ def _guarded(book: str, kind: str, sync: Callable[[], BookResult]) -> BookResult
         return sync()
     except (TcxError, GraphApiError) as error:
         if isinstance(error, TcxUnavailable):
-            raise ContactRunAborted(" ".join(str(error).split())) from error
+            raise ContactRunAborted(one_line(error)) from error
         result = BookResult(BookPlan(book), kind)
         _failed(result, ContactAction(book), error)
         return result
@@ -234,7 +235,7 @@ def _read(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except TcxUnavailable as error:
-        raise ContactRunAborted(" ".join(str(error).split())) from error
+        raise ContactRunAborted(one_line(error)) from error
 
 
 def _apply(
@@ -258,7 +259,7 @@ def _apply(
             _failed(book, action, error)
             continue
         except TcxUnavailable as error:
-            raise ContactRunAborted(" ".join(str(error).split())) from error
+            raise ContactRunAborted(one_line(error)) from error
         book.done[action.kind] += 1
         _log(book, action, "ok")
     if deletes:
@@ -269,14 +270,14 @@ def _apply(
                 _failed(book, action, error)
             return
         except TcxUnavailable as error:
-            raise ContactRunAborted(" ".join(str(error).split())) from error
+            raise ContactRunAborted(one_line(error)) from error
         book.done["delete"] += len(deletes)
         for action in deletes:
             _log(book, action, "ok")
 
 
 def _failed(book: BookResult, action: ContactAction, error: Exception) -> None:
-    message = " ".join(str(error).split())
+    message = one_line(error)
     book.failures.append(f"{action.kind} {action.key}: {message}")
     _log(book, action, "failed", message)
 

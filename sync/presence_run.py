@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from shared.errors import one_line
 from shared.state import ConcurrentUpdate, Link, PresenceState, StatusInterval
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
@@ -229,8 +230,8 @@ def run_presence_pass(
             outcome = reconcile_user(rt, m365_id, now=now, refresh=due, scheduler=scheduler, link=link, enabled=True)
         except Exception as error:  # one user's failure never stops the pass
             counts.failed += 1
-            counts.errors.append(f"{link.upn}: {' '.join(str(error).split())}")
-            log_event("status_failed", logging.WARNING, kind="presence", user=m365_id, error=str(error)[:300])
+            counts.errors.append(f"{link.upn}: {one_line(error)}")
+            log_event("status_failed", logging.WARNING, kind="presence", user=m365_id, error=one_line(error)[:300])
             continue
         counts.refreshed += int(due)
         counts.add(outcome)

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.entra import GraphAuthError
-from shared.graph import GraphApiError, GraphUnavailable
+from shared.errors import UpstreamUnavailable, one_line
 from shared.graph_models import GraphUser, PhotoInfo
 from shared.settings import SyncScope
 from shared.state import Lease, Link, RunRecord, utcnow
 from shared.telemetry import log_event
-from shared.threecx import TcxApiError, TcxError, TcxUnavailable
+from shared.threecx import TcxApiError, TcxUnavailable
 from shared.threecx_models import USER_FIELDS, TcxUser
 from sync.options import UserOptions, effective_options, tenant_defaults
 from sync.runtime import Runtime
@@ -53,18 +52,8 @@ GUARD_WINDOW = timedelta(hours=24)
 Progress = Callable[[int, int], None]
 
 
-class RunAborted(Exception):
+class RunAborted(UpstreamUnavailable):
     """The run could not go on (3CX unreachable); the message is one line for the admin."""
-
-
-# What a run can meet from the outside world; each carries a one-line message.
-UPSTREAM_ERRORS: tuple[type[Exception], ...] = (
-    TcxError,
-    GraphApiError,
-    GraphUnavailable,
-    GraphAuthError,
-    RunAborted,
-)
 
 
 class UserNotFound(Exception):
@@ -161,7 +150,7 @@ def run_user_sync(
         except RunAborted as error:
             result.aborted = str(error)
         except Exception as error:
-            result.aborted = _one_line(error)
+            result.aborted = one_line(error)
             record.errors.append(result.aborted)
             _finish(rt, record, result)
             raise
@@ -274,7 +263,7 @@ def _list_tcx_users(rt: Runtime) -> list[TcxUser]:
     try:
         return rt.tcx.list_users(select=_TCX_SELECT)
     except TcxUnavailable as error:
-        raise RunAborted(_one_line(error)) from error
+        raise RunAborted(one_line(error)) from error
 
 
 def _photo_infos(
@@ -308,14 +297,14 @@ def _apply(rt: Runtime, result: UserSyncResult, lease: Lease, progress: Progress
             applier.apply(action)
             outcome = ActionOutcome(action, ok=True)
         except TcxUnavailable as error:
-            outcome = ActionOutcome(action, ok=False, error=_one_line(error))
+            outcome = ActionOutcome(action, ok=False, error=one_line(error))
             result.outcomes.append(outcome)
             _log_outcome(result.run_id, outcome)
             raise RunAborted(
-                f"3CX became unreachable after {index - 1} of {len(ordered)} changes: {_one_line(error)}"
+                f"3CX became unreachable after {index - 1} of {len(ordered)} changes: {one_line(error)}"
             ) from error
         except TcxApiError as error:
-            outcome = ActionOutcome(action, ok=False, error=_one_line(error))
+            outcome = ActionOutcome(action, ok=False, error=one_line(error))
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         result.outcomes.append(outcome)
         _log_outcome(result.run_id, outcome)
@@ -434,7 +423,3 @@ class _Applier:
 def _number_taken(error: TcxApiError) -> bool:
     text = f"{error.code} {error.message} {error.target}".upper()
     return "ALREADY_IN_USE" in text or "DUPLICATE" in text
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from fakes.graph import GraphFake
 from fakes.transport import install
 from shared.entra import GraphAuthError, GraphTokenProvider, is_well_known_authority, load_certificate_credential
+from shared.errors import UpstreamError, UpstreamRefused, is_retryable, one_line
 
 ROOT = "https://graph.fake.test"
 TENANT = "6f1c2b9e-0d7a-4c55-9d0e-3b1f2a4c5d6e"
@@ -208,3 +209,20 @@ def test_exactly_one_credential_is_required(tmp_path: Path) -> None:
 )
 def test_instance_discovery_only_for_hosts_msal_knows(host: str, known: bool) -> None:
     assert is_well_known_authority(host) is known
+
+
+def test_entra_out_of_reach_is_an_outage_to_retry_not_a_refused_credential(mock: responses.RequestsMock) -> None:
+    """No answer from Entra says nothing about the credential: the work is retried later."""
+    mock.add(responses.GET, f"{ROOT}/{TENANT}/v2.0/.well-known/openid-configuration", body=requests.ConnectionError())
+    mock.add(responses.GET, f"{ROOT}/{TENANT}/.well-known/openid-configuration", body=requests.ConnectionError())
+    provider = GraphTokenProvider(TENANT, CLIENT, client_secret=SECRET, authority_host=ROOT)
+    with pytest.raises(UpstreamError) as raised:
+        provider()
+    assert is_retryable(raised.value)
+    assert not isinstance(raised.value, GraphAuthError)
+    assert one_line(raised.value).startswith(f"cannot reach Entra at {ROOT}/{TENANT}")
+
+
+def test_a_refused_credential_is_not_retried() -> None:
+    assert not is_retryable(GraphAuthError("AADSTS7000215: invalid client secret"))
+    assert isinstance(GraphAuthError("x"), UpstreamRefused)

@@ -1,0 +1,54 @@
+"""One error family for both clients: what may be retried, and the one line an administrator reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.entra import EntraUnavailable, GraphAuthError
+from shared.errors import ConfigError, UpstreamRefused, UpstreamUnavailable, is_retryable, one_line
+from shared.graph import GraphApiError, GraphUnavailable
+from shared.personal_phonebook import MyPhoneSessionError
+from shared.settings import ConfigError as SettingsConfigError
+from shared.threecx import TcxApiError, TcxAuthError, TcxUnavailable
+from sync.contact_sync import ContactRunAborted
+from sync.user_sync import RunAborted
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        GraphUnavailable("Microsoft Graph unavailable: GET /users: still 503 after 4 attempts"),
+        EntraUnavailable("cannot reach Entra"),
+        TcxUnavailable("3CX at https://pbx answered 504 to GET /Users", 504),
+        RunAborted("3CX became unreachable after 3 of 9 changes"),
+        ContactRunAborted("3CX became unreachable"),
+    ],
+)
+def test_outages_are_retried(error: Exception) -> None:
+    assert isinstance(error, UpstreamUnavailable)
+    assert is_retryable(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        GraphApiError(403, "Authorization_RequestDenied", "Insufficient privileges"),
+        GraphAuthError("AADSTS7000215: check the client secret's value"),
+        TcxApiError(400, "WARNINGS.XAPI.ALREADY_IN_USE", "Number in use", "Number"),
+        TcxAuthError("3CX rejected the API client credentials (401)"),
+        MyPhoneSessionError("no session for extension 101", 403),
+        ConfigError("TCX_BASE_URL: required"),
+    ],
+)
+def test_refusals_and_bad_settings_are_not_retried(error: Exception) -> None:
+    assert not is_retryable(error)
+    assert isinstance(error, UpstreamRefused | ConfigError)
+
+
+def test_settings_raise_the_familys_config_error() -> None:
+    assert SettingsConfigError is ConfigError
+
+
+def test_one_line_folds_whitespace_and_is_never_empty() -> None:
+    assert one_line(ValueError("first line\n  second\tpart ")) == "first line second part"
+    assert one_line(KeyError()) == "KeyError"
