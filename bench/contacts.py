@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.stack import local_stack  # noqa: E402
-from shared.state import Link  # noqa: E402
+from sync.records import Link  # noqa: E402
 from sync.runtime import process_runtime  # noqa: E402
 
 _CHILD = (

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.stack import local_stack  # noqa: E402
-from shared.state import Link, PresenceState, StatusInterval  # noqa: E402
 from shared.work_items import WorkItem  # noqa: E402
 from sync.presence_run import reconcile_user, run_presence_pass  # noqa: E402
+from sync.records import Link, PresenceState, StatusInterval  # noqa: E402
 from sync.runtime import process_runtime  # noqa: E402
 
 

@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from fakes.azurite import start_azurite  # noqa: E402
 from shared.queues import WorkQueue  # noqa: E402
-from shared.state import StateStore, SubscriptionRecord  # noqa: E402
+from shared.state import StateStore  # noqa: E402
 from shared.work_items import WorkItem  # noqa: E402
+from sync.records import SubscriptionRecord  # noqa: E402
 
 TENANT_ID = "4b1c2d3e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
 TARGET_P99_MS = 100.0

@@ -2,8 +2,8 @@
 
 What must survive between runs and across Function instances lives here: which M365 user
 is which 3CX user (links), Graph delta links, the mirror of the Graph users the last delta
-round left us with, per-user option overrides, run records and the run lock. Entities are
-pydantic models; the table layout is private to this module.
+round left us with, per-user option overrides, run records and the run lock. The records
+themselves are the domain's (`sync.records`); the table layout is private to this module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -26,7 +26,8 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
-from pydantic import BaseModel, Field
+
+from sync.records import Link, OptionOverrides, PresenceState, RunRecord, SubscriptionRecord
 
 _BATCH = 100  # Table Storage's limit of operations in one transaction
 _MAX_ERRORS_KEPT = 50
@@ -34,80 +35,6 @@ _MAX_ERRORS_KEPT = 50
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Link(BaseModel):
-    """One M365 user bound to one 3CX user. Only linked 3CX users are ever changed."""
-
-    m365_id: str
-    upn: str
-    tcx_user_id: int
-    extension: str
-    origin: Literal["created", "linked"]  # created by the connector, or an existing user matched by e-mail
-    photo_etag: str | None = None
-    deprovisioned: Literal["disabled"] | None = None
-
-
-class OptionOverrides(BaseModel):
-    """A user's deviations from the tenant-wide option defaults (None = use the default)."""
-
-    m365_id: str
-    upn: str
-    sso: bool | None = None
-    office_phone: bool | None = None
-    photo: bool | None = None
-    personal_contacts: bool | None = None
-    calendar: bool | None = None
-
-
-class RunRecord(BaseModel):
-    """What one run did, for the administrator and for alerts."""
-
-    kind: str
-    run_id: str
-    started_at: datetime
-    ended_at: datetime | None = None
-    status: Literal["running", "succeeded", "partial", "failed", "skipped"] = "running"
-    dry_run: bool = False
-    counts: dict[str, int] = Field(default_factory=dict)
-    errors: list[str] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list)  # what was left out on purpose, with why
-    guard: str | None = None  # why deprovisioning was held back, if it was
-
-
-class SubscriptionRecord(BaseModel):
-    """A Graph subscription the connector made, with the secret that authenticates its notifications."""
-
-    id: str
-    kind: Literal["calendar", "users", "contacts"]
-    resource: str
-    user_id: str | None = None  # the M365 user (or shared mailbox) whose data it watches
-    client_state: str = Field(repr=False)  # random per subscription; compared in constant time
-    expires_at: datetime
-
-
-class StatusInterval(BaseModel):
-    """A stretch of time in which an event asks for a 3CX status (already mapped, UTC)."""
-
-    start: datetime
-    end: datetime
-    status: str
-    show_as: str
-    event_id: str
-
-
-class PresenceState(BaseModel):
-    """Per-user memory of the calendar-driven status. Updated with optimistic concurrency."""
-
-    m365_id: str
-    tcx_user_id: int
-    intervals: list[StatusInterval] = Field(default_factory=list)
-    refreshed_at: datetime | None = None  # when the calendar was last read
-    applied_status: str | None = None  # the status the connector set and believes active
-    previous_status: str | None = None  # what the user had before; restored when the event ends
-    overridden: bool = False  # the user changed status by hand during the current mapped stretch
-    next_boundary: datetime | None = None  # the boundary a queue message is scheduled for
-    etag: str | None = Field(None, exclude=True)
 
 
 class ConcurrentUpdate(Exception):

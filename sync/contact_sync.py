@@ -25,7 +25,7 @@ from shared.errors import UpstreamUnavailable, one_line
 from shared.graph import GraphApiError
 from shared.graph_models import GraphContact
 from shared.personal_phonebook import ImpersonatedPhonebook, MyPhoneSessionError, PersonalPhonebook
-from shared.state import Link, RunRecord, utcnow
+from shared.state import utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxError, TcxUnavailable
 from sync.contacts import (
@@ -40,6 +40,7 @@ from sync.contacts import (
     wanted_personal,
 )
 from sync.options import effective_options, tenant_defaults
+from sync.records import Link, RunRecord
 from sync.runtime import Runtime
 
 LOCK_NAME = "contact-sync"

@@ -31,9 +31,9 @@ from typing import Literal, Protocol, get_args, runtime_checkable
 from pydantic import ValidationError
 
 from shared.notification_models import ChangeNotification, ChangeNotificationCollection
-from shared.state import SubscriptionRecord
 from shared.telemetry import log_event
 from shared.work_items import LifecycleEvent, WorkItem
+from sync.records import SubscriptionRecord
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_VALIDATION_TOKEN_CHARS = 1024

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from shared.settings import Settings
-from shared.state import OptionOverrides
+from sync.records import OptionOverrides
 from sync.runtime import Runtime
 
 OPTION_NAMES = ("sso", "office_phone", "photo", "personal_contacts", "calendar")

@@ -28,7 +28,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from shared.graph_models import GraphEvent
-from shared.state import PresenceState, StatusInterval
+from sync.records import PresenceState, StatusInterval
 
 FALLBACK_STATUS = "Available"  # restored when the status before the meeting was unknown
 # Outlook's free/busy precedence: the busiest showAs wins where mapped events overlap.

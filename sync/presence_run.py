@@ -19,11 +19,12 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from shared.errors import one_line
-from shared.state import ConcurrentUpdate, Link, PresenceState, StatusInterval
+from shared.state import ConcurrentUpdate
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
 from sync.options import effective_options, tenant_defaults
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
+from sync.records import Link, PresenceState, StatusInterval
 from sync.runtime import Runtime
 
 # The calendar window read per refresh: a little before now (an event running now overlaps

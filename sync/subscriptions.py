@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 from shared.graph import GraphApiError
-from shared.state import Link, SubscriptionRecord
 from shared.telemetry import log_event
 from sync.options import UserOptions, effective_options, tenant_defaults
+from sync.records import Link, SubscriptionRecord
 from sync.runtime import Runtime
 
 Kind = Literal["calendar", "users", "contacts"]

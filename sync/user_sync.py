@@ -20,11 +20,12 @@ from typing import Any
 from shared.errors import UpstreamUnavailable, one_line
 from shared.graph_models import GraphUser, PhotoInfo
 from shared.settings import SyncScope
-from shared.state import Lease, Link, RunRecord, utcnow
+from shared.state import Lease, utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxUnavailable
 from shared.threecx_models import USER_FIELDS, TcxUser
 from sync.options import UserOptions, effective_options, tenant_defaults
+from sync.records import Link, RunRecord
 from sync.runtime import Runtime
 from sync.users import (
     CreateUser,

@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 
 from shared.graph_models import GraphUser, PhotoInfo
 from shared.settings import DeprovisionPolicy, SyncScope
-from shared.state import Link
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
 from sync.phone_numbers import normalize_phone
+from sync.records import Link
 
 # -- the plan's vocabulary ----------------------------------------------------------------
 

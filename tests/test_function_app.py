@@ -185,8 +185,8 @@ def test_webhook_rejects_malformed_bodies_with_400(tenant_env: Tenant, body: byt
 
 
 def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
-    from shared.state import SubscriptionRecord
     from shared.work_items import WorkItem
+    from sync.records import SubscriptionRecord
     from sync.runtime import process_runtime
 
     expires = datetime(2030, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.notification_models import MAX_NOTIFICATIONS_PER_POST
-from shared.state import StateStore, SubscriptionRecord
+from shared.state import StateStore
 from shared.work_items import WorkItem
 from sync.notifications import (
     MAX_BODY_BYTES,
@@ -26,6 +26,7 @@ from sync.notifications import (
     receive_lifecycle,
     receive_notifications,
 )
+from sync.records import SubscriptionRecord
 from tests.conftest import TENANT_ID
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)

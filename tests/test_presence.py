@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.state import PresenceState
 from shared.work_items import WorkItem
 from sync.presence_run import Scheduler, reconcile_user, run_presence_pass
+from sync.records import PresenceState
 from sync.runtime import process_runtime
 from sync.subscriptions import reconcile_subscriptions
 from sync.user_sync import run_user_sync

@@ -17,8 +17,8 @@ import pytest
 
 from shared.graph_models import GraphEvent
 from shared.settings import DEFAULT_STATUS_MAP
-from shared.state import PresenceState, StatusInterval
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
+from sync.records import PresenceState, StatusInterval
 
 DAY = datetime(2026, 11, 26, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.state import Link, LockHeld, OptionOverrides, RunRecord, StateStore, utcnow
+from shared.state import LockHeld, StateStore, utcnow
+from sync.records import Link, OptionOverrides, RunRecord
 
 
 def test_links_round_trip(state: StateStore) -> None:

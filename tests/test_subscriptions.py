@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.state import Link, SubscriptionRecord
 from sync.options import UserOptions
+from sync.records import Link, SubscriptionRecord
 from sync.runtime import process_runtime
 from sync.subscriptions import (
     CreateSubscription,

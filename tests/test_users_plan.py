@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from shared.graph_models import GraphUser, PhotoInfo
 from shared.settings import DeprovisionPolicy, SyncScope
-from shared.state import Link
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
+from sync.records import Link
 from sync.users import (
     CreateUser,
     DeleteUser,

@@ -1,0 +1,86 @@
+"""The connector's domain records: what it remembers between runs, as plain typed data.
+
+No I/O here: `shared.state` stores and loads these in Table Storage, and the rules and
+runs work with them as values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Link(BaseModel):
+    """One M365 user bound to one 3CX user. Only linked 3CX users are ever changed."""
+
+    m365_id: str
+    upn: str
+    tcx_user_id: int
+    extension: str
+    origin: Literal["created", "linked"]  # created by the connector, or an existing user matched by e-mail
+    photo_etag: str | None = None
+    deprovisioned: Literal["disabled"] | None = None
+
+
+class OptionOverrides(BaseModel):
+    """A user's deviations from the tenant-wide option defaults (None = use the default)."""
+
+    m365_id: str
+    upn: str
+    sso: bool | None = None
+    office_phone: bool | None = None
+    photo: bool | None = None
+    personal_contacts: bool | None = None
+    calendar: bool | None = None
+
+
+class RunRecord(BaseModel):
+    """What one run did, for the administrator and for alerts."""
+
+    kind: str
+    run_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: Literal["running", "succeeded", "partial", "failed", "skipped"] = "running"
+    dry_run: bool = False
+    counts: dict[str, int] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)  # what was left out on purpose, with why
+    guard: str | None = None  # why deprovisioning was held back, if it was
+
+
+class SubscriptionRecord(BaseModel):
+    """A Graph subscription the connector made, with the secret that authenticates its notifications."""
+
+    id: str
+    kind: Literal["calendar", "users", "contacts"]
+    resource: str
+    user_id: str | None = None  # the M365 user (or shared mailbox) whose data it watches
+    client_state: str = Field(repr=False)  # random per subscription; compared in constant time
+    expires_at: datetime
+
+
+class StatusInterval(BaseModel):
+    """A stretch of time in which an event asks for a 3CX status (already mapped, UTC)."""
+
+    start: datetime
+    end: datetime
+    status: str
+    show_as: str
+    event_id: str
+
+
+class PresenceState(BaseModel):
+    """Per-user memory of the calendar-driven status. Updated with optimistic concurrency."""
+
+    m365_id: str
+    tcx_user_id: int
+    intervals: list[StatusInterval] = Field(default_factory=list)
+    refreshed_at: datetime | None = None  # when the calendar was last read
+    applied_status: str | None = None  # the status the connector set and believes active
+    previous_status: str | None = None  # what the user had before; restored when the event ends
+    overridden: bool = False  # the user changed status by hand during the current mapped stretch
+    next_boundary: datetime | None = None  # the boundary a queue message is scheduled for
+    etag: str | None = Field(None, exclude=True)
