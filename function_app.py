@@ -21,6 +21,7 @@ from shared.telemetry import log_event
 from shared.work_items import WorkItem
 from sync import admin_api
 from sync.contact_sync import eligible_personal_users, run_contact_sync
+from sync.eligibility import is_paused
 from sync.notifications import WebhookAnswer, receive_lifecycle, receive_notifications
 from sync.presence_run import QueueScheduler, run_presence_pass
 from sync.runtime import Runtime, process_runtime
@@ -56,7 +57,7 @@ def _admin(call: Callable[[Runtime], admin_api.ApiResult]) -> func.HttpResponse:
 def user_sync_timer(timer: func.TimerRequest) -> None:
     """The nightly user sync. Skips (and says so) when paused or when a run is in progress."""
     rt = process_runtime()
-    if rt.settings.sync_paused:
+    if is_paused(rt.settings):
         log_event("run_skipped", kind="users", reason="SYNC_PAUSED is true")
         return
     try:
@@ -79,7 +80,7 @@ def _enqueue_calendar(rt: Runtime) -> Callable[[str], None]:
 def presence_timer(timer: func.TimerRequest) -> None:
     """Safety net for lost notifications and messages: due calendars are re-read, due statuses applied."""
     rt = process_runtime()
-    if rt.settings.sync_paused:
+    if is_paused(rt.settings):
         return
     run_presence_pass(rt, scheduler=QueueScheduler(rt.queue), enqueue_refresh=_enqueue_calendar(rt))
 
@@ -100,7 +101,7 @@ def subscription_timer(timer: func.TimerRequest) -> None:
 def contact_sync_timer(timer: func.TimerRequest) -> None:
     """Reconcile every phonebook from its mailboxes' delta changes (catches what notifications missed)."""
     rt = process_runtime()
-    if rt.settings.sync_paused:
+    if is_paused(rt.settings):
         log_event("run_skipped", kind="contacts", reason="SYNC_PAUSED is true")
         return
     if not rt.settings.shared_mailboxes and not eligible_personal_users(rt) and not rt.state.personal_books():

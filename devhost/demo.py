@@ -17,7 +17,7 @@ from devhost.stack import Stack, local_stack
 from shared.settings import load_settings
 from shared.state import LockHeld
 from sync.contact_sync import ContactSyncResult, run_contact_sync
-from sync.options import set_user_options
+from sync.option_admin import set_user_options
 from sync.plan_output import render_plan
 from sync.runtime import Runtime, process_runtime
 from sync.subscriptions import reconcile_subscriptions

@@ -14,7 +14,8 @@ from typing import Any
 from shared.errors import UpstreamError, one_line
 from shared.settings import ConfigError
 from shared.state import LockHeld
-from sync.options import OPTION_NAMES, UnknownUser, options_report, parse_option_value, set_user_options
+from sync.option_admin import UnknownUser, options_report, set_user_options
+from sync.options import OPTION_NAMES, parse_option_value
 from sync.plan_output import plan_to_json
 from sync.runtime import Runtime
 from sync.user_sync import UserNotFound, run_user_sync

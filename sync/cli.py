@@ -217,7 +217,8 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> int:
-    from sync.options import options_report, parse_option_assignments, set_user_options
+    from sync.option_admin import options_report, set_user_options
+    from sync.options import parse_option_assignments
 
     rt = _runtime()
     if args.options_command == "list":

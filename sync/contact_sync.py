@@ -39,7 +39,7 @@ from sync.contacts import (
     wanted_company,
     wanted_personal,
 )
-from sync.options import effective_options, tenant_defaults
+from sync.eligibility import Audience
 from sync.records import Link, RunRecord
 from sync.runtime import Runtime
 
@@ -91,14 +91,8 @@ def personal_book(m365_id: str) -> str:
 
 
 def eligible_personal_users(rt: Runtime) -> dict[str, Link]:
-    """Synced, active users whose personal-contacts option is on."""
-    defaults = tenant_defaults(rt.settings)
-    overrides = rt.state.option_overrides()
-    return {
-        m365_id: link
-        for m365_id, link in rt.state.links().items()
-        if not link.deprovisioned and effective_options(defaults, overrides.get(m365_id)).personal_contacts
-    }
+    """Users whose personal contacts are synced (the rule is `sync.eligibility`'s)."""
+    return Audience.of(rt.state, rt.settings).personal_contact_users()
 
 
 def run_contact_sync(

@@ -22,7 +22,8 @@ from shared.errors import one_line
 from shared.state import ConcurrentUpdate
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
-from sync.options import effective_options, tenant_defaults
+from sync.eligibility import Audience, calendar_is_stale
+from sync.options import tenant_defaults
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
 from sync.records import Link, PresenceState, StatusInterval
 from sync.runtime import Runtime
@@ -75,11 +76,11 @@ class PresenceCounts:
 
 
 def calendar_enabled(rt: Runtime, link: Link | None) -> bool:
-    """A synced, active user whose effective calendar option is on."""
-    if link is None or link.deprovisioned:
+    """Whether this linked user has calendar-driven status (see `sync.eligibility`)."""
+    if link is None:
         return False
-    overrides = rt.state.option_overrides().get(link.m365_id)
-    return effective_options(tenant_defaults(rt.settings), overrides).calendar
+    audience = Audience({link.m365_id: link}, tenant_defaults(rt.settings), rt.state.option_overrides())
+    return audience.has_calendar(link.m365_id)
 
 
 def reconcile_user(
@@ -203,21 +204,15 @@ def run_presence_pass(
     """
     now = now or datetime.now(UTC)
     counts = PresenceCounts()
-    links = {m365_id: link for m365_id, link in rt.state.links().items() if not link.deprovisioned}
-    defaults = tenant_defaults(rt.settings)
-    overrides = rt.state.option_overrides()
+    audience = Audience.of(rt.state, rt.settings)
+    calendar_users = audience.calendar_users()
     states = rt.state.presence_states()
-    stale_before = now - timedelta(minutes=rt.settings.calendar_refresh_minutes)
-    for m365_id in set(states) - set(links):
+    # Users who left or turned the option off: forget their state (their status is never touched).
+    for m365_id in set(states) - set(calendar_users):
         rt.state.delete_presence(m365_id)
-    for m365_id, link in links.items():
-        enabled = effective_options(defaults, overrides.get(m365_id)).calendar
+    for m365_id, link in calendar_users.items():
         state = states.get(m365_id)
-        if not enabled:
-            if state is not None:
-                rt.state.delete_presence(m365_id)
-            continue
-        due = refresh_all or state is None or state.refreshed_at is None or state.refreshed_at < stale_before
+        due = refresh_all or calendar_is_stale(state, now, rt.settings.calendar_refresh_minutes)
         if due and enqueue_refresh is not None:
             enqueue_refresh(m365_id)
             counts.refreshed += 1

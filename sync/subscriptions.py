@@ -20,8 +20,8 @@ from typing import ClassVar, Literal
 
 from shared.graph import GraphApiError
 from shared.telemetry import log_event
-from sync.options import UserOptions, effective_options, tenant_defaults
-from sync.records import Link, SubscriptionRecord
+from sync.eligibility import Audience
+from sync.records import SubscriptionRecord
 from sync.runtime import Runtime
 
 Kind = Literal["calendar", "users", "contacts"]
@@ -96,20 +96,15 @@ class SubscriptionPlan:
     unchanged: int = 0
 
 
-def wanted_subscriptions(
-    links: Mapping[str, Link],
-    options: Mapping[str, UserOptions],
-    defaults: UserOptions,
-    shared_mailboxes: Iterable[str] = (),
-) -> list[WantedSubscription]:
+def wanted_subscriptions(audience: Audience, shared_mailboxes: Iterable[str] = ()) -> list[WantedSubscription]:
+    """`/users` always; a calendar and a contacts subscription per user who has that option."""
     wanted = [WantedSubscription("users", USERS_RESOURCE, None)]
-    for m365_id, link in sorted(links.items()):
-        if link.deprovisioned:
-            continue
-        user_options = options.get(m365_id, defaults)
-        if user_options.calendar:
+    calendar_users = audience.calendar_users()
+    contact_users = audience.personal_contact_users()
+    for m365_id in sorted(audience.synced()):
+        if m365_id in calendar_users:
             wanted.append(WantedSubscription("calendar", calendar_resource(m365_id), m365_id))
-        if user_options.personal_contacts:
+        if m365_id in contact_users:
             wanted.append(WantedSubscription("contacts", contacts_resource(m365_id), m365_id))
     for mailbox in shared_mailboxes:
         wanted.append(WantedSubscription("contacts", contacts_resource(mailbox.lower()), mailbox.lower()))
@@ -180,10 +175,7 @@ def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> Subs
     rt.settings.require_graph()
     rt.settings.require_webhook()
     now = now or datetime.now(UTC)
-    defaults = tenant_defaults(rt.settings)
-    overrides = rt.state.option_overrides()
-    options = {m365_id: effective_options(defaults, o) for m365_id, o in overrides.items()}
-    wanted = wanted_subscriptions(rt.state.links(), options, defaults, rt.settings.shared_mailboxes)
+    wanted = wanted_subscriptions(Audience.of(rt.state, rt.settings), rt.settings.shared_mailboxes)
     records = rt.state.subscriptions()
     ours = _notification_base(rt)
     current_urls = (rt.settings.webhook_url, rt.settings.lifecycle_url)

@@ -24,7 +24,8 @@ from shared.state import Lease, utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxUnavailable
 from shared.threecx_models import USER_FIELDS, TcxUser
-from sync.options import UserOptions, effective_options, tenant_defaults
+from sync.eligibility import Audience
+from sync.options import UserOptions
 from sync.records import Link, RunRecord
 from sync.runtime import Runtime
 from sync.users import (
@@ -251,8 +252,8 @@ def _plan(
     config = sync_config(rt, allow_deprovision, group_members)
     target = _list_tcx_users(rt)
     links = rt.state.links()
-    defaults = tenant_defaults(settings)
-    options = {m365_id: effective_options(defaults, o) for m365_id, o in rt.state.option_overrides().items()}
+    audience = Audience.of(rt.state, settings)
+    defaults, options = audience.defaults, audience.effective_options()
     photos = _photo_infos(rt, source, config, options, defaults)
     only = frozenset(user.id for user in source) if only_upn else None
     plan = plan_users(source, target, links, options, defaults, config, photos, only)

@@ -14,6 +14,7 @@ from shared.state import LockHeld
 from shared.telemetry import log_event
 from shared.work_items import WorkItem
 from sync.contact_sync import run_contact_sync
+from sync.eligibility import calendar_is_stale, is_paused
 from sync.presence_run import Scheduler, reconcile_user
 from sync.runtime import Runtime
 from sync.subscriptions import handle_lifecycle
@@ -26,7 +27,7 @@ LOCK_RETRY = timedelta(seconds=60)
 def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datetime | None = None) -> str:
     """Do one work item; returns a short word for logs and tests."""
     now = now or datetime.now(UTC)
-    if rt.settings.sync_paused and item.kind != "lifecycle":
+    if is_paused(rt.settings) and item.kind != "lifecycle":
         # Paused: nothing is changed in 3CX. Every reconcile is level-triggered, so the first
         # run after the pause catches up; subscriptions are still kept alive (lifecycle).
         log_event("work_skipped", kind=item.kind, reason="SYNC_PAUSED is true")
@@ -41,11 +42,7 @@ def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datet
         # would see nothing to do, and the boundary would be lost until the next pass.
         at = max(now, item.due) if item.due is not None else now
         state = rt.state.get_presence(item.user_id)
-        stale = (
-            state is None
-            or state.refreshed_at is None
-            or (at - state.refreshed_at > timedelta(minutes=rt.settings.calendar_refresh_minutes))
-        )
+        stale = calendar_is_stale(state, at, rt.settings.calendar_refresh_minutes)
         return reconcile_user(rt, item.user_id, now=at, refresh=stale, scheduler=scheduler)
     if item.kind == "user" and item.user_id:
         try:

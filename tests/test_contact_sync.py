@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sync.contact_sync import run_contact_sync
-from sync.options import set_user_options
+from sync.option_admin import set_user_options
 from sync.runtime import process_runtime
 from sync.user_sync import run_user_sync
 from tests.conftest import Tenant

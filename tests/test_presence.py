@@ -159,7 +159,7 @@ def test_a_status_changed_by_hand_during_the_meeting_wins(office: Tenant) -> Non
 
 
 def test_calendar_option_off_never_changes_the_status(office: Tenant) -> None:
-    from sync.options import set_user_options
+    from sync.option_admin import set_user_options
 
     upn = "user000@contoso.com"
     uid = _id(office, upn)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sync.eligibility import Audience
 from sync.options import UserOptions
-from sync.records import Link, SubscriptionRecord
+from sync.records import Link, OptionOverrides, SubscriptionRecord
 from sync.runtime import process_runtime
 from sync.subscriptions import (
     CreateSubscription,
@@ -22,7 +23,6 @@ from tests.conftest import Tenant
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ON = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=True)
-OFF = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=False)
 
 
 def _link(uid: str, **extra) -> Link:
@@ -37,7 +37,9 @@ def _record(sub_id: str, resource: str, kind: str, expires_in: timedelta, user_i
 
 def test_wanted_subscriptions_follow_links_and_the_calendar_option() -> None:
     links = {"a": _link("a"), "b": _link("b"), "c": _link("c", deprovisioned="disabled")}
-    wanted = wanted_subscriptions(links, {"b": OFF}, ON)
+    wanted = wanted_subscriptions(
+        Audience(links, ON, {"b": OptionOverrides(m365_id="b", upn="b@contoso.com", calendar=False)})
+    )
     assert [(w.kind, w.resource) for w in wanted] == [("users", "/users"), ("calendar", "/users/a/events")]
 
 
@@ -53,14 +55,14 @@ def test_wanted_subscriptions_follow_links_and_the_calendar_option() -> None:
 def test_renewal_well_before_expiry(kind: str, left: timedelta, action) -> None:
     resource = "/users" if kind == "users" else "/users/a/events"
     record = _record("s1", resource, kind, left, None if kind == "users" else "a")
-    wanted = wanted_subscriptions({"a": _link("a")}, {}, ON)
+    wanted = wanted_subscriptions(Audience({"a": _link("a")}, ON, {}))
     wanted = [w for w in wanted if w.resource == resource]
     plan = plan_subscriptions(wanted, {"s1": record}, [("s1", resource)], NOW)
     assert [type(a) for a in plan.actions] == ([action] if action else [])
 
 
 def test_missing_are_created_unneeded_and_orphaned_are_deleted() -> None:
-    wanted = wanted_subscriptions({"a": _link("a")}, {}, ON)
+    wanted = wanted_subscriptions(Audience({"a": _link("a")}, ON, {}))
     records = {"old": _record("old", "/users/gone/events", "calendar", timedelta(days=5), "gone")}
     graph_side = [("old", "/users/gone/events"), ("stray", "/users/a/events")]
     plan = plan_subscriptions(wanted, records, graph_side, NOW)
@@ -76,7 +78,7 @@ def test_missing_are_created_unneeded_and_orphaned_are_deleted() -> None:
 
 
 def test_an_expired_record_is_replaced() -> None:
-    wanted = [w for w in wanted_subscriptions({"a": _link("a")}, {}, ON) if w.kind == "calendar"]
+    wanted = [w for w in wanted_subscriptions(Audience({"a": _link("a")}, ON, {})) if w.kind == "calendar"]
     records = {"s1": _record("s1", "/users/a/events", "calendar", -timedelta(minutes=1), "a")}
     plan = plan_subscriptions(wanted, records, [], NOW)
     assert sorted(type(a).__name__ for a in plan.actions) == ["CreateSubscription", "DeleteSubscription"]
