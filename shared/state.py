@@ -289,31 +289,28 @@ class StateStore:
             "skipped": json.dumps(run.skipped[:_MAX_ERRORS_KEPT])[:30000],
             "skipped_count": len(run.skipped),
             "guard": run.guard or "",
+            "trigger": run.trigger,
+            "subject": run.subject or "",
+            "held": json.dumps(run.held[:_MAX_ERRORS_KEPT])[:30000],
+            "held_count": len(run.held),
         }
         if run.ended_at:
             entity["ended_at"] = run.ended_at
         self._table("runs").upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def recent_runs(self, kind: str, limit: int = 10) -> list[RunRecord]:
+        """The newest runs of one kind, newest first."""
         runs: list[RunRecord] = []
-        for entity in self._table("runs").query_entities(f"PartitionKey eq '{kind}'", results_per_page=limit):
-            runs.append(
-                RunRecord(
-                    kind=kind,
-                    run_id=entity["run_id"],
-                    started_at=entity["started_at"],
-                    ended_at=entity.get("ended_at"),
-                    status=entity["status"],
-                    dry_run=entity.get("dry_run", False),
-                    counts=json.loads(entity.get("counts") or "{}"),
-                    errors=json.loads(entity.get("errors") or "[]"),
-                    skipped=json.loads(entity.get("skipped") or "[]"),
-                    guard=entity.get("guard") or None,
-                )
-            )
+        for entity in self._table("runs").query_entities(f"PartitionKey eq '{_odata(kind)}'", results_per_page=limit):
+            runs.append(_run_from_entity(entity))
             if len(runs) >= limit:
                 break
         return runs
+
+    # -- leases ---------------------------------------------------------------------------------
+    def lease(self, name: str, ttl: timedelta) -> Lease:
+        """A lease on the named lock, not yet acquired (the run envelope acquires and renews it)."""
+        return Lease(self._table("locks"), name, ttl)
 
     # -- the run lock -----------------------------------------------------------------------
     @contextmanager
@@ -422,6 +419,29 @@ class Lease:
         # Expired and taken over, or already gone: nothing of ours to release.
         with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
             self._table.delete_entity("lock", self.name, etag=self._etag, match_condition=MatchConditions.IfNotModified)
+
+
+def _run_from_entity(entity: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        kind=entity["PartitionKey"],
+        run_id=entity["run_id"],
+        started_at=entity["started_at"],
+        trigger=entity.get("trigger") or "",
+        subject=entity.get("subject") or None,
+        ended_at=entity.get("ended_at"),
+        status=entity["status"],
+        dry_run=entity.get("dry_run", False),
+        counts=json.loads(entity.get("counts") or "{}"),
+        errors=json.loads(entity.get("errors") or "[]"),
+        skipped=json.loads(entity.get("skipped") or "[]"),
+        held=json.loads(entity.get("held") or "[]"),
+        guard=entity.get("guard") or None,
+    )
+
+
+def _odata(text: str) -> str:
+    """A string literal's content for an OData filter (quotes doubled)."""
+    return text.replace("'", "''")
 
 
 def _link_entity(link: Link) -> dict[str, Any]:

@@ -42,12 +42,15 @@ class RunRecord(BaseModel):
     kind: str
     run_id: str
     started_at: datetime
+    trigger: str = ""  # timer, cli, admin, queue, ...
+    subject: str | None = None  # the one user, phonebook or subscription a run was about
     ended_at: datetime | None = None
     status: Literal["running", "succeeded", "partial", "failed", "skipped"] = "running"
     dry_run: bool = False
     counts: dict[str, int] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)  # what was left out on purpose, with why
+    held: list[str] = Field(default_factory=list)  # actions held back (by the deletion guard)
     guard: str | None = None  # why deprovisioning was held back, if it was
 
 

@@ -1,0 +1,189 @@
+"""One envelope for every kind of run: the lock, the run record, one summary line, an honest status.
+
+Every run — the nightly and the one-user user sync, a phonebook's contacts, the presence
+pass, the subscription upkeep, and each queue work item — goes through `run_envelope`:
+
+- It takes the run's lock, if it has one (`LockHeld` if another holder's lease is live),
+  renews it by time from a background thread while the run lives, and releases it on any
+  exit. A holder that crashed stops renewing, so its lease simply expires.
+- It writes one run record (kind, trigger, subject, started, ended, status, counts,
+  errors, skipped items, held-back actions) and logs one `run_summary` line.
+- The status is `failed` whenever an exception escapes the run or an upstream outage
+  stopped it (`report.aborted`), `partial` when some items failed or were held back, and
+  `succeeded` otherwise. The exception itself still propagates to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+from shared.errors import one_line
+from shared.telemetry import log_event
+from sync.records import RunRecord
+
+RunKind = Literal["users", "contacts", "presence", "subscriptions"]
+RunKinds: tuple[RunKind, ...] = ("users", "contacts", "presence", "subscriptions")
+Status = Literal["succeeded", "partial", "failed"]
+
+# A lease lives this long unless renewed; renewed every third of it while the run lives.
+LEASE_TTL = timedelta(minutes=5)
+
+
+class Lease(Protocol):
+    def acquire(self) -> None: ...
+
+    def renew(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class RunStore(Protocol):
+    """What the envelope needs from state: leases and run records."""
+
+    def lease(self, name: str, ttl: timedelta) -> Lease: ...
+
+    def save_run(self, run: RunRecord) -> None: ...
+
+
+@dataclass
+class RunReport:
+    """What a run says about itself; the envelope turns it into the record and the summary."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # items that failed; the rest went on
+    skipped: list[str] = field(default_factory=list)  # left out on purpose, with why
+    held: list[str] = field(default_factory=list)  # actions held back (the deletion guard)
+    guard: str | None = None  # why they were held back
+    aborted: str | None = None  # an upstream outage stopped the run
+
+    @property
+    def status(self) -> Status:
+        if self.aborted:
+            return "failed"
+        if self.failures or self.held or self.guard:
+            return "partial"
+        return "succeeded"
+
+
+@dataclass
+class Run:
+    """The run in progress, handed to its body."""
+
+    kind: RunKind
+    trigger: str
+    run_id: str
+    started_at: datetime
+    subject: str | None = None
+    dry_run: bool = False
+    report: RunReport = field(default_factory=RunReport)
+    lease_lost: bool = False
+
+
+@contextmanager
+def run_envelope(
+    store: RunStore,
+    kind: RunKind,
+    *,
+    trigger: str,
+    lock: str | None = None,
+    subject: str | None = None,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    lease_ttl: timedelta = LEASE_TTL,
+) -> Iterator[Run]:
+    """Run the body as one recorded run of `kind`; see the module docstring."""
+    lease = store.lease(lock, lease_ttl) if lock else None
+    if lease is not None:
+        lease.acquire()  # LockHeld propagates: nothing was recorded, the caller decides
+    run = Run(kind, trigger, run_id or uuid.uuid4().hex[:12], now or _utcnow(), subject, dry_run)
+    record = RunRecord(
+        kind=kind, run_id=run.run_id, started_at=run.started_at, trigger=trigger, subject=subject, dry_run=dry_run
+    )
+    renewer = _Renewer(lease, run, lease_ttl / 3) if lease is not None else None
+    try:
+        if lease is not None:
+            store.save_run(record)  # a long run shows as running while it lives
+        if renewer is not None:
+            renewer.start()
+        try:
+            yield run
+        except BaseException as error:
+            _finish(store, record, run, escaped=error)
+            raise
+        _finish(store, record, run, escaped=None)
+    finally:
+        if renewer is not None:
+            renewer.stop()
+        if lease is not None:
+            lease.release()
+
+
+def _finish(store: RunStore, record: RunRecord, run: Run, escaped: BaseException | None) -> None:
+    report = run.report
+    errors = list(report.failures)
+    if report.aborted:
+        errors.append(report.aborted)
+    if escaped is not None:
+        errors.append(one_line(escaped))
+    status: Status = "failed" if escaped is not None else report.status
+    record.ended_at = _utcnow()
+    record.status = status
+    record.counts = dict(report.counts)
+    record.errors = errors
+    record.skipped = list(report.skipped)
+    record.held = list(report.held)
+    record.guard = report.guard
+    store.save_run(record)
+    duration = (record.ended_at - record.started_at).total_seconds()
+    log_event(
+        "run_summary",
+        logging.ERROR if status == "failed" else logging.INFO,
+        run=run.run_id,
+        kind=run.kind,
+        trigger=run.trigger,
+        subject=run.subject,
+        status=status,
+        duration_s=f"{duration:.1f}",
+        error=errors[-1] if status == "failed" and errors else None,
+        **report.counts,
+    )
+
+
+class _Renewer:
+    """Renews the run's lease every `interval` from a daemon thread until stopped."""
+
+    def __init__(self, lease: Lease, run: Run, interval: timedelta) -> None:
+        self._lease = lease
+        self._run = run
+        self._interval = interval.total_seconds()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{run.kind}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self._lease.renew()
+            except Exception as error:  # lost to another holder, or storage failing: say so once
+                self._run.lease_lost = True
+                run = self._run
+                log_event("lock_lost", logging.WARNING, run=run.run_id, kind=run.kind, error=one_line(error))
+                return
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
