@@ -61,7 +61,7 @@ def user_sync_timer(timer: func.TimerRequest) -> None:
         log_event("run_skipped", kind="users", reason="SYNC_PAUSED is true")
         return
     try:
-        run_user_sync(rt)
+        run_user_sync(rt, trigger="timer")
     except LockHeld as error:
         log_event("run_skipped", logging.WARNING, kind="users", reason=str(error))
         return

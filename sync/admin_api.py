@@ -55,7 +55,10 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
     """POST /api/admin/users/run[?only=UPN][&allow_deprovision=true]: run now."""
     try:
         result = run_user_sync(
-            rt, only_upn=query.get("only"), allow_deprovision=_truthy(query.get("allow_deprovision"))
+            rt,
+            only_upn=query.get("only"),
+            allow_deprovision=_truthy(query.get("allow_deprovision")),
+            trigger="admin",
         )
     except ConfigError as error:
         return _error(500, one_line(error))

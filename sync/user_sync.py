@@ -20,13 +20,14 @@ from typing import Any
 from shared.errors import UpstreamUnavailable, one_line
 from shared.graph_models import GraphUser, PhotoInfo
 from shared.settings import SyncScope
-from shared.state import Lease, utcnow
+from shared.state import utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxUnavailable
 from shared.threecx_models import USER_FIELDS, TcxUser
 from sync.eligibility import Audience
+from sync.envelope import RunReport, run_envelope
 from sync.options import UserOptions
-from sync.records import Link, RunRecord
+from sync.records import Link
 from sync.runtime import Runtime
 from sync.users import (
     CreateUser,
@@ -128,67 +129,61 @@ def run_user_sync(
     full: bool = False,
     progress: Progress | None = None,
     only_user_id: str | None = None,
+    trigger: str = "cli",
 ) -> UserSyncResult:
     """Run one user sync (the nightly timer, `python -m sync users`, the admin route).
 
     `only_upn` / `only_user_id` limit it to one user (provision on demand, and the path a
-    `/users` change notification takes).
+    `/users` change notification takes). A dry run writes nothing, not even a run record.
     """
     rt.settings.require_user_sync()
     only_upn = only_upn or only_user_id
-    run_id = uuid.uuid4().hex[:12]
     if dry_run:
+        run_id = uuid.uuid4().hex[:12]
         plan = _plan(rt, run_id, dry_run=True, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full)
         return UserSyncResult(run_id, plan, dry_run=True)
-    with rt.state.lock(LOCK_NAME) as lease:
-        record = RunRecord(kind="users", run_id=run_id, started_at=utcnow())
-        rt.state.save_run(record)
-        result = UserSyncResult(run_id, UserPlan(), dry_run=False)
+    with run_envelope(rt.state, "users", trigger=trigger, lock=LOCK_NAME, subject=only_upn) as run:
+        result = UserSyncResult(run.run_id, UserPlan(), dry_run=False)
         try:
             result.plan = _plan(
-                rt, run_id, dry_run=False, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full
+                rt, run.run_id, dry_run=False, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full
             )
-            _apply(rt, result, lease, progress)
+            _apply(rt, result, progress)
         except RunAborted as error:
             result.aborted = str(error)
-        except Exception as error:
-            result.aborted = one_line(error)
-            record.errors.append(result.aborted)
-            _finish(rt, record, result)
-            raise
-        _finish(rt, record, result)
+        finally:
+            run.report = _report(result)
         return result
 
 
-def _finish(rt: Runtime, record: RunRecord, result: UserSyncResult) -> None:
-    record.ended_at = utcnow()
-    record.status = result.status  # type: ignore[assignment]
-    record.counts = result.counts
-    record.errors = [f"{o.action.upn}: {o.error}" for o in result.outcomes if not o.ok] + (
-        [result.aborted] if result.aborted else []
-    )
-    record.guard = result.plan.guard.describe() if result.plan.guard else None
-    rt.state.save_run(record)
-    if result.plan.guard:
+def _report(result: UserSyncResult) -> RunReport:
+    """The run's own account of itself, for the envelope's record and summary line."""
+    guard = result.plan.guard
+    if guard is not None:
         log_event(
             "ALERT deletion_guard",
             logging.ERROR,
             run=result.run_id,
             kind="users",
-            would_remove=result.plan.guard.would_remove,
-            synced=result.plan.guard.synced,
-            limit=result.plan.guard.limit,
+            would_remove=guard.would_remove,
+            synced=guard.synced,
+            limit=guard.limit,
         )
-    duration = (record.ended_at - record.started_at).total_seconds()
-    log_event(
-        "run_summary",
-        logging.ERROR if result.aborted else logging.INFO,
-        run=result.run_id,
-        kind="users",
-        status=result.status,
-        duration_s=f"{duration:.1f}",
-        error=result.aborted,
-        **result.counts,
+    return RunReport(
+        counts=result.counts,
+        failures=[f"{o.action.upn}: {o.error}" for o in result.outcomes if not o.ok],
+        skipped=[f"{skip.upn}: {skip.reason}" for skip in result.plan.skipped],
+        held=[_describe_held(action) for action in guard.held] if guard else [],
+        guard=guard.describe() if guard else None,
+        aborted=result.aborted,
+    )
+
+
+def _describe_held(action: UserAction) -> str:
+    extension = getattr(action, "extension", None)
+    reason = getattr(action, "reason", "")
+    return (
+        f"{action.kind} {action.upn}" + (f" (ext {extension})" if extension else "") + (f": {reason}" if reason else "")
     )
 
 
@@ -289,7 +284,7 @@ def _plan_counts(plan: UserPlan) -> dict[str, int]:
 # -- applying the plan -------------------------------------------------------------------------
 
 
-def _apply(rt: Runtime, result: UserSyncResult, lease: Lease, progress: Progress | None) -> None:
+def _apply(rt: Runtime, result: UserSyncResult, progress: Progress | None) -> None:
     links = rt.state.links()
     ordered = sorted(result.plan.actions, key=lambda action: _APPLY_ORDER.index(action.kind))
     applier = _Applier(rt, links)
@@ -312,8 +307,6 @@ def _apply(rt: Runtime, result: UserSyncResult, lease: Lease, progress: Progress
         _log_outcome(result.run_id, outcome)
         if progress is not None:
             progress(index, len(ordered))
-        if index % 200 == 0:
-            lease.renew()
 
 
 def _log_outcome(run_id: str, outcome: ActionOutcome) -> None:

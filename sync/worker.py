@@ -46,7 +46,7 @@ def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datet
         return reconcile_user(rt, item.user_id, now=at, refresh=stale, scheduler=scheduler)
     if item.kind == "user" and item.user_id:
         try:
-            result = run_user_sync(rt, only_user_id=item.user_id)
+            result = run_user_sync(rt, only_user_id=item.user_id, trigger="queue")
         except LockHeld:
             scheduler.schedule(item, LOCK_RETRY)
             return "rescheduled"

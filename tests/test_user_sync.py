@@ -122,6 +122,9 @@ def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(
     record = tenant.state.recent_runs("users")[0]
     assert record.status == "partial"
     assert "6 of 10" in (record.guard or "")
+    assert record.trigger == "cli"
+    assert len(record.held) == 6  # every held-back action, by name, for the approval
+    assert all(held.startswith("delete user00") and "(ext " in held for held in record.held)
     assert any("ALERT deletion_guard" in r.getMessage() for r in caplog.records)
 
     approved = run_user_sync(tenant.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="5"), allow_deprovision=True)
