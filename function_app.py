@@ -106,10 +106,7 @@ def contact_sync_timer(timer: func.TimerRequest) -> None:
         return
     if not rt.settings.shared_mailboxes and not eligible_personal_users(rt) and not rt.state.personal_books():
         return  # nothing to sync: no shared mailboxes, no user with personal contacts on
-    try:
-        run_contact_sync(rt, phonebook=rt.phonebook)
-    except LockHeld as error:
-        log_event("run_skipped", logging.WARNING, kind="contacts", reason=str(error))
+    run_contact_sync(rt, phonebook=rt.phonebook, trigger="timer")
 
 
 @app.function_name("work_queue_worker")

@@ -295,15 +295,12 @@ def _contacts(args: argparse.Namespace) -> int:
     from sync.contact_sync import run_contact_sync
 
     rt = _runtime()
-    try:
-        result = run_contact_sync(rt, full=args.full, phonebook=rt.phonebook)
-    except LockHeld as error:
-        print(f"error: {error}; try again when it ends", file=sys.stderr)
-        return EXIT_FAILED
+    result = run_contact_sync(rt, full=args.full, phonebook=rt.phonebook)
     if args.json:
         payload = {
             **result.counts(),
-            "run_id": result.run_id,
+            "run_ids": result.run_ids,
+            "busy": result.busy,
             "status": result.status,
             "error": result.aborted,
             "phonebooks": {kind: result.counts(kind) for kind in ("company", "personal")},
@@ -329,7 +326,9 @@ def _contacts(args: argparse.Namespace) -> int:
                 print(f"  ! skipped {skip.source}: {skip.reason}")
             for failure in book.failures:
                 print(f"  ✗ {book.plan.book} {failure}")
-        if not result.books:
+        for book in result.busy:
+            print(f"  ~ {book}: another run is syncing this phonebook now; left to it")
+        if not result.books and not result.busy and not result.aborted:
             print("No phonebooks to sync: set SHARED_MAILBOXES or turn on personal_contacts for some users.")
     if result.aborted:
         print(f"error: {result.aborted}", file=sys.stderr)

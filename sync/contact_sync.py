@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from shared.errors import UpstreamUnavailable, one_line
 from shared.graph import GraphApiError
 from shared.graph_models import GraphContact
 from shared.personal_phonebook import ImpersonatedPhonebook, MyPhoneSessionError, PersonalPhonebook
-from shared.state import utcnow
+from shared.state import LockHeld, utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxError, TcxUnavailable
 from sync.contacts import (
@@ -40,10 +40,10 @@ from sync.contacts import (
     wanted_personal,
 )
 from sync.eligibility import Audience
-from sync.records import Link, RunRecord
+from sync.envelope import RunReport, run_envelope
+from sync.records import Link
 from sync.runtime import Runtime
 
-LOCK_NAME = "contact-sync"
 COMPANY_BOOK = "company"
 FOLDER_LIST_MAX_AGE = timedelta(hours=24)
 PERSONAL_BOOK_WORKERS = 4
@@ -56,38 +56,56 @@ class ContactRunAborted(UpstreamUnavailable):
 
 @dataclass
 class BookResult:
+    """One phonebook's run: its plan, what was done, what failed."""
+
     plan: BookPlan
     kind: str  # "company" or "personal"
     done: dict[str, int] = field(default_factory=lambda: {"create": 0, "update": 0, "delete": 0})
     failures: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": self.done["create"],
+            "updated": self.done["update"],
+            "deleted": self.done["delete"],
+            "unchanged": self.plan.unchanged,
+            "failed": len(self.failures),
+            "skipped": len(self.plan.skipped),
+        }
 
 
 @dataclass
 class ContactSyncResult:
-    run_id: str
+    """A sweep over phonebooks: each book is its own recorded run."""
+
     books: list[BookResult] = field(default_factory=list)
-    aborted: str | None = None
+    aborted: str | None = None  # an outage stopped the sweep
+    busy: list[str] = field(default_factory=list)  # books another run was reconciling
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [book.run_id for book in self.books if book.run_id]
 
     def counts(self, kind: str | None = None) -> dict[str, int]:
-        books = [b for b in self.books if kind is None or b.kind == kind]
-        return {
-            "created": sum(b.done["create"] for b in books),
-            "updated": sum(b.done["update"] for b in books),
-            "deleted": sum(b.done["delete"] for b in books),
-            "unchanged": sum(b.plan.unchanged for b in books),
-            "failed": sum(len(b.failures) for b in books),
-            "skipped": sum(len(b.plan.skipped) for b in books),
-        }
+        books = [b.counts() for b in self.books if kind is None or b.kind == kind]
+        names = ("created", "updated", "deleted", "unchanged", "failed", "skipped")
+        return {name: sum(book[name] for book in books) for name in names}
 
     @property
     def status(self) -> str:
         if self.aborted:
             return "failed"
-        return "partial" if any(b.failures for b in self.books) else "succeeded"
+        return "partial" if any(b.failures for b in self.books) or self.busy else "succeeded"
 
 
 def personal_book(m365_id: str) -> str:
     return f"user:{m365_id}"
+
+
+def book_lock(book: str) -> str:
+    """Each phonebook has its own lock: runs for different books never wait for each other."""
+    return f"contacts:{book}"
 
 
 def eligible_personal_users(rt: Runtime) -> dict[str, Link]:
@@ -101,30 +119,23 @@ def run_contact_sync(
     mailbox: str | None = None,
     full: bool = False,
     phonebook: PersonalPhonebook | None = None,
+    trigger: str = "cli",
 ) -> ContactSyncResult:
-    """Reconcile the phonebooks (all of them, or only those `mailbox` feeds)."""
+    """Reconcile the phonebooks (all of them, or only those `mailbox` feeds), each as its own run.
+
+    A book another run holds is left to it and listed in `busy`. An outage (3CX or Graph
+    unreachable) fails the book it hit and stops the sweep: every further book would fail
+    the same way.
+    """
     rt.settings.require_graph()
     rt.settings.require_tcx()
     phonebook = phonebook or ImpersonatedPhonebook(rt.tcx)
-    result = ContactSyncResult(uuid.uuid4().hex[:12])
-    with rt.state.lock(LOCK_NAME):
-        record = RunRecord(kind="contacts", run_id=result.run_id, started_at=utcnow())
-        rt.state.save_run(record)
-        try:
-            _run(rt, result, mailbox, full, phonebook)
-        except ContactRunAborted as error:
-            result.aborted = str(error)
-        finally:
-            _finish(rt, record, result)
-    return result
-
-
-def _run(rt: Runtime, result: ContactSyncResult, mailbox: str | None, full: bool, phonebook: PersonalPhonebook) -> None:
+    sweep = _Sweep(rt, ContactSyncResult(), trigger)
     shared = [address.lower() for address in rt.settings.shared_mailboxes]
     users = eligible_personal_users(rt)
     wanted_mailbox = mailbox.lower() if mailbox else None
     if shared and (wanted_mailbox is None or wanted_mailbox in shared):
-        result.books.append(_guarded(COMPANY_BOOK, "company", lambda: _sync_company(rt, shared, full)))
+        sweep.add(sweep.book(COMPANY_BOOK, "company", lambda: _sync_company(rt, shared, full)))
     written = rt.state.personal_books()
     chosen = [
         (m365_id, link)
@@ -134,25 +145,66 @@ def _run(rt: Runtime, result: ContactSyncResult, mailbox: str | None, full: bool
     # Personal books are independent of each other: a few at a time (different mailboxes, so
     # Outlook's 4-per-mailbox concurrency limit is never approached).
     with ThreadPoolExecutor(max_workers=PERSONAL_BOOK_WORKERS) as pool:
-        books = pool.map(
-            lambda item: _guarded(
+        for outcome in pool.map(
+            lambda item: sweep.book(
                 personal_book(item[0]),
                 "personal",
                 lambda: _sync_personal(rt, item[0], item[1], full, phonebook, written),
             ),
             chosen,
-        )
-        result.books.extend(books)
+        ):
+            sweep.add(outcome)
     if wanted_mailbox is None:
         for m365_id, extension in written.items():
             if m365_id not in users:
-                result.books.append(
-                    _guarded(
+                sweep.add(
+                    sweep.book(
                         personal_book(m365_id),
                         "personal",
                         lambda m365_id=m365_id, extension=extension: _clear_personal(rt, m365_id, extension, phonebook),
                     )
                 )
+    return sweep.result
+
+
+class _Sweep:
+    """Runs each phonebook in its own envelope; an outage stops the books not yet started."""
+
+    def __init__(self, rt: Runtime, result: ContactSyncResult, trigger: str) -> None:
+        self.rt = rt
+        self.result = result
+        self.trigger = trigger
+        self._lock = threading.Lock()
+
+    def add(self, outcome: BookResult | None) -> None:
+        if outcome is not None:
+            self.result.books.append(outcome)
+
+    def book(self, book: str, kind: str, sync: Callable[[], BookResult]) -> BookResult | None:
+        """Reconcile one book as its own run; None when it was busy, or an outage stopped it."""
+        if self.result.aborted:
+            return None
+        try:
+            with run_envelope(
+                self.rt.state, "contacts", trigger=self.trigger, lock=book_lock(book), subject=book
+            ) as run:
+                outcome = _guarded(book, kind, sync)
+                outcome.run_id = run.run_id
+                run.report = RunReport(
+                    counts=outcome.counts(),
+                    failures=list(outcome.failures),
+                    skipped=[f"{skip.source}: {skip.reason}" for skip in outcome.plan.skipped],
+                )
+        except LockHeld:
+            with self._lock:
+                self.result.busy.append(book)
+            log_event("run_skipped", logging.WARNING, kind="contacts", subject=book, reason="another run holds it")
+            return None
+        except UpstreamUnavailable as error:  # recorded as failed by the envelope; the sweep stops
+            with self._lock:
+                self.result.aborted = self.result.aborted or one_line(error)
+            return None
+        return outcome
 
 
 def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
@@ -288,32 +340,6 @@ def _log(book: BookResult, action: ContactAction, outcome: str, error: str | Non
         key=action.key,
         outcome=outcome,
         error=error,
-    )
-
-
-def _finish(rt: Runtime, record: RunRecord, result: ContactSyncResult) -> None:
-    record.ended_at = utcnow()
-    record.status = result.status  # type: ignore[assignment]
-    per_book = {kind: result.counts(kind) for kind in ("company", "personal")}
-    record.counts = {
-        **result.counts(),
-        **{f"{kind}_{name}": value for kind, counts in per_book.items() for name, value in counts.items()},
-    }
-    record.skipped = [f"{skip.source}: {skip.reason}" for book in result.books for skip in book.plan.skipped]
-    record.errors = [failure for book in result.books for failure in book.failures] + (
-        [result.aborted] if result.aborted else []
-    )
-    rt.state.save_run(record)
-    log_event(
-        "run_summary",
-        logging.ERROR if result.aborted else logging.INFO,
-        run=result.run_id,
-        kind="contacts",
-        status=result.status,
-        books=len(result.books),
-        error=result.aborted,
-        **result.counts(),
-        **{f"{kind}_{name}": value for kind, counts in per_book.items() for name, value in counts.items()},
     )
 
 

@@ -67,8 +67,8 @@ def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datet
 
 def _contacts(rt: Runtime, item: WorkItem, scheduler: Scheduler) -> str:
     """Reconcile the phonebook the notified mailbox feeds; a run in progress means: later."""
-    try:
-        return run_contact_sync(rt, mailbox=item.user_id, phonebook=rt.phonebook).status
-    except LockHeld:
-        scheduler.schedule(item, LOCK_RETRY)
+    result = run_contact_sync(rt, mailbox=item.user_id, phonebook=rt.phonebook, trigger="queue")
+    if result.busy:
+        scheduler.schedule(item, LOCK_RETRY)  # the book another run holds is looked at again later
         return "rescheduled"
+    return result.status

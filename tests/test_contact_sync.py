@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -176,9 +177,9 @@ def test_skip_reasons_and_per_book_counts_are_in_the_run_record(shared: Tenant) 
     shared.graph.add_contact(shared.sales, **person("No", "Number", "none@x.example", phone=""))
     shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
     run_contact_sync(process_runtime())
-    (record,) = shared.state.recent_runs("contacts")
-    assert record.counts["company_created"] == 1
-    assert record.counts["personal_created"] == 0
+    (record,) = shared.state.recent_runs("contacts")  # one run per phonebook: here the company one
+    assert (record.subject, record.trigger, record.status) == ("company", "cli", "succeeded")
+    assert record.counts["created"] == 1
     assert [line.split(": ", 1)[1] for line in record.skipped] == ["no phone number"]
 
 
@@ -216,3 +217,33 @@ def test_a_deleted_users_book_record_is_dropped(tenant_env: Tenant) -> None:
 
     assert result.status == "succeeded"
     assert tenant_env.state.personal_books() == {}
+
+
+def test_a_graph_outage_fails_the_run_and_says_why(shared: Tenant) -> None:
+    """The fault: Graph kept answering 503 and the contacts run was recorded as succeeded, no error."""
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+    shared.graph.inject(503, count=50, path_pattern=r"/contacts")
+
+    result = run_contact_sync(process_runtime())
+
+    assert result.status == "failed"
+    assert "Microsoft Graph unavailable" in (result.aborted or "")
+    (record,) = shared.state.recent_runs("contacts")
+    assert (record.subject, record.status) == ("company", "failed")
+    assert any("Microsoft Graph unavailable" in error for error in record.errors)
+    assert shared.pbx.company_contacts == {}
+
+
+def test_a_phonebook_another_run_holds_is_left_to_it_and_the_others_go_on(tenant_env: Tenant) -> None:
+    (user_id,) = tenant_env.add_users(1)
+    run_user_sync(tenant_env.runtime())
+    rt = process_runtime()
+    set_user_options(rt, "user000@contoso.com", {"personal_contacts": True})
+    tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
+    tenant_env.state.lease("contacts:company", timedelta(minutes=5)).acquire()  # another instance's run
+
+    result = run_contact_sync(tenant_env.runtime(SHARED_MAILBOXES=SALES))
+
+    assert result.busy == ["company"]
+    assert result.status == "partial"
+    assert result.counts("personal")["created"] == 1
