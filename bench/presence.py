@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.stack import local_stack  # noqa: E402
-from shared.work_items import WorkItem  # noqa: E402
+from shared.work_items import CalendarWork  # noqa: E402
 from sync.presence_run import reconcile_user, run_presence_pass  # noqa: E402
 from sync.records import Link, PresenceState, StatusInterval  # noqa: E402
 from sync.runtime import process_runtime  # noqa: E402
@@ -147,7 +147,7 @@ def main() -> int:
         precise = links[100:120]
         for link in precise:
             stack.graph.add_event(link.m365_id, start=start, end=start + timedelta(seconds=4))
-            rt.queue.send(WorkItem(kind="calendar", user_id=link.m365_id))
+            rt.queue.send(CalendarWork(user_id=link.m365_id))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(capture.lags) < 2 * len(precise):
             time.sleep(0.2)  # waiting for the worker, not timing it: lags come from its own log lines

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from fakes.azurite import start_azurite  # noqa: E402
 from shared.queues import WorkQueue  # noqa: E402
 from shared.state import StateStore  # noqa: E402
-from shared.work_items import WorkItem  # noqa: E402
+from shared.work_items import parse_work  # noqa: E402
 from sync.records import SubscriptionRecord  # noqa: E402
 
 TENANT_ID = "4b1c2d3e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
@@ -163,7 +163,7 @@ def _route_logic_ms(records: list[SubscriptionRecord], total: int) -> float:
 
 def _sample_is_work(queue: WorkQueue) -> bool:
     texts = queue.peek(32)
-    return bool(texts) and all(WorkItem.from_message(text).kind == "calendar" for text in texts)
+    return bool(texts) and all(parse_work(text).kind == "calendar" for text in texts)
 
 
 def main() -> int:

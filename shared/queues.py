@@ -1,6 +1,6 @@
 """The work queue in Azure Queue Storage, readable and writable by the Functions host.
 
-The webhook and the scheduler put `WorkItem`s here; the queue-triggered worker takes them
+The webhook and the scheduler put typed `Work` messages here; the queue-triggered worker takes them
 off. Messages are base64-encoded on the wire because that is what the Functions queue
 trigger and output binding use by default: a message written here is read by the host
 and the reverse. A message the worker gave up on goes to `<name>-poison`, exactly where
@@ -23,7 +23,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from shared.telemetry import log_event
-from shared.work_items import WorkItem
+from shared.work_items import Work
 
 # Azure Storage refuses a visibility delay beyond 7 days; later work is clamped to that,
 # and whoever reads it early (a `boundary` item) re-checks the time and re-queues itself.
@@ -97,7 +97,7 @@ class WorkQueue:
         with suppress(ResourceExistsError):
             self._client.create_queue()
 
-    def send(self, item: WorkItem, *, visible_after: timedelta | None = None) -> None:
+    def send(self, item: Work, *, visible_after: timedelta | None = None) -> None:
         """Queue one work item; with `visible_after`, it is delivered only after that delay (at most 7 days)."""
         self.send_text(item.to_message(), visible_after=visible_after)
 

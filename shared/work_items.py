@@ -1,45 +1,90 @@
-"""Messages on the work queue: what the queue-triggered worker is asked to reconcile.
+"""Messages on the work queue: one typed model per kind of work the worker is asked to do.
 
-A Graph notification only says *which* user's calendar (or which user) changed; the worker
-reads the current data and converges (level-triggered), so duplicates, reordering and
-loss cost nothing. Scheduled status boundaries ride the same queue with a visibility delay.
+A Graph notification only says *which* user's calendar (or which user, or which mailbox)
+changed; the worker reads the current data and converges (level-triggered), so
+duplicates, reordering and loss cost nothing. Scheduled status boundaries ride the same
+queue with a visibility delay. `Work` is a union discriminated on `kind`; `parse_work`
+turns a message back into the one model its kind names, or raises `ValueError`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-WorkKind = Literal["calendar", "user", "boundary", "lifecycle", "contacts"]
 LifecycleEvent = Literal["reauthorizationRequired", "subscriptionRemoved", "missed"]
+GraphId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class WorkItem(BaseModel):
-    """One unit of work for the worker.
+class _Message(BaseModel):
+    """What every message carries besides its kind."""
 
-    - `calendar`: re-read `user_id`'s calendar and re-plan its status (a change notification).
-    - `user`: sync this one M365 user into 3CX now (a `/users` change notification).
-    - `boundary`: an event starts or ends at `due`; recompute `user_id`'s status.
-    - `lifecycle`: Graph's lifecycle notification `lifecycle_event` for `subscription_id`.
-    - `contacts`: re-read the contacts of mailbox `user_id` (an M365 user id, or a shared
-      mailbox's address) and reconcile the phonebook it feeds.
-    """
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_config = ConfigDict(extra="forbid")
-
-    kind: WorkKind
-    user_id: str | None = Field(None, max_length=128)
-    subscription_id: str | None = Field(None, max_length=128)
-    lifecycle_event: LifecycleEvent | None = None
-    due: datetime | None = None
     change_type: str | None = Field(None, max_length=32)
     received_at: datetime | None = None  # when the webhook accepted it (for latency telemetry)
 
     def to_message(self) -> str:
         return self.model_dump_json(exclude_none=True)
 
-    @classmethod
-    def from_message(cls, text: str) -> WorkItem:
-        return cls.model_validate_json(text)
+
+class CalendarWork(_Message):
+    """Re-read `user_id`'s calendar and re-decide their status (a calendar change notification)."""
+
+    kind: Literal["calendar"] = "calendar"
+    user_id: GraphId
+    subscription_id: GraphId | None = None
+
+
+class UserWork(_Message):
+    """Sync this one M365 user into 3CX now (a `/users` change notification)."""
+
+    kind: Literal["user"] = "user"
+    user_id: GraphId
+    subscription_id: GraphId | None = None
+
+
+class BoundaryWork(_Message):
+    """An event of `user_id` starts or ends at `due`: decide their status as of then."""
+
+    kind: Literal["boundary"] = "boundary"
+    user_id: GraphId
+    due: datetime
+
+
+class LifecycleWork(_Message):
+    """Graph's lifecycle notification `lifecycle_event` for our subscription `subscription_id`."""
+
+    kind: Literal["lifecycle"] = "lifecycle"
+    subscription_id: GraphId
+    lifecycle_event: LifecycleEvent
+    user_id: GraphId | None = None  # whose data the subscription watches, for the log
+
+
+class ContactsWork(_Message):
+    """Re-read mailbox `user_id`'s contacts (an M365 user id, or a shared mailbox's address)."""
+
+    kind: Literal["contacts"] = "contacts"
+    user_id: GraphId
+    subscription_id: GraphId | None = None
+
+
+Work = Annotated[
+    CalendarWork | UserWork | BoundaryWork | LifecycleWork | ContactsWork,
+    Field(discriminator="kind"),
+]
+WorkKind = Literal["calendar", "user", "boundary", "lifecycle", "contacts"]
+
+_WORK: TypeAdapter[Work] = TypeAdapter(Work)
+
+
+def parse_work(text: str) -> Work:
+    """The work a queue message stands for; `ValueError` (pydantic's) for anything else."""
+    return _WORK.validate_json(text)
+
+
+def work_from_fields(fields: dict[str, Any]) -> Work:
+    """The work these fields describe; `ValueError` (pydantic's) when they describe none."""
+    return _WORK.validate_python(fields)

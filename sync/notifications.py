@@ -2,7 +2,7 @@
 
 Graph wants an answer within seconds and retries (then throttles, then drops) slow
 endpoints, so the routes only authenticate and queue: each accepted notification becomes
-a `WorkItem` that the queue-triggered worker reconciles later. Everything here is pure
+a typed piece of `Work` that the queue-triggered worker reconciles later. Everything here is pure
 (no Functions or storage types): the caller passes the query, the raw body, a subscription
 lookup and a clock, and puts `WebhookAnswer.work` on the queue.
 
@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from shared.notification_models import ChangeNotification, ChangeNotificationCollection
 from shared.telemetry import log_event
-from shared.work_items import LifecycleEvent, WorkItem
+from shared.work_items import LifecycleEvent, Work, work_from_fields
 from sync.records import SubscriptionRecord
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -66,7 +66,7 @@ class WebhookAnswer:
     status: int
     body: str
     content_type: str  # "text/plain" for the handshake, "application/json" otherwise
-    work: list[WorkItem] = field(default_factory=list)
+    work: list[Work] = field(default_factory=list)
 
 
 def receive_notifications(
@@ -119,7 +119,7 @@ def _receive(
         return _json_answer(400, {"error": "body is not a Graph change notification collection"})
 
     received_at = now()
-    work: dict[str, WorkItem] = {}  # keyed by the message text: identical items collapse, order kept
+    work: dict[str, Work] = {}  # keyed by the message text: identical items collapse, order kept
     drops = _DropLog(route)
     for notification in collection.value:
         if not is_plausible_subscription_id(notification.subscription_id):
@@ -187,7 +187,7 @@ def _judge(
     record: SubscriptionRecord | None,
     tenant_id: str,
     received_at: datetime,
-) -> WorkItem | Drop:
+) -> Work | Drop:
     """The work item one notification asks for, or why it is dropped."""
     if record is None:
         return Drop("unknown subscription")
@@ -224,7 +224,7 @@ def _judge(
     if not notification.is_lifecycle:
         fields.update(subscription_id=notification.subscription_id, change_type=notification.change_type)
     try:
-        return WorkItem.model_validate({**fields, "received_at": received_at})
+        return work_from_fields({**fields, "received_at": received_at})
     except ValidationError:
         return Drop("does not fit a work item")
 
@@ -314,7 +314,7 @@ def _loggable(notification: ChangeNotification) -> str:
     return "".join(ch if ch.isascii() and ch.isprintable() and ch not in " \"'" else "?" for ch in text)
 
 
-def _json_answer(status: int, payload: dict[str, str], work: list[WorkItem] | None = None) -> WebhookAnswer:
+def _json_answer(status: int, payload: dict[str, str], work: list[Work] | None = None) -> WebhookAnswer:
     return WebhookAnswer(status, json.dumps(payload), "application/json", work or [])
 
 

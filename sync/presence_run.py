@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.errors import one_line
+from shared.errors import UpstreamUnavailable, one_line
 from shared.state import ConcurrentUpdate
 from shared.telemetry import log_event
-from shared.work_items import WorkItem
+from shared.work_items import BoundaryWork, Work
 from sync.eligibility import Audience, calendar_is_stale
+from sync.envelope import RunReport, run_envelope
 from sync.options import tenant_defaults
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
 from sync.records import Link, PresenceState, StatusInterval
@@ -33,6 +34,7 @@ from sync.runtime import Runtime
 WINDOW_BEFORE = timedelta(minutes=5)
 WINDOW_AFTER = timedelta(days=2)
 _CONFLICT_RETRIES = 4
+PRESENCE_LOCK = "presence-pass"
 
 Outcome = Literal["changed", "reverted", "unchanged", "failed", "skipped"]
 
@@ -40,7 +42,7 @@ Outcome = Literal["changed", "reverted", "unchanged", "failed", "skipped"]
 class Scheduler:
     """Where boundary messages go: the work queue in Azure and under `serve`, nowhere in a one-off pass."""
 
-    def schedule(self, item: WorkItem, delay: timedelta) -> None:  # pragma: no cover - interface
+    def schedule(self, item: Work, delay: timedelta) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -48,7 +50,7 @@ class Scheduler:
 class QueueScheduler(Scheduler):
     queue: object  # shared.queues.WorkQueue
 
-    def schedule(self, item: WorkItem, delay: timedelta) -> None:
+    def schedule(self, item: Work, delay: timedelta) -> None:
         self.queue.send(item, visible_after=max(delay, timedelta(0)))  # type: ignore[attr-defined]
 
 
@@ -60,6 +62,7 @@ class PresenceCounts:
     failed: int = 0
     refreshed: int = 0
     errors: list[str] = field(default_factory=list)
+    aborted: str | None = None  # an outage stopped the pass
 
     def add(self, outcome: Outcome) -> None:
         if outcome != "skipped":
@@ -131,7 +134,7 @@ def reconcile_user(
             _log_change(decision, link, now)
         if decision.scheduled is not None and scheduler is not None:
             due = decision.scheduled
-            scheduler.schedule(WorkItem(kind="boundary", user_id=m365_id, due=due), due - now)
+            scheduler.schedule(BoundaryWork(user_id=m365_id, due=due), due - now)
         return decision.outcome
     raise ConcurrentUpdate(m365_id)
 
@@ -196,14 +199,35 @@ def run_presence_pass(
     scheduler: Scheduler | None = None,
     enqueue_refresh: Callable[[str], None] | None = None,
     refresh_all: bool = False,
+    trigger: str = "cli",
 ) -> PresenceCounts:
     """One presence pass: refresh calendars that are due, apply the status each user should have now.
 
     With `enqueue_refresh`, due calendars are handed to the queue (the worker reads them, in
-    parallel); without it they are read here, one after the other.
+    parallel); without it they are read here, one after the other. One user's failure never
+    stops the pass; an outage (3CX or Graph unreachable) does, since every further user
+    would fail the same way. `LockHeld` if another pass is still running.
     """
     now = now or datetime.now(UTC)
     counts = PresenceCounts()
+    with run_envelope(rt.state, "presence", trigger=trigger, lock=PRESENCE_LOCK) as run:
+        try:
+            _pass(rt, counts, now, scheduler, enqueue_refresh, refresh_all)
+        except UpstreamUnavailable as error:
+            counts.aborted = one_line(error)
+        finally:
+            run.report = RunReport(counts=counts.as_dict(), failures=list(counts.errors), aborted=counts.aborted)
+    return counts
+
+
+def _pass(
+    rt: Runtime,
+    counts: PresenceCounts,
+    now: datetime,
+    scheduler: Scheduler | None,
+    enqueue_refresh: Callable[[str], None] | None,
+    refresh_all: bool,
+) -> None:
     audience = Audience.of(rt.state, rt.settings)
     calendar_users = audience.calendar_users()
     states = rt.state.presence_states()
@@ -224,6 +248,8 @@ def run_presence_pass(
                 continue
         try:
             outcome = reconcile_user(rt, m365_id, now=now, refresh=due, scheduler=scheduler, link=link, enabled=True)
+        except UpstreamUnavailable:
+            raise
         except Exception as error:  # one user's failure never stops the pass
             counts.failed += 1
             counts.errors.append(f"{link.upn}: {one_line(error)}")
@@ -231,5 +257,3 @@ def run_presence_pass(
             continue
         counts.refreshed += int(due)
         counts.add(outcome)
-    log_event("presence_summary", kind="presence", **counts.as_dict())
-    return counts

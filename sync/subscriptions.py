@@ -21,6 +21,7 @@ from typing import ClassVar, Literal
 from shared.graph import GraphApiError
 from shared.telemetry import log_event
 from sync.eligibility import Audience
+from sync.envelope import RunReport, run_envelope
 from sync.records import SubscriptionRecord
 from sync.runtime import Runtime
 
@@ -43,6 +44,7 @@ CHANGE_TYPES: Mapping[str, str] = {
     "users": "updated,deleted",
 }
 USERS_RESOURCE = "/users"
+UPKEEP_LOCK = "subscriptions"
 
 
 def calendar_resource(user_id: str) -> str:
@@ -170,11 +172,21 @@ class SubscriptionResult:
         }
 
 
-def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> SubscriptionResult:
-    """Create missing, renew expiring, delete orphaned subscriptions (the timer and the CLI)."""
+def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None, trigger: str = "cli") -> SubscriptionResult:
+    """Create missing, renew expiring, delete orphaned subscriptions (the timer and the CLI), as one run."""
     rt.settings.require_graph()
     rt.settings.require_webhook()
     now = now or datetime.now(UTC)
+    result = SubscriptionResult(SubscriptionPlan())
+    with run_envelope(rt.state, "subscriptions", trigger=trigger, lock=UPKEEP_LOCK) as run:
+        try:
+            _upkeep(rt, result, now)
+        finally:
+            run.report = RunReport(counts=result.as_dict(), failures=list(result.errors))
+    return result
+
+
+def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
     wanted = wanted_subscriptions(Audience.of(rt.state, rt.settings), rt.settings.shared_mailboxes)
     records = rt.state.subscriptions()
     ours = _notification_base(rt)
@@ -195,7 +207,7 @@ def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> Subs
             rt.state.delete_subscription(record.id)
             del records[record.id]
     plan = plan_subscriptions(wanted, records, graph_side, now)
-    result = SubscriptionResult(plan)
+    result.plan = plan
     for action in plan.actions:
         try:
             _apply(rt, action, result, now)
@@ -220,7 +232,6 @@ def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None) -> Subs
         soonest_expiry=soonest.strftime("%Y-%m-%dT%H:%M:%SZ") if soonest else None,
         **result.as_dict(),
     )
-    return result
 
 
 def _notification_base(rt: Runtime) -> str:

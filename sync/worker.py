@@ -1,74 +1,130 @@
-"""The queue-triggered worker: one WorkItem in, the matching reconcile out.
+"""The queue-triggered worker: one typed piece of work in, the matching reconcile out.
 
 Every kind of work is level-triggered, so a duplicate or late message only repeats a
-reconcile that changes nothing. Work that cannot be done yet (a boundary message that
-became visible early, a user sync while a run holds the lock) goes back on the queue with
-a delay instead of failing.
+reconcile that changes nothing. Each piece of work runs as one recorded run (the
+envelope) of the capability it belongs to, and ends in one of three ways, like a
+controller's `Reconcile`:
+
+- `Done(outcome)` — finished (including "nothing to do" and a refusal recorded as a
+  failure: retrying the same request cannot fix a 4xx);
+- `RequeueAfter(delay)` — not yet: a boundary message that became visible early, or a run
+  of the same kind holding the lock; the trigger puts the message back with that delay;
+- an `UpstreamUnavailable` raised — Graph or 3CX is out: the Functions host retries the
+  message with its backoff and, after `maxDequeueCount` tries, moves it to the poison queue.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
+from shared.errors import UpstreamRefused, one_line
 from shared.state import LockHeld
 from shared.telemetry import log_event
-from shared.work_items import WorkItem
-from sync.contact_sync import run_contact_sync
+from shared.work_items import BoundaryWork, CalendarWork, ContactsWork, LifecycleWork, UserWork, Work
+from sync.contact_sync import ContactRunAborted, run_contact_sync
 from sync.eligibility import calendar_is_stale, is_paused
+from sync.envelope import run_envelope
 from sync.presence_run import Scheduler, reconcile_user
 from sync.runtime import Runtime
 from sync.subscriptions import handle_lifecycle
-from sync.user_sync import run_user_sync
+from sync.user_sync import RunAborted, run_user_sync
 
 EARLY_TOLERANCE = timedelta(seconds=1)
 LOCK_RETRY = timedelta(seconds=60)
 
 
-def handle_work(rt: Runtime, item: WorkItem, scheduler: Scheduler, *, now: datetime | None = None) -> str:
-    """Do one work item; returns a short word for logs and tests."""
+@dataclass(frozen=True)
+class Done:
+    """The work is finished; `outcome` is a short word for logs and tests."""
+
+    outcome: str
+
+
+@dataclass(frozen=True)
+class RequeueAfter:
+    """Not yet: put the message back, visible again after `delay`."""
+
+    delay: timedelta
+    reason: str
+
+
+WorkResult = Done | RequeueAfter
+
+
+def handle_work(rt: Runtime, work: Work, scheduler: Scheduler, *, now: datetime | None = None) -> WorkResult:
+    """Do one piece of work (see the module docstring for how it can end)."""
     now = now or datetime.now(UTC)
-    if is_paused(rt.settings) and item.kind != "lifecycle":
+    if is_paused(rt.settings) and not isinstance(work, LifecycleWork):
         # Paused: nothing is changed in 3CX. Every reconcile is level-triggered, so the first
         # run after the pause catches up; subscriptions are still kept alive (lifecycle).
-        log_event("work_skipped", kind=item.kind, reason="SYNC_PAUSED is true")
-        return "paused"
-    if item.kind == "calendar" and item.user_id:
-        return reconcile_user(rt, item.user_id, now=now, refresh=True, scheduler=scheduler)
-    if item.kind == "boundary" and item.user_id:
-        if item.due is not None and item.due - now > EARLY_TOLERANCE:
-            scheduler.schedule(item, item.due - now)
-            return "rescheduled"
-        # Within the tolerance, decide as of the boundary itself: deciding a moment before it
-        # would see nothing to do, and the boundary would be lost until the next pass.
-        at = max(now, item.due) if item.due is not None else now
-        state = rt.state.get_presence(item.user_id)
-        stale = calendar_is_stale(state, at, rt.settings.calendar_refresh_minutes)
-        return reconcile_user(rt, item.user_id, now=at, refresh=stale, scheduler=scheduler)
-    if item.kind == "user" and item.user_id:
+        log_event("work_skipped", kind=work.kind, reason="SYNC_PAUSED is true")
+        return Done("paused")
+    match work:
+        case CalendarWork():
+            return _presence(rt, work.kind, work.user_id, at=now, refresh=True, scheduler=scheduler)
+        case BoundaryWork():
+            if work.due - now > EARLY_TOLERANCE:
+                return RequeueAfter(work.due - now, "the boundary is not due yet")
+            # Within the tolerance, decide as of the boundary itself: deciding a moment before it
+            # would see nothing to do, and the boundary would be lost until the next pass.
+            at = max(now, work.due)
+            stale = calendar_is_stale(rt.state.get_presence(work.user_id), at, rt.settings.calendar_refresh_minutes)
+            return _presence(rt, work.kind, work.user_id, at=at, refresh=stale, scheduler=scheduler)
+        case UserWork():
+            return _user(rt, work.user_id)
+        case ContactsWork():
+            return _contacts(rt, work.user_id)
+        case LifecycleWork():
+            return _lifecycle(rt, work, now, scheduler)
+        case _:
+            assert_never(work)
+
+
+def _presence(rt: Runtime, kind: str, user_id: str, *, at: datetime, refresh: bool, scheduler: Scheduler) -> Done:
+    """One user's status, as one presence run; a refusal is recorded, an outage raised for a retry."""
+    with run_envelope(rt.state, "presence", trigger="queue", subject=f"{kind} {user_id}") as run:
         try:
-            result = run_user_sync(rt, only_user_id=item.user_id, trigger="queue")
-        except LockHeld:
-            scheduler.schedule(item, LOCK_RETRY)
-            return "rescheduled"
-        return result.status
-    if item.kind == "contacts" and item.user_id:
-        return _contacts(rt, item, scheduler)
-    if item.kind == "lifecycle" and item.subscription_id and item.lifecycle_event:
-        target = handle_lifecycle(rt, item.subscription_id, item.lifecycle_event, now=now)
-        if target is None:
-            return "handled"
-        kind, user_id = target
-        if kind == "contacts":
-            return _contacts(rt, WorkItem(kind="contacts", user_id=user_id), scheduler)
-        return reconcile_user(rt, user_id, now=now, refresh=True, scheduler=scheduler)
-    log_event("work_ignored", kind=item.kind, reason="incomplete work item")
-    return "ignored"
+            outcome = reconcile_user(rt, user_id, now=at, refresh=refresh, scheduler=scheduler)
+        except UpstreamRefused as error:
+            run.report.failures.append(f"{user_id}: {one_line(error)}")
+            log_event("status_failed", logging.WARNING, kind="presence", user=user_id, error=one_line(error)[:300])
+            outcome = "failed"
+        run.report.counts = {outcome: 1}
+    return Done(outcome)
 
 
-def _contacts(rt: Runtime, item: WorkItem, scheduler: Scheduler) -> str:
-    """Reconcile the phonebook the notified mailbox feeds; a run in progress means: later."""
-    result = run_contact_sync(rt, mailbox=item.user_id, phonebook=rt.phonebook, trigger="queue")
+def _user(rt: Runtime, user_id: str) -> WorkResult:
+    try:
+        result = run_user_sync(rt, only_user_id=user_id, trigger="queue")
+    except LockHeld:
+        return RequeueAfter(LOCK_RETRY, "a user sync is running")
+    if result.aborted:
+        raise RunAborted(result.aborted)  # recorded as failed; the host retries the message
+    return Done(result.status)
+
+
+def _contacts(rt: Runtime, mailbox: str) -> WorkResult:
+    """Reconcile the phonebooks the notified mailbox feeds; a book another run holds: later."""
+    result = run_contact_sync(rt, mailbox=mailbox, phonebook=rt.phonebook, trigger="queue")
+    if result.aborted:
+        raise ContactRunAborted(result.aborted)
     if result.busy:
-        scheduler.schedule(item, LOCK_RETRY)  # the book another run holds is looked at again later
-        return "rescheduled"
-    return result.status
+        return RequeueAfter(LOCK_RETRY, f"another run holds {', '.join(result.busy)}")
+    return Done(result.status)
+
+
+def _lifecycle(rt: Runtime, work: LifecycleWork, now: datetime, scheduler: Scheduler) -> WorkResult:
+    subject = f"{work.lifecycle_event} {work.subscription_id}"
+    with run_envelope(rt.state, "subscriptions", trigger="queue", subject=subject) as run:
+        target = handle_lifecycle(rt, work.subscription_id, work.lifecycle_event, now=now)
+        run.report.counts = {"handled": 1}
+    if target is None:
+        return Done("handled")
+    kind, user_id = target
+    # After any lifecycle event, changes may have been missed: reconcile what it watches now.
+    if kind == "contacts":
+        return _contacts(rt, user_id)
+    return _presence(rt, "calendar", user_id, at=now, refresh=True, scheduler=scheduler)

@@ -22,7 +22,7 @@ from fakes.threecx import ThreeCXFake
 from fakes.transport import install
 from shared.settings import Settings, load_settings
 from shared.state import StateStore
-from shared.work_items import WorkItem
+from shared.work_items import Work, parse_work
 from sync.runtime import Runtime, reset_process_runtime
 
 pytest_plugins = ["tests.conformance_plugin"]
@@ -107,7 +107,7 @@ class Tenant:
         self.pbx.reset_counts()
         self._tokens_at_reset = self.pbx.tokens_issued
 
-    def connect_webhook(self, monkeypatch: pytest.MonkeyPatch) -> list[WorkItem]:
+    def connect_webhook(self, monkeypatch: pytest.MonkeyPatch) -> list[Work]:
         """Let the simulated Graph reach the connector's webhook routes in process.
 
         Graph's deliveries (handshakes, notifications, lifecycle events) are handed to the
@@ -121,11 +121,11 @@ class Tenant:
         self.env["WEBHOOK_URL"] = WEBHOOK_URL
         reset_process_runtime()
         routes = discover(registered_functions()).routes
-        queued: list[WorkItem] = []
+        queued: list[Work] = []
 
         class Collect:
             def send(self, name: str, value: Any) -> None:
-                queued.extend(WorkItem.from_message(text) for text in value)
+                queued.extend(parse_work(text) for text in value)
 
         def deliver(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
             path = url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0]

@@ -158,7 +158,7 @@ def test_personal_contacts_follow_the_option_and_leave_with_it(tenant_env: Tenan
 
 def test_a_contact_notification_reaches_the_phonebook(shared: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     from sync.subscriptions import reconcile_subscriptions
-    from sync.worker import handle_work
+    from sync.worker import Done, handle_work
     from tests.test_presence import Recorder
 
     queued = shared.connect_webhook(monkeypatch)
@@ -169,7 +169,7 @@ def test_a_contact_notification_reaches_the_phonebook(shared: Tenant, monkeypatc
     shared.graph.add_contact(shared.support, **person("Alan", "Turing", "alan@bletchley.example"))
     items = [item for item in queued if item.kind == "contacts"]
     assert [item.user_id for item in items] == [SUPPORT]
-    assert handle_work(process_runtime(), items[0], Recorder()) == "succeeded"
+    assert handle_work(process_runtime(), items[0], Recorder()) == Done("succeeded")
     assert set(_book(shared)) == {"alan@bletchley.example"}
 
 

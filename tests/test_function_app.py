@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
@@ -185,7 +186,7 @@ def test_webhook_rejects_malformed_bodies_with_400(tenant_env: Tenant, body: byt
 
 
 def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
-    from shared.work_items import WorkItem
+    from shared.work_items import parse_work
     from sync.records import SubscriptionRecord
     from sync.runtime import process_runtime
 
@@ -210,5 +211,51 @@ def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
     response, out = _webhook("notifications", json.dumps({"value": [notification]}).encode())
     assert response.status_code == 202
     (message,) = out.value
-    item = WorkItem.from_message(message)
+    item = parse_work(message)
     assert (item.kind, item.user_id) == ("calendar", "u1")
+
+
+def _queue_message(work: dict[str, object] | str) -> func.QueueMessage:
+    body = work if isinstance(work, str) else json.dumps(work)
+    return func.QueueMessage(id="m-1", body=body.encode("utf-8"))
+
+
+def test_a_user_change_while_3cx_is_down_goes_back_to_the_host_for_a_retry(tenant_env: Tenant) -> None:
+    """The fault: an unreachable 3CX made the worker answer "failed", the message was deleted,
+    and the change waited for the nightly run. Now the outage propagates, so the host retries."""
+    from shared.errors import UpstreamUnavailable
+
+    (user_id,) = tenant_env.add_users(1)
+    tenant_env.pbx.inject(503, count=100)
+    with pytest.raises(UpstreamUnavailable):
+        _function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
+    (record,) = tenant_env.state.recent_runs("users")
+    assert (record.trigger, record.subject, record.status) == ("queue", user_id, "failed")
+
+
+def test_work_that_must_wait_goes_back_on_the_queue(
+    tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    from sync.runtime import process_runtime, reset_process_runtime
+
+    monkeypatch.setenv("WORK_QUEUE", f"work-{secrets.token_hex(4)}")  # this test's own queue
+    reset_process_runtime()
+    (user_id,) = tenant_env.add_users(1)
+    queue = process_runtime().queue
+    with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)), caplog.at_level(logging.INFO):
+        _function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
+    assert not tenant_env.pbx.users
+    assert queue.approximate_message_count() == 1  # invisible for now: LOCK_RETRY
+    assert queue.peek() == []
+    assert any(r.getMessage().startswith("work_requeued kind=user delay_s=60") for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"kind": "reboot", "user_id": "u1"}', '{"kind": "boundary", "user_id": "u1"}', "not json", '{"kind": "user"}'],
+)
+def test_a_message_no_producer_writes_is_logged_and_dropped(tenant_env: Tenant, text: str, caplog) -> None:
+    with caplog.at_level(logging.INFO):
+        _function("work_queue_worker").get_user_function()(_queue_message(text))
+    assert any(r.getMessage().startswith("work_rejected ") for r in caplog.records)
+    assert tenant_env.state.recent_runs("users") == []

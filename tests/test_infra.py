@@ -25,6 +25,7 @@ import yaml
 from pydantic import SecretStr
 from tree_sitter import Language, Node, Parser
 
+from function_app import registered_functions
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -515,7 +516,10 @@ def _role_ids(name: str, assignment: Declaration, variables: dict[str, Any]) -> 
 
 
 def _logged_events() -> set[str]:
-    sources = [ROOT / "function_app.py", *sorted((ROOT / "sync").glob("*.py")), *sorted((ROOT / "shared").glob("*.py"))]
+    sources = [
+        ROOT / "function_app.py",
+        *(path for package in ("triggers", "sync", "shared") for path in sorted((ROOT / package).glob("*.py"))),
+    ]
     text = "\n".join(path.read_text() for path in sources)
     return set(re.findall(r"log_event\(\s*\"([^\"]+)\"", text))
 
@@ -525,7 +529,7 @@ def test_every_alert_reads_a_log_line_or_function_the_code_has() -> None:
     queries = [q for q in (v.body for v in declared(path, "var").values()) if isinstance(q, str) and "| where" in q]
     assert len(queries) == 4
     events = _logged_events()
-    functions = set(re.findall(r"@app\.function_name\(\"([^\"]+)\"\)", (ROOT / "function_app.py").read_text()))
+    functions = {function.get_function_name() for function in registered_functions()}
     seen_events: set[str] = set()
     for query in queries:
         for event in re.findall(r'message startswith "([^"]+)"', query):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from shared.notification_models import MAX_NOTIFICATIONS_PER_POST
 from shared.state import StateStore
-from shared.work_items import WorkItem
+from shared.work_items import CalendarWork, LifecycleWork
 from sync.notifications import (
     MAX_BODY_BYTES,
     MAX_DROP_LINES_PER_POST,
@@ -144,7 +144,7 @@ def test_a_calendar_notification_becomes_calendar_work() -> None:
     answer = _post(_body(_change(RECORDS["sub-cal-a"], change_type="created")))
     assert (answer.status, answer.body, answer.content_type) == (202, "{}", "application/json")
     assert answer.work == [
-        WorkItem(kind="calendar", user_id="user-a", subscription_id="sub-cal-a", change_type="created", received_at=NOW)
+        CalendarWork(user_id="user-a", subscription_id="sub-cal-a", change_type="created", received_at=NOW)
     ]
 
 
@@ -315,9 +315,7 @@ def test_lifecycle_events_become_lifecycle_work(route, event: str) -> None:
     answer = _post(_body(_lifecycle(RECORDS["sub-cal-b"], event)), route)
     assert answer.status == 202
     assert answer.work == [
-        WorkItem(
-            kind="lifecycle", subscription_id="sub-cal-b", lifecycle_event=event, user_id="user-b", received_at=NOW
-        )
+        LifecycleWork(subscription_id="sub-cal-b", lifecycle_event=event, user_id="user-b", received_at=NOW)
     ]
 
 

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.work_items import WorkItem
+from shared.work_items import CalendarWork, Work
 from sync.presence_run import Scheduler, reconcile_user, run_presence_pass
 from sync.records import PresenceState
 from sync.runtime import process_runtime
 from sync.subscriptions import reconcile_subscriptions
 from sync.user_sync import run_user_sync
-from sync.worker import handle_work
+from sync.worker import Done, RequeueAfter, handle_work
 from tests.conftest import Tenant
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -28,9 +28,9 @@ T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 class Recorder(Scheduler):
     """A scheduler that keeps boundary messages for the test to deliver when it likes."""
 
-    items: list[tuple[WorkItem, timedelta]] = field(default_factory=list)
+    items: list[tuple[Work, timedelta]] = field(default_factory=list)
 
-    def schedule(self, item: WorkItem, delay: timedelta) -> None:
+    def schedule(self, item: Work, delay: timedelta) -> None:
         self.items.append((item, delay))
 
 
@@ -53,10 +53,12 @@ def _id(tenant: Tenant, upn: str) -> str:
 
 
 def _drain(tenant: Tenant, scheduler: Recorder, now: datetime) -> list[str]:
-    """Run every queued notification through the worker, as the queue trigger would."""
+    """Run every queued notification through the worker, as the queue trigger would; the outcomes."""
     results = []
     while tenant.queued:  # type: ignore[attr-defined]
-        results.append(handle_work(process_runtime(), tenant.queued.pop(0), scheduler, now=now))  # type: ignore[attr-defined]
+        result = handle_work(process_runtime(), tenant.queued.pop(0), scheduler, now=now)  # type: ignore[attr-defined]
+        assert isinstance(result, Done), result
+        results.append(result.outcome)
     return results
 
 
@@ -82,7 +84,7 @@ def test_a_meeting_notification_sets_dnd_and_the_end_boundary_restores(office: T
     assert boundary.kind == "boundary" and boundary.due == T0 + timedelta(minutes=30)
     assert delay == timedelta(minutes=30)
 
-    assert handle_work(process_runtime(), boundary, scheduler, now=boundary.due) == "reverted"
+    assert handle_work(process_runtime(), boundary, scheduler, now=boundary.due) == Done("reverted")
     assert _status(office, upn) == "Available"
     assert [_status(office, f"user00{i}@contoso.com") for i in (0, 2)] == ["Available", "Available"]
 
@@ -95,8 +97,9 @@ def test_a_meeting_later_today_is_applied_at_its_start(office: Tenant) -> None:
     start_item, delay = scheduler.items[-1]
     assert delay == timedelta(hours=2)
     early = handle_work(process_runtime(), start_item, scheduler, now=T0 + timedelta(hours=1, minutes=59, seconds=58))
-    assert early == "rescheduled"  # visible too early: back on the queue for the rest
-    assert handle_work(process_runtime(), start_item, scheduler, now=T0 + timedelta(hours=2)) == "changed"
+    assert isinstance(early, RequeueAfter)  # visible too early: back on the queue for the rest
+    assert early.delay == timedelta(seconds=2)
+    assert handle_work(process_runtime(), start_item, scheduler, now=T0 + timedelta(hours=2)) == Done("changed")
     assert _status(office, "user000@contoso.com") == "Away"
 
 
@@ -129,7 +132,7 @@ def test_duplicate_and_out_of_order_notifications_are_harmless(office: Tenant) -
     state = office.state.get_presence(uid)
     assert state is not None and state.intervals[0].end == T0 + timedelta(hours=2)
     boundary = next(item for item, _ in reversed(scheduler.items) if item.kind == "boundary")
-    assert handle_work(process_runtime(), boundary, scheduler, now=T0 + timedelta(hours=2)) == "reverted"
+    assert handle_work(process_runtime(), boundary, scheduler, now=T0 + timedelta(hours=2)) == Done("reverted")
 
 
 def test_at_most_two_graph_requests_per_notification_and_two_3cx_requests_per_change(office: Tenant) -> None:
@@ -154,7 +157,7 @@ def test_a_status_changed_by_hand_during_the_meeting_wins(office: Tenant) -> Non
     tcx_id = office.state.links()[uid].tcx_user_id
     office.pbx.set_status(tcx_id, "Custom 2")
     boundary = scheduler.items[-1][0]
-    assert handle_work(process_runtime(), boundary, scheduler, now=T0 + timedelta(hours=1)) == "unchanged"
+    assert handle_work(process_runtime(), boundary, scheduler, now=T0 + timedelta(hours=1)) == Done("unchanged")
     assert _status(office, upn) == "Custom 2"
 
 
@@ -165,7 +168,7 @@ def test_calendar_option_off_never_changes_the_status(office: Tenant) -> None:
     uid = _id(office, upn)
     set_user_options(process_runtime(), upn, {"calendar": False})
     office.graph.add_event(uid, start=T0, end=T0 + timedelta(hours=1))
-    handle_work(process_runtime(), WorkItem(kind="calendar", user_id=uid), Recorder(), now=T0)
+    handle_work(process_runtime(), CalendarWork(user_id=uid), Recorder(), now=T0)
     assert _status(office, upn) == "Available"
     assert office.state.get_presence(uid) is None
     result = reconcile_subscriptions(process_runtime(), now=T0)
@@ -309,7 +312,7 @@ def test_a_boundary_message_a_moment_early_is_decided_as_of_the_boundary(office:
     _drain(office, scheduler, T0)
     start_item = scheduler.items[-1][0]
     early = start_item.due - timedelta(milliseconds=600)  # e.g. clocks of two instances differ
-    assert handle_work(process_runtime(), start_item, scheduler, now=early) == "changed"
+    assert handle_work(process_runtime(), start_item, scheduler, now=early) == Done("changed")
     assert _status(office, "user001@contoso.com") == "Out of office"
     assert scheduler.items[-1][0].due == T0 + timedelta(minutes=40)
 

@@ -11,7 +11,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from shared.queues import MAX_MESSAGE_BYTES, WorkQueue, visibility_delay_seconds
-from shared.work_items import WorkItem
+from shared.work_items import CalendarWork, parse_work
 
 pytestmark = pytest.mark.azurite
 
@@ -34,9 +34,8 @@ def raw(storage_connection: str, queue_name: str) -> QueueClient:
     return QueueClient.from_connection_string(storage_connection, queue_name)
 
 
-def _item(user_id: str = "u-1") -> WorkItem:
-    return WorkItem(
-        kind="calendar",
+def _item(user_id: str = "u-1") -> CalendarWork:
+    return CalendarWork(
         user_id=user_id,
         subscription_id="sub-1",
         change_type="updated",
@@ -48,7 +47,7 @@ def test_send_receive_delete(queue: WorkQueue) -> None:
     queue.send(_item("u-1"))
     queue.send(_item("u-2"))
     messages = queue.receive(max_messages=10)
-    assert sorted(WorkItem.from_message(m.text).user_id for m in messages) == ["u-1", "u-2"]
+    assert sorted(parse_work(m.text).user_id for m in messages) == ["u-1", "u-2"]
     assert all(m.dequeue_count == 1 and m.pop_receipt for m in messages)
     assert queue.receive() == []  # both are hidden while being worked on
     for message in messages:
@@ -74,7 +73,7 @@ def test_messages_are_base64_on_the_wire_both_ways(queue: WorkQueue, raw: QueueC
     host_written = _item("from-host").to_message()
     raw.send_message(base64.b64encode(host_written.encode("utf-8")).decode("ascii"))
     (message,) = [m for m in queue.receive() if "from-host" in m.text]
-    assert WorkItem.from_message(message.text) == _item("from-host")
+    assert parse_work(message.text) == _item("from-host")
 
 
 def test_a_delayed_message_is_hidden_until_due(queue: WorkQueue) -> None:
@@ -87,13 +86,13 @@ def test_a_delayed_message_is_hidden_until_due(queue: WorkQueue) -> None:
     while not messages and time.monotonic() < deadline:
         time.sleep(0.2)  # waiting for Storage's clock, not measuring ours
         messages = queue.receive()
-    assert [WorkItem.from_message(m.text) for m in messages] == [_item()]
+    assert [parse_work(m.text) for m in messages] == [_item()]
 
 
 def test_delays_beyond_seven_days_are_clamped_not_refused(queue: WorkQueue) -> None:
     queue.send(_item(), visible_after=timedelta(days=30))
     queue.send(_item("u-2"), visible_after=timedelta(seconds=-5))  # in the past: visible now
-    assert [WorkItem.from_message(text).user_id for text in queue.peek()] == ["u-2"]
+    assert [parse_work(text).user_id for text in queue.peek()] == ["u-2"]
     assert queue.approximate_message_count() == 2
 
 
@@ -117,12 +116,12 @@ def test_poison_moves_the_message_where_the_host_puts_it(
 ) -> None:
     queue.send(_item("bad"))
     queue.send(_item("good"))
-    messages = {WorkItem.from_message(m.text).user_id: m for m in queue.receive()}
+    messages = {parse_work(m.text).user_id: m for m in queue.receive()}
     queue.poison(messages["bad"])
     queue.delete(messages["good"])
     assert queue.approximate_message_count() == 0
     poison = WorkQueue.from_connection_string(storage_connection, f"{queue_name}-poison")
-    assert [WorkItem.from_message(text).user_id for text in poison.peek()] == ["bad"]
+    assert [parse_work(text).user_id for text in poison.peek()] == ["bad"]
 
 
 def test_a_message_that_is_not_base64_goes_to_poison(
@@ -130,7 +129,7 @@ def test_a_message_that_is_not_base64_goes_to_poison(
 ) -> None:
     raw.send_message("{not base64}")
     queue.send(_item())
-    assert [WorkItem.from_message(m.text) for m in queue.receive()] == [_item()]
+    assert [parse_work(m.text) for m in queue.receive()] == [_item()]
     poison = WorkQueue.from_connection_string(storage_connection, f"{queue_name}-poison")
     assert poison.peek() == ["{not base64}"]  # kept as it was, for whoever investigates
 

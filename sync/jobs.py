@@ -1,0 +1,106 @@
+"""What each trigger runs, as plain functions of a `Runtime`: the timers' jobs and the queue's work.
+
+The triggers in `triggers/` only parse their input and call one of these; `python -m sync
+serve` reaches them through the very same triggers. Each job says, in one line, why it did
+nothing when it does nothing (paused, another run still going, nothing configured).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from shared.errors import one_line
+from shared.state import LockHeld
+from shared.telemetry import log_event
+from shared.work_items import CalendarWork, parse_work
+from sync.contact_sync import eligible_personal_users, run_contact_sync
+from sync.eligibility import is_paused
+from sync.envelope import RunKind
+from sync.presence_run import QueueScheduler, run_presence_pass
+from sync.runtime import Runtime
+from sync.subscriptions import reconcile_subscriptions
+from sync.user_sync import run_user_sync
+from sync.worker import RequeueAfter, handle_work
+
+T = TypeVar("T")
+
+
+def nightly_sync(rt: Runtime) -> None:
+    """The nightly sequence: users, then subscriptions for whoever is new, then every calendar re-read."""
+    if is_paused(rt.settings):
+        log_event("run_skipped", kind="users", reason="SYNC_PAUSED is true")
+        return
+    if _unless_running("users", lambda: run_user_sync(rt, trigger="timer")) is None:
+        return
+    if rt.settings.webhook_url:
+        _unless_running("subscriptions", lambda: reconcile_subscriptions(rt, trigger="timer"))
+    _unless_running(
+        "presence",
+        lambda: run_presence_pass(
+            rt,
+            scheduler=QueueScheduler(rt.queue),
+            enqueue_refresh=enqueue_calendar_refresh(rt),
+            refresh_all=True,
+            trigger="timer",
+        ),
+    )
+
+
+def presence_pass(rt: Runtime) -> None:
+    """The safety net for lost notifications and messages: due calendars re-read, due statuses applied."""
+    if is_paused(rt.settings):
+        return  # every minute: a line each time would only be noise; the nightly run says it
+    _unless_running(
+        "presence",
+        lambda: run_presence_pass(
+            rt, scheduler=QueueScheduler(rt.queue), enqueue_refresh=enqueue_calendar_refresh(rt), trigger="timer"
+        ),
+    )
+
+
+def subscription_upkeep(rt: Runtime) -> None:
+    """Create missing, renew expiring and delete orphaned Graph subscriptions."""
+    if not rt.settings.webhook_url:
+        log_event("subscriptions_skipped", kind="subscriptions", reason="WEBHOOK_URL is not set")
+        return
+    _unless_running("subscriptions", lambda: reconcile_subscriptions(rt, trigger="timer"))
+
+
+def contacts_reconcile(rt: Runtime) -> None:
+    """Every phonebook from its mailboxes' delta changes (catches what notifications missed)."""
+    if is_paused(rt.settings):
+        log_event("run_skipped", kind="contacts", reason="SYNC_PAUSED is true")
+        return
+    if not rt.settings.shared_mailboxes and not eligible_personal_users(rt) and not rt.state.personal_books():
+        return  # nothing to sync: no shared mailboxes, no user with personal contacts on
+    run_contact_sync(rt, phonebook=rt.phonebook, trigger="timer")
+
+
+def queued_work(rt: Runtime, text: str) -> None:
+    """One queue message: parse it, do it, put it back if it asked to wait; outages propagate for a retry."""
+    try:
+        work = parse_work(text)
+    except ValueError as error:
+        # A message no producer of ours writes: log and drop (retrying cannot fix it).
+        log_event("work_rejected", logging.WARNING, reason=one_line(error)[:300])
+        return
+    result = handle_work(rt, work, QueueScheduler(rt.queue))
+    if isinstance(result, RequeueAfter):
+        rt.queue.send(work, visible_after=result.delay)
+        log_event("work_requeued", kind=work.kind, delay_s=int(result.delay.total_seconds()), reason=result.reason)
+
+
+def enqueue_calendar_refresh(rt: Runtime) -> Callable[[str], None]:
+    """Hand a calendar re-read to the queue, so the worker reads calendars in parallel."""
+    return lambda user_id: rt.queue.send(CalendarWork(user_id=user_id))
+
+
+def _unless_running(kind: RunKind, run: Callable[[], T]) -> T | None:
+    """The run's result, or None (and one line saying so) when a run of its kind is still going."""
+    try:
+        return run()
+    except LockHeld as error:
+        log_event("run_skipped", logging.WARNING, kind=kind, reason=str(error))
+        return None

@@ -1,0 +1,66 @@
+"""Graph's webhook routes: authenticate, queue one piece of work per notification, answer at once.
+
+The logic is `sync.notifications` (pure); here the request becomes its arguments and the
+answer becomes the HTTP response plus the queue output binding's messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import ConfigError, one_line
+from shared.telemetry import log_event
+from sync.notifications import WebhookAnswer, receive_lifecycle, receive_notifications
+from sync.runtime import process_runtime
+
+bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def _webhook(answer: WebhookAnswer, work: func.Out[list[str]]) -> func.HttpResponse:
+    if answer.work:
+        work.set([item.to_message() for item in answer.work])
+    return func.HttpResponse(answer.body, status_code=answer.status, mimetype=answer.content_type)
+
+
+def _webhook_context() -> tuple[str, Callable[..., Any]] | None:
+    try:
+        rt = process_runtime()
+    except ConfigError as error:
+        log_event("config_error", logging.ERROR, error=one_line(error))
+        return None
+    return rt.settings.graph_tenant_id or "", rt.subscription_cache.get
+
+
+@bp.function_name("graph_notifications")
+@bp.route(route="graph/notifications", methods=["POST"])
+@bp.queue_output(arg_name="work", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
+def graph_notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
+    """Graph change notifications: validate, queue one piece of work each, answer 202 at once."""
+    context = _webhook_context()
+    if context is None:
+        return func.HttpResponse("service misconfigured", status_code=503)
+    tenant_id, lookup = context
+    answer = receive_notifications(dict(req.params), req.get_body(), tenant_id=tenant_id, lookup=lookup, now=_utcnow)
+    return _webhook(answer, work)
+
+
+@bp.function_name("graph_lifecycle")
+@bp.route(route="graph/lifecycle", methods=["POST"])
+@bp.queue_output(arg_name="work", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
+def graph_lifecycle(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
+    """Graph lifecycle notifications (reauthorizationRequired, subscriptionRemoved, missed)."""
+    context = _webhook_context()
+    if context is None:
+        return func.HttpResponse("service misconfigured", status_code=503)
+    tenant_id, lookup = context
+    answer = receive_lifecycle(dict(req.params), req.get_body(), tenant_id=tenant_id, lookup=lookup, now=_utcnow)
+    return _webhook(answer, work)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
