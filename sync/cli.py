@@ -16,6 +16,7 @@ from shared.errors import one_line
 from shared.settings import ConfigError, load_settings
 from shared.state import LockHeld
 from shared.telemetry import configure_logging
+from sync.envelope import RUN_KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -99,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
-    runs = commands.add_parser("runs", help="the most recent runs and their counts")
+    runs = commands.add_parser("runs", help="the most recent runs of every kind, newest first, with their counts")
+    runs.add_argument("--kind", choices=RUN_KINDS, help="only runs of this kind")
     runs.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
     runs.add_argument("--json", action="store_true", help="print JSON")
 
@@ -348,7 +350,9 @@ def _check_pbx(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     rt = _runtime()
-    runs = rt.state.recent_runs("users", args.limit)
+    kinds = [args.kind] if args.kind else list(RUN_KINDS)
+    newest = [run for kind in kinds for run in rt.state.recent_runs(kind, args.limit)]
+    runs = sorted(newest, key=lambda run: run.started_at, reverse=True)[: args.limit]
     if args.json:
         print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
         return EXIT_OK
@@ -356,7 +360,8 @@ def _runs(args: argparse.Namespace) -> int:
         print("No runs recorded yet.")
     for run in runs:
         counts = " ".join(f"{k}={v}" for k, v in run.counts.items() if v)
-        print(f"{run.started_at:%Y-%m-%d %H:%M:%S} {run.kind} {run.run_id} {run.status} {counts}")
+        about = f" {run.subject}" if run.subject else ""
+        print(f"{run.started_at:%Y-%m-%d %H:%M:%S} {run.kind:<13} {run.trigger:<6} {run.status:<9}{about} {counts}")
         if run.guard:
             print(f"    ! {run.guard}")
         for error in run.errors[:5]:

@@ -29,7 +29,7 @@ from shared.telemetry import log_event
 from sync.records import RunRecord
 
 RunKind = Literal["users", "contacts", "presence", "subscriptions"]
-RunKinds: tuple[RunKind, ...] = ("users", "contacts", "presence", "subscriptions")
+RUN_KINDS: tuple[RunKind, ...] = ("users", "contacts", "presence", "subscriptions")
 Status = Literal["succeeded", "partial", "failed"]
 
 # A lease lives this long unless renewed; renewed every third of it while the run lives.

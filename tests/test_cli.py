@@ -162,3 +162,22 @@ def test_subscriptions_command(tenant_env: Tenant, monkeypatch: pytest.MonkeyPat
     assert payload["created"] == 3 and payload["failed"] == 0
     assert main(["subscriptions"]) == 0
     assert "0 created, 0 renewed, 0 deleted, 3 unchanged" in capsys.readouterr().out
+
+
+def test_runs_lists_every_kind_newest_first_and_filters_by_kind(
+    tenant_env: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fault: presence passes and subscription upkeep recorded no run, and `runs` showed user syncs only."""
+    tenant_env.add_users(1)
+    assert main(["users"]) == 0
+    assert main(["presence"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [(run["kind"], run["trigger"], run["status"]) for run in runs] == [
+        ("presence", "cli", "succeeded"),
+        ("users", "cli", "succeeded"),
+    ]
+    assert main(["runs", "--kind", "presence"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and " presence " in lines[0] and " succeeded " in lines[0]
