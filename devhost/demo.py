@@ -20,7 +20,7 @@ from sync.contact_sync import ContactSyncResult, run_contact_sync
 from sync.option_admin import set_user_options
 from sync.plan_output import render_plan
 from sync.runtime import Runtime, process_runtime
-from sync.subscriptions import reconcile_subscriptions
+from sync.subscription_upkeep import reconcile_subscriptions
 from sync.user_sync import run_user_sync
 
 STAFF = [

@@ -273,7 +273,7 @@ def _presence(args: argparse.Namespace) -> int:
 
 
 def _subscriptions(args: argparse.Namespace) -> int:
-    from sync.subscriptions import reconcile_subscriptions
+    from sync.subscription_upkeep import reconcile_subscriptions
 
     rt = _runtime()
     result = reconcile_subscriptions(rt)

@@ -20,7 +20,7 @@ from sync.eligibility import is_paused
 from sync.envelope import RunKind
 from sync.presence_run import QueueScheduler, run_presence_pass
 from sync.runtime import Runtime
-from sync.subscriptions import reconcile_subscriptions
+from sync.subscription_upkeep import reconcile_subscriptions
 from sync.user_sync import run_user_sync
 from sync.worker import RequeueAfter, handle_work
 

@@ -1,4 +1,4 @@
-"""Graph change-notification subscriptions: plan, then apply.
+"""Graph change-notification subscriptions: which are wanted, and the plan that gets there (pure).
 
 Wanted: one subscription on `/users/{id}/events` for every synced user whose calendar
 option is on, and one on `/users` (updated, deleted) so user changes reach 3CX within
@@ -11,19 +11,13 @@ state forgot.
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
-from shared.graph import GraphApiError
-from shared.telemetry import log_event
 from sync.eligibility import Audience
-from sync.envelope import RunReport, run_envelope
 from sync.records import SubscriptionRecord
-from sync.runtime import Runtime
 
 Kind = Literal["calendar", "users", "contacts"]
 
@@ -44,7 +38,6 @@ CHANGE_TYPES: Mapping[str, str] = {
     "users": "updated,deleted",
 }
 USERS_RESOURCE = "/users"
-UPKEEP_LOCK = "subscriptions"
 
 
 def calendar_resource(user_id: str) -> str:
@@ -151,176 +144,3 @@ def plan_subscriptions(
             if sub_id not in known:
                 plan.actions.append(DeleteSubscription(resource, sub_id, "not in state (orphaned)"))
     return plan
-
-
-@dataclass
-class SubscriptionResult:
-    plan: SubscriptionPlan
-    created: int = 0
-    renewed: int = 0
-    deleted: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "created": self.created,
-            "renewed": self.renewed,
-            "deleted": self.deleted,
-            "unchanged": self.plan.unchanged,
-            "failed": self.failed,
-        }
-
-
-def reconcile_subscriptions(rt: Runtime, *, now: datetime | None = None, trigger: str = "cli") -> SubscriptionResult:
-    """Create missing, renew expiring, delete orphaned subscriptions (the timer and the CLI), as one run."""
-    rt.settings.require_graph()
-    rt.settings.require_webhook()
-    now = now or datetime.now(UTC)
-    result = SubscriptionResult(SubscriptionPlan())
-    with run_envelope(rt.state, "subscriptions", trigger=trigger, lock=UPKEEP_LOCK) as run:
-        try:
-            _upkeep(rt, result, now)
-        finally:
-            run.report = RunReport(counts=result.as_dict(), failures=list(result.errors))
-    return result
-
-
-def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
-    wanted = wanted_subscriptions(Audience.of(rt.state, rt.settings), rt.settings.shared_mailboxes)
-    records = rt.state.subscriptions()
-    ours = _notification_base(rt)
-    current_urls = (rt.settings.webhook_url, rt.settings.lifecycle_url)
-    graph_side = []
-    for sub in rt.graph.list_subscriptions():
-        if (sub.notification_url or "").split("?", 1)[0] != ours:
-            continue  # another application's, or another connector's
-        graph_side.append((sub.id, sub.resource))
-        if (sub.notification_url, sub.lifecycle_notification_url) != current_urls and sub.id in records:
-            # WEBHOOK_URL changed (a new function key): forget it here, so it is deleted as
-            # orphaned and made again with the URL Graph must use from now on.
-            del records[sub.id]
-    # Records whose subscription Graph no longer has are dropped before planning.
-    live_ids = {sub_id for sub_id, _ in graph_side}
-    for record in list(records.values()):
-        if record.id not in live_ids:
-            rt.state.delete_subscription(record.id)
-            del records[record.id]
-    plan = plan_subscriptions(wanted, records, graph_side, now)
-    result.plan = plan
-    for action in plan.actions:
-        try:
-            _apply(rt, action, result, now)
-        except GraphApiError as error:
-            result.failed += 1
-            result.errors.append(f"{action.kind} {action.resource}: {error}")
-            level = logging.ERROR
-            log_event(
-                "subscription_failed",
-                level,
-                kind="subscriptions",
-                action=action.kind,
-                resource=action.resource,
-                error=str(error),
-            )
-    expiries = [record.expires_at for record in rt.state.subscriptions().values()]
-    soonest = min(expiries, default=None)
-    log_event(
-        "subscription_summary",
-        kind="subscriptions",
-        total=len(expiries),
-        soonest_expiry=soonest.strftime("%Y-%m-%dT%H:%M:%SZ") if soonest else None,
-        **result.as_dict(),
-    )
-
-
-def _notification_base(rt: Runtime) -> str:
-    return (rt.settings.webhook_url or "").split("?", 1)[0]
-
-
-def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, now: datetime) -> None:
-    if isinstance(action, CreateSubscription):
-        create_subscription(rt, action.wanted, now)
-        result.created += 1
-    elif isinstance(action, RenewSubscription):
-        try:
-            renewed = rt.graph.renew_subscription(action.record.id, now + LIFETIME[action.record.kind])
-        except GraphApiError as error:
-            if error.status != 404:
-                raise
-            rt.state.delete_subscription(action.record.id)
-            create_subscription(
-                rt, WantedSubscription(action.record.kind, action.record.resource, action.record.user_id), now
-            )  # type: ignore[arg-type]
-            result.created += 1
-            return
-        rt.state.save_subscription(action.record.model_copy(update={"expires_at": renewed.expiration}))
-        result.renewed += 1
-    elif isinstance(action, DeleteSubscription):
-        rt.graph.delete_subscription(action.subscription_id)
-        rt.state.delete_subscription(action.subscription_id)
-        result.deleted += 1
-    log_event("subscription_action", kind="subscriptions", action=action.kind, resource=action.resource)
-
-
-def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) -> SubscriptionRecord:
-    """Create one subscription (Graph validates our webhook first) and remember its clientState.
-
-    A 409 means Graph already has one for this resource (e.g. state was lost): that one is
-    deleted, since its clientState is unknown to us, and creation is tried once more.
-    """
-    client_state = secrets.token_urlsafe(48)  # 64 characters, within Graph's 128
-    arguments = {
-        "resource": wanted.resource,
-        "change_type": CHANGE_TYPES[wanted.kind],
-        "notification_url": rt.settings.webhook_url or "",
-        "lifecycle_url": rt.settings.lifecycle_url,
-        "expiration": now + LIFETIME[wanted.kind],
-        "client_state": client_state,
-    }
-    try:
-        subscription = rt.graph.create_subscription(**arguments)
-    except GraphApiError as error:
-        if error.status != 409:
-            raise
-        for existing in rt.graph.list_subscriptions():
-            if existing.resource.strip("/").lower() == wanted.resource.strip("/").lower():
-                rt.graph.delete_subscription(existing.id)
-        subscription = rt.graph.create_subscription(**arguments)
-    record = SubscriptionRecord(
-        id=subscription.id,
-        kind=wanted.kind,
-        resource=wanted.resource,
-        user_id=wanted.user_id,
-        client_state=client_state,
-        expires_at=subscription.expiration,
-    )
-    rt.state.save_subscription(record)
-    return record
-
-
-def handle_lifecycle(
-    rt: Runtime, subscription_id: str, event: str, *, now: datetime | None = None
-) -> tuple[str, str] | None:
-    """React to a lifecycle notification; returns (kind, user or mailbox) to reconcile now, if any."""
-    now = now or datetime.now(UTC)
-    record = rt.state.get_subscription(subscription_id)
-    if record is None:
-        return None
-    if event == "reauthorizationRequired":
-        try:
-            renewed = rt.graph.renew_subscription(record.id, now + LIFETIME[record.kind])
-            rt.state.save_subscription(record.model_copy(update={"expires_at": renewed.expiration}))
-        except GraphApiError as error:
-            if error.status != 404:
-                raise
-            rt.state.delete_subscription(record.id)
-            create_subscription(rt, WantedSubscription.of(record), now)
-    elif event == "subscriptionRemoved":
-        rt.state.delete_subscription(record.id)
-        create_subscription(rt, WantedSubscription.of(record), now)
-    log_event("subscription_lifecycle", kind="subscriptions", lifecycle_event=event, resource=record.resource)
-    # After any lifecycle event, changes may have been missed: reconcile what it watches.
-    if record.kind in ("calendar", "contacts") and record.user_id:
-        return record.kind, record.user_id
-    return None

@@ -29,7 +29,7 @@ from sync.eligibility import calendar_is_stale, is_paused
 from sync.envelope import run_envelope
 from sync.presence_run import Scheduler, reconcile_user
 from sync.runtime import Runtime
-from sync.subscriptions import handle_lifecycle
+from sync.subscription_upkeep import handle_lifecycle
 from sync.user_sync import RunAborted, run_user_sync
 
 EARLY_TOLERANCE = timedelta(seconds=1)

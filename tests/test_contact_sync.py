@@ -157,7 +157,7 @@ def test_personal_contacts_follow_the_option_and_leave_with_it(tenant_env: Tenan
 
 
 def test_a_contact_notification_reaches_the_phonebook(shared: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sync.subscriptions import reconcile_subscriptions
+    from sync.subscription_upkeep import reconcile_subscriptions
     from sync.worker import Done, handle_work
     from tests.test_presence import Recorder
 

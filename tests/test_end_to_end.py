@@ -16,7 +16,7 @@ import pytest
 
 from devhost.stack import local_stack
 from sync.runtime import process_runtime
-from sync.subscriptions import reconcile_subscriptions
+from sync.subscription_upkeep import reconcile_subscriptions
 from sync.user_sync import run_user_sync
 
 

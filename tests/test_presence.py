@@ -16,7 +16,7 @@ from shared.work_items import CalendarWork, Work
 from sync.presence_run import Scheduler, reconcile_user, run_presence_pass
 from sync.records import PresenceState
 from sync.runtime import process_runtime
-from sync.subscriptions import reconcile_subscriptions
+from sync.subscription_upkeep import reconcile_subscriptions
 from sync.user_sync import run_user_sync
 from sync.worker import Done, RequeueAfter, handle_work
 from tests.conftest import Tenant

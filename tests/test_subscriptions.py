@@ -10,12 +10,12 @@ from sync.eligibility import Audience
 from sync.options import UserOptions
 from sync.records import Link, OptionOverrides, SubscriptionRecord
 from sync.runtime import process_runtime
+from sync.subscription_upkeep import reconcile_subscriptions
 from sync.subscriptions import (
     CreateSubscription,
     DeleteSubscription,
     RenewSubscription,
     plan_subscriptions,
-    reconcile_subscriptions,
     wanted_subscriptions,
 )
 from sync.user_sync import run_user_sync
