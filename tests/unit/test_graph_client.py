@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
-import certifi
 import pytest
-import requests
 import responses
 
 from fakes.graph import GraphFake, exchange_plan
-from fakes.transport import FakeRequest, FakeResponse, install, local_tls, serve
-from shared.entra import GraphTokenProvider
+from fakes.transport import FakeRequest, FakeResponse, install
 from shared.graph import GraphApiError, GraphClient, GraphUnavailable
 from shared.http import RetryPolicy
 
@@ -297,26 +293,3 @@ def test_unknown_group_names_the_group(fake: GraphFake, client: GraphClient) -> 
     with pytest.raises(GraphApiError, match="no-such-group") as raised:
         client.group_member_user_ids("no-such-group")
     assert raised.value.status == 404
-
-
-# -- over real HTTPS, with MSAL discovering the fake -----------------------------------------------
-def test_end_to_end_over_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = GraphFake(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET)
-    ada = fake.add_user("ada@contoso.test")
-    fake.set_photo(ada, b"jpeg")
-    tls = local_tls(tmp_path)
-    server = serve(fake, tls=tls.server_context)
-    try:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_bundle))
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        provider = GraphTokenProvider(TENANT, CLIENT, client_secret=SECRET, authority_host=server.url)
-        client = GraphClient(server.url, provider)
-
-        assert [user.id for user in client.list_users()] == [ada]
-        assert client.photo_infos([ada])[ada].etag is not None
-        assert client.users_delta(None).full
-        assert fake.tokens_issued == 1  # one token for all calls, from MSAL's cache
-        with pytest.raises(requests.exceptions.SSLError):  # it really is TLS, trusted only through the bundle
-            requests.get(f"{server.url}/v1.0/users", verify=certifi.where(), timeout=5)
-    finally:
-        server.stop()

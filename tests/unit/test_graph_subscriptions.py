@@ -2,7 +2,8 @@
 
 A `Webhook` stands in for the connector's endpoint through the fake's pluggable `deliver`:
 it answers the validation handshake (correctly, or in one of the ways Graph rejects) and
-records the notifications it receives. One test runs the real HTTP delivery over loopback.
+records the notifications it receives. The real HTTP delivery over loopback is tested in
+tests/integration/test_graph_subscriptions.py.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import requests
 import responses
 
 from fakes.graph import GraphFake
-from fakes.graph_subscriptions import post_over_http
-from fakes.transport import FakeRequest, FakeResponse, install, serve
+from fakes.transport import install
 from shared.graph import GraphApiError, GraphClient, GraphUnavailable
 
 ROOT = "https://graph.fake.test"
@@ -105,7 +105,6 @@ def webhook() -> Webhook:
 def fake(clock: Clock, webhook: Webhook) -> Iterator[GraphFake]:
     graph = GraphFake(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, clock=clock, deliver=webhook)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru("http://127.0.0.1")  # the loopback webhook test serves a real one
         install(mock, ROOT, graph)
         yield graph
 
@@ -641,32 +640,3 @@ def test_plain_http_needs_loopback_and_permission(
     with pytest.raises(GraphApiError, match="https"):
         subscribe(client, clock, "/users", "updated", notification_url=url, lifecycle_url=None)
     assert webhook.handshakes == []
-
-
-def test_real_delivery_to_a_loopback_webhook(fake: GraphFake, client: GraphClient, clock: Clock, ada: str) -> None:
-    """The default `deliver` POSTs over HTTP: handshake and notification reach a real server."""
-    received: list[FakeRequest] = []
-
-    def connector(request: FakeRequest) -> FakeResponse:
-        received.append(request)
-        if "validationToken" in request.query:
-            return FakeResponse(200, request.query["validationToken"], {"Content-Type": "text/plain"})
-        return FakeResponse(202, b"")
-
-    fake.deliver = post_over_http
-    fake.allow_http_loopback = True
-    server = serve(connector)
-    try:
-        subscribe(client, clock, f"/users/{ada}/events", notification_url=f"{server.url}/api/hook", lifecycle_url=None)
-        fake.add_event(ada, start=at(9), end=at(10))
-    finally:
-        server.stop()
-
-    handshake, notification = received
-    assert handshake.method == "POST"
-    assert handshake.path == "/api/hook"
-    assert handshake.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert handshake.query["validationToken"].startswith("Validation: ")
-    assert notification.json()["value"][0]["changeType"] == "created"
-    assert notification.json()["value"][0]["clientState"] == CLIENT_STATE
-    assert [(d.kind, d.status) for d in fake.deliveries] == [("handshake", 200), ("notification", 202)]

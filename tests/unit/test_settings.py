@@ -10,7 +10,7 @@ import pytest
 
 from shared.settings import ConfigError, DeprovisionPolicy, Settings, SyncScope, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUID = "8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f"
 
 

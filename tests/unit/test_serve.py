@@ -1,17 +1,13 @@
-"""`python -m sync serve`: the same handlers over real HTTP, and timers on NCRONTAB."""
+"""`python -m sync serve`'s timers: NCRONTAB schedules and their app settings (no server)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime
 
 import pytest
-import requests
 
-from devhost.serve import Schedule, discover, make_server, resolve_app_setting
+from devhost.serve import Schedule, discover, resolve_app_setting
 from function_app import registered_functions
-from tests.conftest import Tenant
 
 
 def _at(text: str) -> datetime:
@@ -40,30 +36,3 @@ def test_schedules_are_resolved_from_app_settings(monkeypatch: pytest.MonkeyPatc
     timers = {t.name: t for t in discover(registered_functions()).timers}
     assert set(timers) == {"user_sync_timer", "presence_timer", "subscription_timer", "contact_sync_timer"}
     assert timers["user_sync_timer"].schedule.next_after(_at("2026-11-26T00:00:00")) == _at("2026-11-26T03:30:00")
-
-
-def test_serve_answers_the_function_routes_over_http(tenant_env: Tenant) -> None:
-    tenant_env.add_users(2)
-    server = make_server(registered_functions(), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/api"
-    try:
-        plan = requests.get(f"{base}/admin/users/plan", timeout=30)
-        assert plan.status_code == 200
-        assert json.loads(plan.content)["created"] == 2
-
-        put = requests.put(f"{base}/admin/options/user001@contoso.com", json={"sso": True}, timeout=30)
-        assert put.status_code == 200
-        assert put.json()["user"]["effective"]["sso"] is True
-
-        run = requests.post(f"{base}/admin/users/run", timeout=30)
-        assert run.status_code == 200
-        assert run.json()["created"] == 2
-
-        assert requests.get(f"{base}/nowhere", timeout=30).status_code == 404
-        assert requests.delete(f"{base}/admin/users/plan", timeout=30).status_code == 405
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert len(tenant_env.pbx.users) == 2

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.notification_models import MAX_NOTIFICATIONS_PER_POST
-from shared.state import StateStore
 from shared.work_items import CalendarWork, LifecycleWork
 from sync.notifications import (
     MAX_BODY_BYTES,
@@ -554,15 +553,3 @@ def test_the_cache_also_wraps_a_plain_lookup() -> None:
     cache = SubscriptionCache(lookup, clock=_Clock())
     assert cache.get("sub-users") == cache.get("sub-users") == RECORDS["sub-users"]
     assert reads == ["sub-users"]
-
-
-@pytest.mark.azurite
-def test_the_cache_over_the_real_state_store(state: StateStore) -> None:
-    record = _record("sub-stored", user_id="user-s")
-    state.save_subscription(record)
-    cache = SubscriptionCache(state)
-    assert cache.get("sub-stored") == record
-    assert cache.get("sub-absent") is None
-    assert cache.get("bad/key#?") is None  # not a valid table key: simply not ours
-    answer = _post(_body(_change(record)), lookup=cache.get)
-    assert [w.user_id for w in answer.work] == ["user-s"]

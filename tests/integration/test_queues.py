@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.storage.queue import QueueClient
 
-from shared.queues import MAX_MESSAGE_BYTES, WorkQueue, visibility_delay_seconds
+from shared.queues import MAX_MESSAGE_BYTES, WorkQueue
 from shared.work_items import CalendarWork, parse_work
 
 pytestmark = pytest.mark.azurite
@@ -96,21 +96,6 @@ def test_delays_beyond_seven_days_are_clamped_not_refused(queue: WorkQueue) -> N
     assert queue.approximate_message_count() == 2
 
 
-@pytest.mark.parametrize(
-    ("delay", "seconds"),
-    [
-        (None, 0),
-        (timedelta(seconds=-3), 0),
-        (timedelta(seconds=1.2), 2),  # rounded up: never earlier than asked
-        (timedelta(hours=1), 3600),
-        (timedelta(days=7), 604800),
-        (timedelta(days=30), 604800),
-    ],
-)
-def test_visibility_delay_bounds(delay: timedelta | None, seconds: int) -> None:
-    assert visibility_delay_seconds(delay) == seconds
-
-
 def test_poison_moves_the_message_where_the_host_puts_it(
     queue: WorkQueue, storage_connection: str, queue_name: str
 ) -> None:
@@ -138,9 +123,3 @@ def test_oversized_messages_are_refused_before_sending(queue: WorkQueue) -> None
     with pytest.raises(ValueError, match="exceeds"):
         queue.send_text("x" * MAX_MESSAGE_BYTES)
     assert queue.approximate_message_count() == 0
-
-
-@pytest.mark.parametrize("name", ["ab", "Work", "work--items", "-work", "w" * 57, "work_items"])
-def test_queue_names_storage_would_refuse_are_refused_here(name: str) -> None:
-    with pytest.raises(ValueError, match="invalid queue name"):
-        WorkQueue.from_connection_string("UseDevelopmentStorage=true", name)

@@ -159,7 +159,7 @@ def test_personal_contacts_follow_the_option_and_leave_with_it(tenant_env: Tenan
 def test_a_contact_notification_reaches_the_phonebook(shared: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     from sync.subscription_upkeep import reconcile_subscriptions
     from sync.worker import Done, handle_work
-    from tests.test_presence import Recorder
+    from tests.integration.test_presence import Recorder
 
     queued = shared.connect_webhook(monkeypatch)
     result = reconcile_subscriptions(process_runtime())

@@ -9,12 +9,11 @@ import pytest
 import yaml
 
 from sync.cli import main
-from sync.pbx_check import OPERATIONS, check_description
+from sync.pbx_check import OPERATIONS
 from tests.conftest import Tenant
-from tests.xapi_spec import PROJECT_ROOT, locate_spec, missing_spec_reason
+from tests.xapi_spec import locate_spec, missing_spec_reason
 
 SPEC = locate_spec()
-OLD_SPEC = PROJECT_ROOT.parent / "shared" / "reference" / "3cx-xapi-20.0.8.yaml"
 pytestmark = pytest.mark.skipif(SPEC is None, reason=missing_spec_reason())
 
 
@@ -30,13 +29,6 @@ def test_the_current_document_offers_everything(tenant_env: Tenant, capsys: pyte
     assert report["ok"] is True
     assert report["present"] == len(OPERATIONS)
     assert report["missing_properties"] == {"Pbx.User": [], "Pbx.Contact": []}
-
-
-@pytest.mark.skipif(not OLD_SPEC.exists(), reason=f"no 20.0.8 document at {OLD_SPEC}")
-def test_a_20_0_8_pbx_lacks_only_the_renamed_bulk_delete() -> None:
-    result = check_description(_load(OLD_SPEC))
-    assert result.ok
-    assert [f"{o.method} {o.path}" for o in result.missing_optional] == ["POST /Contacts/Pbx.DeleteContactsById"]
 
 
 def test_a_missing_operation_or_property_fails_with_exit_1(tenant_env: Tenant, capsys) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from shared.graph import GraphUnavailable
-from shared.state import LockHeld, StateStore
+from shared.state import LockHeld
 from sync.envelope import RunReport, run_envelope
 from sync.records import RunRecord
 
@@ -158,29 +158,3 @@ def test_a_lost_lease_is_said_once_and_marked_on_the_run(runs: MemoryRuns, caplo
     # Leaving the envelope joined the renewer, so what it concluded is visible now.
     assert run.lease_lost
     assert [r.getMessage().split()[0] for r in caplog.records] == ["lock_lost"]
-
-
-# -- against real Table Storage ------------------------------------------------------------------
-
-
-@pytest.mark.azurite
-def test_a_crashed_holders_lease_expires_and_the_next_run_takes_the_lock(state: StateStore) -> None:
-    state.lease("contacts:company", timedelta(seconds=-1)).acquire()  # took it, then died
-    with run_envelope(state, "contacts", trigger="timer", lock="contacts:company") as run:
-        run.report.counts = {"created": 3}
-    (record,) = state.recent_runs("contacts")
-    assert (record.status, record.trigger, record.counts) == ("succeeded", "timer", {"created": 3})
-
-
-@pytest.mark.azurite
-def test_a_live_lease_keeps_others_out_until_released(state: StateStore) -> None:
-    with (
-        run_envelope(state, "users", trigger="timer", lock="user-sync"),
-        pytest.raises(LockHeld),
-        run_envelope(state, "users", trigger="queue", lock="user-sync"),
-    ):
-        pytest.fail("the body must not run")
-    with run_envelope(state, "users", trigger="queue", lock="user-sync", subject="ann@contoso.com"):
-        pass
-    newest, oldest = state.recent_runs("users")
-    assert (newest.trigger, newest.subject, oldest.trigger) == ("queue", "ann@contoso.com", "timer")
