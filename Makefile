@@ -32,12 +32,18 @@ $(NODE_STAMP): package.json package-lock.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --no-cache --extend-exclude $(CHECKOV_VENV) .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # Tests start Azurite themselves (on free ports) and stop it when they end;
-# tests/test_infra.py runs checkov from $(CHECKOV_VENV). The mutation gate runs before
-# pytest (under a minute), so pytest's summary stays the last line.
+# tests/integration/test_infra.py runs checkov from $(CHECKOV_VENV). The mutation gate runs
+# before pytest (under a minute), so pytest's summary stays the last line.
 test: setup $(CHECKOV_STAMP) lint mutants
 	$(PY) -m pytest
+
+# The no-I/O tier alone (tests/unit: no storage, servers or subprocesses), in seconds.
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 # Mutation testing of the rule modules against their fast tests; fails below 95% per
 # module or on a stale entry in mutation/equivalent.toml (see mutation/gate.py).

@@ -206,7 +206,7 @@ def _first_aadsts(text: str) -> str | None:
 
 def _chain_text(error: BaseException) -> str:
     """The messages of an exception and its causes: MSAL wraps Entra's answer in a generic one."""
-    texts = []
+    texts: list[str] = []
     current: BaseException | None = error
     while current is not None and len(texts) < 5:
         texts.append(str(current))

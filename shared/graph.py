@@ -518,7 +518,7 @@ def _item_retry_after(item: dict[str, Any], policy: RetryPolicy, attempt: int) -
     try:
         return max(0.0, float(headers["retry-after"]))
     except (KeyError, TypeError, ValueError):
-        return min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+        return min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
 
 
 def _short(url: str) -> str:

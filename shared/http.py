@@ -82,6 +82,7 @@ def send(
     safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
     kwargs.setdefault("timeout", policy.timeout)
     response: requests.Response | None = None
+    delay: float | None  # Retry-After may be absent or unreadable: then the backoff applies
     for attempt in range(1, policy.max_attempts + 1):
         try:
             response = session.request(method, url, **kwargs)
@@ -124,7 +125,7 @@ def send(
 
 
 def _backoff(policy: RetryPolicy, attempt: int) -> float:
-    return min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1) + random.uniform(0, policy.base_delay))
+    return min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1) + random.uniform(0, policy.base_delay))
 
 
 def _short(url: str) -> str:

@@ -126,7 +126,9 @@ class StateStore:
     def option_overrides(self) -> dict[str, OptionOverrides]:
         result: dict[str, OptionOverrides] = {}
         for entity in self._table("options").query_entities("PartitionKey eq 'user'"):
-            values = {key: entity.get(key) for key in OptionOverrides.model_fields if key not in ("m365_id",)}
+            values: dict[str, Any] = {
+                key: entity.get(key) for key in OptionOverrides.model_fields if key not in ("m365_id",)
+            }
             result[entity["RowKey"]] = OptionOverrides(m365_id=entity["RowKey"], **values)
         return result
 
@@ -493,7 +495,7 @@ def _submit_in_batches(table: TableClient, operations: list[tuple[str, dict[str,
     for start in range(0, len(pending), _BATCH):
         chunk = pending[start : start + _BATCH]
         try:
-            table.submit_transaction(chunk)  # type: ignore[arg-type]
+            table.submit_transaction(chunk)
         except HttpResponseError:
             # A delete of a row that is already gone fails the whole transaction; fall back to one by one.
             for kind, entity in chunk:

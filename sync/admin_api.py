@@ -68,7 +68,7 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
         return _error(409, str(error))
     except UpstreamError as error:
         return _error(502, one_line(error))
-    body = {**result.counts, "run_id": result.run_id, "status": result.status, "error": result.aborted}
+    body: dict[str, Any] = {**result.counts, "run_id": result.run_id, "status": result.status, "error": result.aborted}
     body["failures"] = [
         {"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok
     ]

@@ -328,8 +328,8 @@ def _contacts(args: argparse.Namespace) -> int:
                 print(f"  ! skipped {skip.source}: {skip.reason}")
             for failure in book.failures:
                 print(f"  ✗ {book.plan.book} {failure}")
-        for book in result.busy:
-            print(f"  ~ {book}: another run is syncing this phonebook now; left to it")
+        for busy in result.busy:
+            print(f"  ~ {busy}: another run is syncing this phonebook now; left to it")
         if not result.books and not result.busy and not result.aborted:
             print("No phonebooks to sync: set SHARED_MAILBOXES or turn on personal_contacts for some users.")
     if result.aborted:

@@ -12,6 +12,7 @@ changed reads only delta pages from Graph.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -161,7 +162,7 @@ def run_contact_sync(
                     sweep.book(
                         personal_book(m365_id),
                         "personal",
-                        lambda m365_id=m365_id, extension=extension: _clear_personal(rt, m365_id, extension, phonebook),
+                        functools.partial(_clear_personal, rt, m365_id, extension, phonebook),
                     )
                 )
     return sweep.result
@@ -236,7 +237,7 @@ def _sync_personal(
         book,
         create=lambda fields: phonebook.create(link.extension, fields),
         update=lambda contact_id, changes: phonebook.update(link.extension, contact_id, changes),
-        delete_many=lambda ids: [phonebook.delete(link.extension, contact_id) for contact_id in ids],
+        delete_many=lambda ids: _delete_each(phonebook, link.extension, ids),
     )
     return book
 
@@ -271,7 +272,7 @@ def _clear_personal(rt: Runtime, m365_id: str, extension: str, phonebook: Person
         book,
         create=lambda fields: None,
         update=lambda contact_id, changes: None,
-        delete_many=lambda ids: [phonebook.delete(extension, contact_id) for contact_id in ids],
+        delete_many=lambda ids: _delete_each(phonebook, extension, ids),
     )
     if not book.failures:
         rt.state.delete_personal_book(m365_id)
@@ -283,6 +284,12 @@ def _read(call: Callable[[], Any]) -> Any:
         return call()
     except TcxUnavailable as error:
         raise ContactRunAborted(one_line(error)) from error
+
+
+def _delete_each(phonebook: PersonalPhonebook, extension: str, ids: list[int]) -> None:
+    """Remove entries from a personal book one at a time, in order; the first failure stops the rest."""
+    for contact_id in ids:
+        phonebook.delete(extension, contact_id)
 
 
 def _apply(

@@ -25,6 +25,9 @@ def resolve_user(rt: Runtime, upn: str) -> tuple[str, str]:
     user = rt.graph.get_user(upn)
     if user is None:
         raise UnknownUser(f"no Microsoft 365 user {upn!r}")
+    # Graph gives every user a UPN and USER_SELECT asks for it; GraphUser leaves it optional
+    # only for delta tombstones, which a lookup by id or UPN never returns.
+    assert user.user_principal_name is not None
     return user.id, user.user_principal_name
 
 

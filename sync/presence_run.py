@@ -19,6 +19,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from shared.errors import UpstreamUnavailable, one_line
+from shared.queues import WorkQueue
 from shared.state import ConcurrentUpdate
 from shared.telemetry import log_event
 from shared.work_items import BoundaryWork, Work
@@ -48,10 +49,10 @@ class Scheduler:
 
 @dataclass
 class QueueScheduler(Scheduler):
-    queue: object  # shared.queues.WorkQueue
+    queue: WorkQueue
 
     def schedule(self, item: Work, delay: timedelta) -> None:
-        self.queue.send(item, visible_after=max(delay, timedelta(0)))  # type: ignore[attr-defined]
+        self.queue.send(item, visible_after=max(delay, timedelta(0)))
 
 
 @dataclass

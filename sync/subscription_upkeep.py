@@ -11,6 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from shared.graph import GraphApiError
 from shared.telemetry import log_event
@@ -32,6 +33,17 @@ from sync.subscriptions import (
 )
 
 UPKEEP_LOCK = "subscriptions"
+
+
+class _CreateArguments(TypedDict):
+    """The keyword arguments of `GraphClient.create_subscription`, built once and sent up to twice."""
+
+    resource: str
+    change_type: str
+    notification_url: str
+    lifecycle_url: str
+    expiration: datetime
+    client_state: str
 
 
 @dataclass
@@ -132,7 +144,7 @@ def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, 
             rt.state.delete_subscription(action.record.id)
             create_subscription(
                 rt, WantedSubscription(action.record.kind, action.record.resource, action.record.user_id), now
-            )  # type: ignore[arg-type]
+            )
             result.created += 1
             return
         rt.state.save_subscription(action.record.model_copy(update={"expires_at": renewed.expiration}))
@@ -151,7 +163,7 @@ def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) 
     deleted, since its clientState is unknown to us, and creation is tried once more.
     """
     client_state = secrets.token_urlsafe(48)  # 64 characters, within Graph's 128
-    arguments = {
+    arguments: _CreateArguments = {
         "resource": wanted.resource,
         "change_type": CHANGE_TYPES[wanted.kind],
         "notification_url": rt.settings.webhook_url or "",

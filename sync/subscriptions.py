@@ -57,7 +57,7 @@ class WantedSubscription:
     @classmethod
     def of(cls, record: SubscriptionRecord) -> WantedSubscription:
         """The same subscription again (to recreate one Graph dropped)."""
-        return cls(record.kind, record.resource, record.user_id)  # type: ignore[arg-type]
+        return cls(record.kind, record.resource, record.user_id)
 
 
 @dataclass(frozen=True)

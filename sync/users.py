@@ -196,6 +196,7 @@ def display_names(user: GraphUser) -> tuple[str, str, str]:
     last = (user.surname or "").strip()
     display = (user.display_name or "").strip()
     if not first and not last:
+        assert user.user_principal_name is not None  # see _upn
         first = display or user.user_principal_name.split("@", 1)[0]
     if not display:
         display = f"{first} {last}".strip()
@@ -316,11 +317,11 @@ def plan_users(
     # Unlinked 3CX users matched in this run: each goes to one M365 user. (A linked 3CX user is
     # never a candidate: `tcx_by_email` holds unlinked ones only.)
     claimed: set[int] = set()
-    for user in sorted(participating.values(), key=lambda u: u.user_principal_name.lower()):
+    for user in sorted(participating.values(), key=lambda u: _upn(u).lower()):
         user_options = options.get(user.id, default_options)
         desired = desired_fields(user, user_options)
         link = links.get(user.id)
-        upn = user.user_principal_name
+        upn = _upn(user)
         if link is not None and link.tcx_user_id in tcx_by_id:
             current = tcx_by_id[link.tcx_user_id]
             changes = field_changes(desired, current)
@@ -354,6 +355,18 @@ def plan_users(
     return plan
 
 
+def _upn(user: GraphUser) -> str:
+    """The UPN of a user who takes part.
+
+    GraphUser leaves it optional for delta tombstones, which never take part; Graph gives every
+    other user one (it is in USER_SELECT). A participating user without one breaks the plan here,
+    as the `.lower()` of the sort key always did.
+    """
+    upn = user.user_principal_name
+    assert upn is not None
+    return upn
+
+
 def _allocate(allocator: _NumberAllocator | None) -> str | None:
     return allocator.take() if allocator is not None else None
 
@@ -373,7 +386,7 @@ def _avatar_action(user: GraphUser, link: Link | None, photo: PhotoInfo | None) 
     known = link.photo_etag if link is not None else None
     if photo.etag == known:
         return None
-    return SetAvatar(user.id, user.user_principal_name, photo.etag)
+    return SetAvatar(user.id, _upn(user), photo.etag)
 
 
 def _plan_deprovisioning(
