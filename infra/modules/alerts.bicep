@@ -43,9 +43,9 @@ var syncRunFailedQuery = '''
 traces
 | where message startswith "run_summary "
 | extend pairs = substring(message, strlen("run_summary "))
-| parse-kv pairs as (['kind']: string, status: string, run: string, error: string) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
-| where status == "failed"
-| project timestamp, ['kind'], run, error
+| parse-kv pairs as (['kind']: string, trigger: string, subject: string, status: string, run: string, error: string) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
+| where status == "failed" and trigger != "queue"
+| project timestamp, ['kind'], trigger, subject, run, error
 '''
 
 var deletionGuardQuery = '''
@@ -75,7 +75,7 @@ var rules = [
   {
     name: 'sync-run-failed'
     displayName: 'Connector: a sync run failed'
-    description: 'A user or contact sync ended with status=failed (run_summary). The run\'s error is in the result; `python -m sync runs` lists it too.'
+    description: 'A scheduled or manual run (user sync, contacts, presence pass, subscription upkeep) ended with status=failed (run_summary). Queued work that fails is retried by the host instead. The run\'s error is in the result; `python -m sync runs` lists it too.'
     severity: 1
     query: syncRunFailedQuery
   }
