@@ -40,11 +40,6 @@ class UpstreamRefused(UpstreamError):  # noqa: N818 - the condition callers act 
     """The service refused the request (4xx); retrying the same request cannot help."""
 
 
-def is_retryable(error: BaseException) -> bool:
-    """Whether trying the same work again later may succeed."""
-    return isinstance(error, UpstreamUnavailable)
-
-
 def one_line(error: BaseException) -> str:
     """The error as the one line an administrator reads: whitespace folded, never empty."""
     return " ".join(str(error).split()) or type(error).__name__

@@ -133,29 +133,57 @@ class GraphClient:
         When Graph has dropped the sync state (410 Gone, `syncStateNotFound`,
         `resyncRequired`) the round restarts from scratch and says so with `full=True`.
         """
-        initial = ("/users/delta", {"$select": ",".join(select)})
-        if delta_link is None:
-            return self._delta_round(*initial, full=True)
-        try:
-            return self._delta_round(delta_link, None, full=False)
-        except GraphApiError as error:
-            if not _is_delta_reset(error):
-                raise
-            log.info("Graph dropped the users delta state (%s %s); starting a full round", error.status, error.code)
-        return self._delta_round(*initial, full=True)
+        users, link, full = self._delta(
+            ("/users/delta", {"$select": ",".join(select)}), delta_link, GraphUser.model_validate, what="users"
+        )
+        return DeltaResult(users=users, delta_link=link, full=full)
 
-    def _delta_round(self, url_or_path: str, params: dict[str, str] | None, *, full: bool) -> DeltaResult:
-        users: dict[str, GraphUser] = {}
+    def _delta(
+        self,
+        initial: tuple[str, dict[str, str]],
+        delta_link: str | None,
+        parse: Callable[[dict[str, Any]], _Item],
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[list[_Item], str, bool]:
+        """One delta round of any resource: (items, the new delta link, whether it was a full round).
+
+        From `delta_link` when there is one; from the start (`initial`) without one, or when
+        Graph has dropped the sync state (410 Gone, `syncStateNotFound`, `resyncRequired`).
+        """
+        if delta_link is not None:
+            try:
+                items, link = self._delta_pages(delta_link, None, parse, what, headers)
+                return items, link, False
+            except GraphApiError as error:
+                if not _is_delta_reset(error):
+                    raise
+                log.info(
+                    "Graph dropped the %s delta state (%s %s); starting a full round", what, error.status, error.code
+                )
+        items, link = self._delta_pages(*initial, parse, what, headers)
+        return items, link, True
+
+    def _delta_pages(
+        self,
+        url_or_path: str,
+        params: dict[str, str] | None,
+        parse: Callable[[dict[str, Any]], _Item],
+        what: str,
+        headers: dict[str, str] | None,
+    ) -> tuple[list[_Item], str]:
+        items: dict[str, _Item] = {}
         delta_link: str | None = None
-        for page in self.iter_pages(url_or_path, params):
-            for item in page.get("value", []):
-                user = GraphUser.model_validate(item)
-                users.pop(user.id, None)  # the same user may come again in one round: the last one wins
-                users[user.id] = user
+        for page in self.iter_pages(url_or_path, params, headers=headers):
+            for raw in page.get("value", []):
+                item = parse(raw)
+                items.pop(item.id, None)  # the same item may come again in one round: the last one wins
+                items[item.id] = item
             delta_link = page.get("@odata.deltaLink")
         if not delta_link:
-            raise GraphApiError(200, "missingDeltaLink", "the delta round ended without an @odata.deltaLink")
-        return DeltaResult(users=list(users.values()), delta_link=delta_link, full=full)
+            raise GraphApiError(200, "missingDeltaLink", f"the {what} delta round ended without an @odata.deltaLink")
+        return list(items.values()), delta_link
 
     # -- groups ------------------------------------------------------------------------
     def group_member_user_ids(self, group_id: str) -> set[str]:
@@ -313,37 +341,15 @@ class GraphClient:
             path = f"{base}/contacts/delta"
         else:
             path = f"{base}/contactFolders/{quote(folder_id, safe='')}/contacts/delta"
-        initial = (path, {"$select": ",".join(CONTACT_SELECT)})
-        if delta_link is None:
-            return self._contact_delta_round(*initial, full=True, mailbox=mailbox)
-        try:
-            return self._contact_delta_round(delta_link, None, full=False, mailbox=mailbox)
-        except GraphApiError as error:
-            if not _is_delta_reset(error):
-                raise
-            log.info(
-                "Graph dropped the contacts delta state of %s folder %s (%s %s); starting a full round",
-                mailbox,
-                folder_id or "(default)",
-                error.status,
-                error.code,
-            )
-        return self._contact_delta_round(*initial, full=True, mailbox=mailbox)
-
-    def _contact_delta_round(
-        self, url_or_path: str, params: dict[str, str] | None, *, full: bool, mailbox: str
-    ) -> ContactDeltaResult:
-        contacts: dict[str, GraphContact] = {}
-        delta_link: str | None = None
-        for page in self.iter_pages(url_or_path, params, headers={"Prefer": CONTACT_PREFERENCES}):
-            for item in page.get("value", []):
-                contact = _validated(GraphContact, item, f"contact of {mailbox}")
-                contacts.pop(contact.id, None)  # the same contact may come again in one round: the last one wins
-                contacts[contact.id] = contact
-            delta_link = page.get("@odata.deltaLink")
-        if not delta_link:
-            raise GraphApiError(200, "missingDeltaLink", "the contacts delta round ended without an @odata.deltaLink")
-        return ContactDeltaResult(contacts=list(contacts.values()), delta_link=delta_link, full=full)
+        folder = folder_id or "(default)"
+        contacts, link, full = self._delta(
+            (path, {"$select": ",".join(CONTACT_SELECT)}),
+            delta_link,
+            lambda raw: _validated(GraphContact, raw, f"contact of {mailbox}"),
+            what=f"contacts of {mailbox} folder {folder}",
+            headers={"Prefer": CONTACT_PREFERENCES},
+        )
+        return ContactDeltaResult(contacts=contacts, delta_link=link, full=full)
 
     # -- change-notification subscriptions --------------------------------------------
     def create_subscription(
@@ -382,10 +388,6 @@ class GraphClient:
             idempotent=True,  # setting the same expiration twice has the same effect
         )
         return self._subscription(response)
-
-    def reauthorize_subscription(self, subscription_id: str) -> None:
-        """Answer a `reauthorizationRequired` lifecycle event without moving the expiration."""
-        self._request("POST", f"{self._subscription_url(subscription_id)}/reauthorize", idempotent=True)
 
     def delete_subscription(self, subscription_id: str) -> bool:
         """Delete a subscription; False when Graph no longer knew it (already gone is fine)."""
@@ -476,6 +478,7 @@ def _mailbox_path(mailbox: str) -> str:
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_Item = TypeVar("_Item", GraphUser, GraphContact)
 
 
 def _validated(model: type[_Model], item: Any, what: str) -> _Model:

@@ -42,9 +42,6 @@ from shared.http import RetriesExhausted, RetryPolicy, send
 from shared.threecx_models import (
     ContactChanges,
     ContactPage,
-    FirstAvailableNumber,
-    ForwardingProfile,
-    ForwardingProfilePage,
     ODataError,
     SystemStatus,
     TcxContact,
@@ -295,23 +292,16 @@ class PhonebookCalls:
         return contacts
 
     def create(self, fields: Mapping[str, Any]) -> TcxContact:
-        """Create an entry from XAPI-named fields; never repeated after a 5xx (it may exist by then)."""
-        body = ContactChanges.model_validate(dict(fields)).body()
-        response = self._call("POST", "/Contacts", json_body=body, idempotent=False)
-        return TcxContact.model_validate(response.json())
+        """Create an entry from XAPI-named fields."""
+        return TcxContact.model_validate(_create(self._call, "/Contacts", ContactChanges, fields))
 
     def update(self, contact_id: int, fields: Mapping[str, Any]) -> None:
         """PATCH the given XAPI-named fields."""
-        body = ContactChanges.model_validate(dict(fields)).body()
-        self._call("PATCH", f"/Contacts({int(contact_id)})", json_body=body, idempotent=True)
+        _update(self._call, f"/Contacts({int(contact_id)})", ContactChanges, fields)
 
     def delete(self, contact_id: int) -> None:
         """Delete an entry; one that is already gone counts as deleted."""
-        try:
-            self._call("DELETE", f"/Contacts({int(contact_id)})")
-        except TcxApiError as error:
-            if error.status != 404:
-                raise
+        _delete(self._call, f"/Contacts({int(contact_id)})")
 
 
 class ThreeCXClient:
@@ -381,49 +371,22 @@ class ThreeCXClient:
             raise
         return TcxUser.model_validate(response.json())
 
-    def find_user_by_email(self, email: str) -> TcxUser | None:
-        """The user whose e-mail matches, ignoring case (the key 3CX's own M365 sync matches on).
-
-        3CX allows duplicate e-mail addresses; the lowest Id wins.
-        """
-        literal = email.lower().replace("'", "''")  # OData string literal: quotes are doubled
-        params = {"$filter": f"tolower(EmailAddress) eq '{literal}'", "$orderby": "Id", "$top": 1}
-        page = UserPage.model_validate(self._call("GET", "/Users", params=params).json())
-        return page.value[0] if page.value else None
-
-    def first_available_extension(self) -> str:
-        """The PBX's next free extension number."""
-        response = self._call("GET", "/Users/Pbx.GetFirstAvailableExtensionNumber()")
-        return FirstAvailableNumber.model_validate(response.json()).number
-
     def create_user(self, fields: Mapping[str, Any]) -> TcxUser:
         """Create a user from XAPI-named fields; the PBX assigns a Number when none is given.
 
         Never repeated after a 5xx or a dropped connection: the user may exist by then.
         """
-        body = UserChanges.model_validate(dict(fields)).body()
-        response = self._call("POST", "/Users", json_body=body, idempotent=False)
-        return TcxUser.model_validate(response.json())
+        return TcxUser.model_validate(_create(self._call, "/Users", UserChanges, fields))
 
     def update_user(self, user_id: int, fields: Mapping[str, Any]) -> None:
         """PATCH the given XAPI-named fields; sending the same values twice changes nothing."""
-        body = UserChanges.model_validate(dict(fields)).body()
-        self._call("PATCH", f"/Users({int(user_id)})", json_body=body, idempotent=True)
+        _update(self._call, f"/Users({int(user_id)})", UserChanges, fields)
 
     def delete_user(self, user_id: int) -> None:
         """Delete a user; one that is already gone counts as deleted."""
-        try:
-            self._call("DELETE", f"/Users({int(user_id)})")
-        except TcxApiError as error:
-            if error.status != 404:
-                raise
+        _delete(self._call, f"/Users({int(user_id)})")
 
     # -- status --------------------------------------------------------------------------------------
-    def forwarding_profiles(self, user_id: int) -> list[ForwardingProfile]:
-        """The user's five status profiles; their `name` is what `set_status` takes."""
-        response = self._call("GET", f"/Users({int(user_id)})/ForwardingProfiles")
-        return ForwardingProfilePage.model_validate(response.json()).value
-
     def set_status(self, user_id: int, profile_name: str) -> None:
         """Switch the user's current status profile ("Available", "Away", "Out of office", ...)."""
         self.update_user(user_id, {"CurrentProfileName": profile_name})
@@ -603,3 +566,25 @@ class ThreeCXClient:
         except RetriesExhausted as error:
             status = error.response.status_code if error.response is not None else None
             raise TcxUnavailable(f"3CX at {self.base_url}: {error}", status) from None
+
+
+# -- the three writes, the same for every entity set ---------------------------------------------------------
+def _create(call: XapiCall, path: str, changes: type[UserChanges | ContactChanges], fields: Mapping[str, Any]) -> Any:
+    """POST a new entity; its JSON. Never repeated after a 5xx or a dropped connection (it may exist by then)."""
+    body = changes.model_validate(dict(fields)).body()
+    return call("POST", path, json_body=body, idempotent=False).json()
+
+
+def _update(call: XapiCall, path: str, changes: type[UserChanges | ContactChanges], fields: Mapping[str, Any]) -> None:
+    """PATCH the given XAPI-named fields; safe to repeat (the same values twice change nothing)."""
+    body = changes.model_validate(dict(fields)).body()
+    call("PATCH", path, json_body=body, idempotent=True)
+
+
+def _delete(call: XapiCall, path: str) -> None:
+    """DELETE an entity; one that is already gone counts as deleted."""
+    try:
+        call("DELETE", path)
+    except TcxApiError as error:
+        if error.status != 404:
+            raise

@@ -38,11 +38,9 @@ class _Xapi(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
 
-class TcxUser(_Xapi):
-    """A 3CX user (extension) as the connector sees it."""
+class _UserProperties(BaseModel):
+    """The `Pbx.User` properties the connector reads and writes, shared by both directions."""
 
-    id: int = Field(alias="Id")
-    number: str = Field(alias="Number")
     first_name: str | None = Field(default=None, alias="FirstName")
     last_name: str | None = Field(default=None, alias="LastName")
     display_name: str | None = Field(default=None, alias="DisplayName")
@@ -55,30 +53,31 @@ class TcxUser(_Xapi):
     contact_image: str | None = Field(default=None, alias="ContactImage", repr=False)
 
 
-class UserChanges(BaseModel):
-    """A POST or PATCH body for `/Users`: only the properties the connector may write.
+class _Changes(BaseModel):
+    """A POST or PATCH body, strict and closed.
 
-    Strict and closed, so a misspelt name or a wrong type fails here, before 3CX answers
-    with a 400 that would only say so one user at a time.
+    A misspelt name or a wrong type (a number sent as an int) fails here, before 3CX answers
+    with a 400 that would say so one entity at a time.
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", strict=True)
 
-    number: str | None = Field(default=None, alias="Number")
-    first_name: str | None = Field(default=None, alias="FirstName")
-    last_name: str | None = Field(default=None, alias="LastName")
-    display_name: str | None = Field(default=None, alias="DisplayName")
-    email_address: str | None = Field(default=None, alias="EmailAddress")
-    mobile: str | None = Field(default=None, alias="Mobile")
-    outbound_caller_id: str | None = Field(default=None, alias="OutboundCallerID")
-    ms365_sign_in_enabled: bool | None = Field(default=None, alias="MS365SignInEnabled")
-    enabled: bool | None = Field(default=None, alias="Enabled")
-    current_profile_name: str | None = Field(default=None, alias="CurrentProfileName")
-    contact_image: str | None = Field(default=None, alias="ContactImage", repr=False)
-
     def body(self) -> dict[str, Any]:
         """The JSON body: only the properties that were given (an explicit None clears one)."""
         return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class TcxUser(_UserProperties, _Xapi):
+    """A 3CX user (extension) as the connector sees it."""
+
+    id: int = Field(alias="Id")
+    number: str = Field(alias="Number")
+
+
+class UserChanges(_UserProperties, _Changes):
+    """A POST or PATCH body for `/Users`: only the properties the connector may write."""
+
+    number: str | None = Field(default=None, alias="Number")
 
 
 # The Pbx.Contact properties a client may write: everything but the key and `ContactType`
@@ -133,18 +132,8 @@ class TcxContact(_ContactProperties, _Xapi):
     contact_type: str | None = Field(default=None, alias="ContactType")
 
 
-class ContactChanges(_ContactProperties):
-    """A POST or PATCH body for `/Contacts`: only the writable `Pbx.Contact` properties.
-
-    Strict and closed like `UserChanges`: a misspelt name or a number sent as an int fails
-    here, not as one 400 per contact from the PBX.
-    """
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", strict=True)
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body: only the properties that were given (an explicit None clears one)."""
-        return self.model_dump(by_alias=True, exclude_unset=True)
+class ContactChanges(_ContactProperties, _Changes):
+    """A POST or PATCH body for `/Contacts`: only the writable `Pbx.Contact` properties."""
 
 
 class ContactPage(_Xapi):
@@ -159,26 +148,6 @@ class UserPage(_Xapi):
 
     value: list[TcxUser]
     count: int | None = Field(default=None, alias="@odata.count")
-
-
-class FirstAvailableNumber(_Xapi):
-    """Answer of `Users/Pbx.GetFirstAvailableExtensionNumber()` (`Pbx.FirstAvailableNumber`)."""
-
-    number: str = Field(alias="Number")
-
-
-class ForwardingProfile(_Xapi):
-    """One of a user's five status profiles; `name` is what `CurrentProfileName` takes."""
-
-    id: int = Field(alias="Id")
-    name: str = Field(alias="Name")
-    custom_name: str | None = Field(default=None, alias="CustomName")
-
-
-class ForwardingProfilePage(_Xapi):
-    """Answer of `GET /Users({Id})/ForwardingProfiles`."""
-
-    value: list[ForwardingProfile]
 
 
 class SystemStatus(_Xapi):

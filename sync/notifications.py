@@ -371,14 +371,6 @@ class SubscriptionCache:
 
     __call__ = get
 
-    def forget(self, subscription_id: str | None = None) -> None:
-        """Drop one cached subscription (or all), e.g. right after it was created or deleted."""
-        with self._lock:
-            if subscription_id is None:
-                self._entries.clear()
-            else:
-                self._entries.pop(subscription_id, None)
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)

@@ -32,8 +32,6 @@ OPERATIONS = (
     Operation("GET", "/Users({Id})", "read a user's current status"),
     Operation("PATCH", "/Users({Id})", "update users, set status, disable"),
     Operation("DELETE", "/Users({Id})", "delete users (DEPROVISION=delete)"),
-    Operation("GET", "/Users/Pbx.GetFirstAvailableExtensionNumber()", "first free number"),
-    Operation("GET", "/Users({Id})/ForwardingProfiles", "status profile names"),
     Operation("GET", "/SystemStatus", "PBX version", required=False),
     Operation("GET", "/Contacts", "list phonebook entries"),
     Operation("POST", "/Contacts", "create phonebook entries"),

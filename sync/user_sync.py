@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from sync.users import (
     DeleteUser,
     DeprovisionGuard,
     DisableUser,
+    FieldChange,
     LinkUser,
     ScopeRule,
     SetAvatar,
@@ -354,10 +355,10 @@ class _Applier:
             )
         )
         if action.changes:
-            self.rt.tcx.update_user(action.tcx_user_id, {name: change.new for name, change in action.changes.items()})
+            self.rt.tcx.update_user(action.tcx_user_id, _new_values(action.changes))
 
     def _update(self, action: UpdateUser) -> None:
-        self.rt.tcx.update_user(action.tcx_user_id, {name: change.new for name, change in action.changes.items()})
+        self.rt.tcx.update_user(action.tcx_user_id, _new_values(action.changes))
         link = self.links.get(action.m365_id)
         if link is not None and (link.upn != action.upn or link.deprovisioned):
             self._save(link.model_copy(update={"upn": action.upn, "deprovisioned": None}))
@@ -413,6 +414,11 @@ class _Applier:
     def _forget(self, action: UserAction) -> None:
         self.links.pop(action.m365_id, None)
         self.rt.state.delete_link(action.m365_id)
+
+
+def _new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:
+    """The fields to PATCH: each change's new value."""
+    return {name: change.new for name, change in changes.items()}
 
 
 def _number_taken(error: TcxApiError) -> bool:

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from fakes.graph import GraphFake
 from fakes.transport import install
 from shared.entra import GraphAuthError, GraphTokenProvider, is_well_known_authority, load_certificate_credential
-from shared.errors import UpstreamError, UpstreamRefused, is_retryable, one_line
+from shared.errors import UpstreamError, UpstreamRefused, UpstreamUnavailable, one_line
 
 ROOT = "https://graph.fake.test"
 TENANT = "6f1c2b9e-0d7a-4c55-9d0e-3b1f2a4c5d6e"
@@ -218,11 +218,11 @@ def test_entra_out_of_reach_is_an_outage_to_retry_not_a_refused_credential(mock:
     provider = GraphTokenProvider(TENANT, CLIENT, client_secret=SECRET, authority_host=ROOT)
     with pytest.raises(UpstreamError) as raised:
         provider()
-    assert is_retryable(raised.value)
+    assert isinstance(raised.value, UpstreamUnavailable)
     assert not isinstance(raised.value, GraphAuthError)
     assert one_line(raised.value).startswith(f"cannot reach Entra at {ROOT}/{TENANT}")
 
 
 def test_a_refused_credential_is_not_retried() -> None:
-    assert not is_retryable(GraphAuthError("AADSTS7000215: invalid client secret"))
+    assert not isinstance(GraphAuthError("AADSTS7000215: invalid client secret"), UpstreamUnavailable)
     assert isinstance(GraphAuthError("x"), UpstreamRefused)

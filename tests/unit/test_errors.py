@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.entra import EntraUnavailable, GraphAuthError
-from shared.errors import ConfigError, UpstreamRefused, UpstreamUnavailable, is_retryable, one_line
+from shared.errors import ConfigError, UpstreamRefused, UpstreamUnavailable, one_line
 from shared.graph import GraphApiError, GraphUnavailable
 from shared.personal_phonebook import MyPhoneSessionError
 from shared.settings import ConfigError as SettingsConfigError
@@ -26,7 +26,6 @@ from sync.user_sync import RunAborted
 )
 def test_outages_are_retried(error: Exception) -> None:
     assert isinstance(error, UpstreamUnavailable)
-    assert is_retryable(error)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +40,7 @@ def test_outages_are_retried(error: Exception) -> None:
     ],
 )
 def test_refusals_and_bad_settings_are_not_retried(error: Exception) -> None:
-    assert not is_retryable(error)
+    assert not isinstance(error, UpstreamUnavailable)
     assert isinstance(error, UpstreamRefused | ConfigError)
 
 

@@ -489,17 +489,6 @@ def test_cache_remembers_misses_briefly() -> None:
     assert store.reads["sub-flood"] == 2
 
 
-def test_cache_forget_makes_a_change_visible_at_once() -> None:
-    store = _CountingStore({})
-    cache = SubscriptionCache(store, clock=_Clock())
-    assert cache.get("sub-new") is None
-    store.records["sub-new"] = _record("sub-new")
-    cache.forget("sub-new")
-    assert cache.get("sub-new") == store.records["sub-new"]
-    cache.forget()
-    assert len(cache) == 0
-
-
 def test_cache_is_bounded_and_drops_the_oldest() -> None:
     store = _CountingStore({})
     cache = SubscriptionCache(store, max_entries=3, clock=_Clock())
