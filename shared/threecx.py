@@ -41,14 +41,14 @@ from shared.errors import UpstreamError, UpstreamRefused, UpstreamUnavailable
 from shared.http import RetriesExhausted, RetryPolicy, send
 from shared.threecx_models import (
     ContactChanges,
-    ContactPage,
+    Entity,
     ODataError,
+    Page,
     SystemStatus,
     TcxContact,
     TcxUser,
     TokenResponse,
     UserChanges,
-    UserPage,
 )
 
 log = logging.getLogger(__name__)
@@ -274,22 +274,7 @@ class PhonebookCalls:
 
     def list(self, filter: str | None = None) -> list[TcxContact]:  # noqa: A002 - the OData option's name
         """Every entry (matching the OData `filter`), paged with `$top`/`$skip` in stable `Id` order."""
-        params: dict[str, Any] = {"$orderby": "Id", "$count": "true", "$top": self._page_size}
-        if filter:
-            params["$filter"] = filter
-        contacts: list[TcxContact] = []
-        while True:
-            params["$skip"] = len(contacts)
-            page = ContactPage.model_validate(self._call("GET", "/Contacts", params=params).json())
-            contacts.extend(page.value)
-            if not page.value:
-                break
-            if page.count is not None:
-                if len(contacts) >= page.count:
-                    break
-            elif len(page.value) < self._page_size:
-                break
-        return contacts
+        return _every(self._call, "/Contacts", Page[TcxContact], self._page_size, {"$filter": filter} if filter else {})
 
     def create(self, fields: Mapping[str, Any]) -> TcxContact:
         """Create an entry from XAPI-named fields."""
@@ -339,27 +324,9 @@ class ThreeCXClient:
 
     # -- users ------------------------------------------------------------------------------------
     def list_users(self, select: Sequence[str] | None = None) -> list[TcxUser]:
-        """Every user, paged with `$top`/`$skip` (3CX sends no nextLink) in stable `Id` order.
-
-        `$count=true` rides along so that a server capping pages below `page_size` cannot
-        end the listing early: paging stops when the count is reached or a page is empty.
-        """
-        params: dict[str, Any] = {"$orderby": "Id", "$count": "true", "$top": self.page_size}
-        if select is not None:
-            params["$select"] = ",".join(dict.fromkeys(["Id", "Number", *select]))
-        users: list[TcxUser] = []
-        while True:
-            params["$skip"] = len(users)
-            page = UserPage.model_validate(self._call("GET", "/Users", params=params).json())
-            users.extend(page.value)
-            if not page.value:
-                break
-            if page.count is not None:
-                if len(users) >= page.count:
-                    break
-            elif len(page.value) < self.page_size:
-                break
-        return users
+        """Every user (with the `select`ed properties, plus Id and Number), in `Id` order."""
+        extra = {} if select is None else {"$select": ",".join(dict.fromkeys(["Id", "Number", *select]))}
+        return _every(self._call, "/Users", Page[TcxUser], self.page_size, extra)
 
     def get_user(self, user_id: int) -> TcxUser | None:
         """One user by Id; None when there is none."""
@@ -588,3 +555,27 @@ def _delete(call: XapiCall, path: str) -> None:
     except TcxApiError as error:
         if error.status != 404:
             raise
+
+
+def _every(
+    call: XapiCall, path: str, page_type: type[Page[Entity]], page_size: int, options: Mapping[str, str]
+) -> list[Entity]:
+    """Every entity of a collection, paged with `$top`/`$skip` in stable `Id` order (3CX sends no nextLink).
+
+    `$count=true` rides along so that a server capping pages below `page_size` cannot end
+    the listing early: paging stops when the count is reached or a page is empty.
+    """
+    params: dict[str, Any] = {"$orderby": "Id", "$count": "true", "$top": page_size, **options}
+    entities: list[Entity] = []
+    while True:
+        params["$skip"] = len(entities)
+        page = page_type.model_validate(call("GET", path, params=params).json())
+        entities.extend(page.value)
+        if not page.value:
+            break
+        if page.count is not None:
+            if len(entities) >= page.count:
+                break
+        elif len(page.value) < page_size:
+            break
+    return entities

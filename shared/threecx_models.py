@@ -7,7 +7,7 @@ Answers carry far more properties than the connector cares about; those are igno
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -136,17 +136,16 @@ class ContactChanges(_ContactProperties, _Changes):
     """A POST or PATCH body for `/Contacts`: only the writable `Pbx.Contact` properties."""
 
 
-class ContactPage(_Xapi):
-    """One page of `GET /Contacts`; like users, `@odata.count` only when asked, no nextLink."""
-
-    value: list[TcxContact]
-    count: int | None = Field(default=None, alias="@odata.count")
+Entity = TypeVar("Entity", TcxUser, TcxContact)
 
 
-class UserPage(_Xapi):
-    """One page of `GET /Users`; 3CX sends `@odata.count` only when asked and never a nextLink."""
+class Page(_Xapi, Generic[Entity]):
+    """One page of a collection (`GET /Users`, `GET /Contacts`).
 
-    value: list[TcxUser]
+    3CX sends `@odata.count` only when asked, and never a nextLink.
+    """
+
+    value: list[Entity]
     count: int | None = Field(default=None, alias="@odata.count")
 
 
