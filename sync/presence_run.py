@@ -15,20 +15,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.errors import UpstreamUnavailable, one_line
+from shared.graph_models import GraphEvent
 from shared.queues import WorkQueue
+from shared.settings import Settings
 from shared.state import ConcurrentUpdate
 from shared.telemetry import log_event
+from shared.threecx_models import TcxUser
 from shared.work_items import BoundaryWork, Work
 from sync.eligibility import Audience, calendar_is_stale
-from sync.envelope import RunReport, run_envelope
+from sync.envelope import RunReport, RunStore, run_envelope
 from sync.options import tenant_defaults
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
-from sync.records import Link, PresenceState, StatusInterval
-from sync.runtime import Runtime
+from sync.records import Link, OptionOverrides, PresenceState, StatusInterval
 
 # The calendar window read per refresh: a little before now (an event running now overlaps
 # it anyway) to two days ahead; the periodic pass re-reads long before the window runs out.
@@ -38,6 +40,63 @@ _CONFLICT_RETRIES = 4
 PRESENCE_LOCK = "presence-pass"
 
 Outcome = Literal["changed", "reverted", "unchanged", "failed", "skipped"]
+
+
+class PresenceStore(Protocol):
+    """The state calendar-driven status reads and writes (Table Storage in production)."""
+
+    def get_link(self, m365_id: str) -> Link | None: ...
+
+    def links(self) -> dict[str, Link]: ...
+
+    def option_overrides(self) -> dict[str, OptionOverrides]: ...
+
+    def get_presence(self, m365_id: str) -> PresenceState | None: ...
+
+    def presence_states(self) -> dict[str, PresenceState]: ...
+
+    def save_presence(self, state: PresenceState) -> PresenceState:
+        """Write if unchanged since read (its etag), else raise `ConcurrentUpdate`."""
+        ...
+
+    def delete_presence(self, m365_id: str) -> None: ...
+
+
+class PassStore(PresenceStore, RunStore, Protocol):
+    """A presence pass also runs in the envelope: leases and run records."""
+
+
+class Calendars(Protocol):
+    def calendar_view(self, user_id: str, start: datetime, end: datetime) -> list[GraphEvent]: ...
+
+
+class StatusBoard(Protocol):
+    """The two 3CX calls of a status change: read the current status, set a new one."""
+
+    def get_user(self, user_id: int) -> TcxUser | None: ...
+
+    def set_status(self, user_id: int, profile_name: str) -> None: ...
+
+
+class PresencePorts(Protocol):
+    """What `reconcile_user` needs: settings, state, calendars and the PBX's statuses."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def state(self) -> PresenceStore: ...
+
+    @property
+    def graph(self) -> Calendars: ...
+
+    @property
+    def tcx(self) -> StatusBoard: ...
+
+
+class PassPorts(PresencePorts, Protocol):
+    @property
+    def state(self) -> PassStore: ...
 
 
 class Scheduler:
@@ -79,7 +138,7 @@ class PresenceCounts:
         }
 
 
-def calendar_enabled(rt: Runtime, link: Link | None) -> bool:
+def calendar_enabled(rt: PresencePorts, link: Link | None) -> bool:
     """Whether this linked user has calendar-driven status (see `sync.eligibility`)."""
     if link is None:
         return False
@@ -88,7 +147,7 @@ def calendar_enabled(rt: Runtime, link: Link | None) -> bool:
 
 
 def reconcile_user(
-    rt: Runtime,
+    rt: PresencePorts,
     m365_id: str,
     *,
     now: datetime,
@@ -150,7 +209,7 @@ class _Decision:
     scheduled: datetime | None = None  # a new boundary to put on the queue
 
 
-def _decide(rt: Runtime, state: PresenceState, now: datetime) -> _Decision:
+def _decide(rt: PresencePorts, state: PresenceState, now: datetime) -> _Decision:
     interval = wanted_interval(state.intervals, now)
     wanted = interval.status if interval else None
     decision = _Decision("unchanged", state, interval=interval)
@@ -194,7 +253,7 @@ def _last_end(state: PresenceState, now: datetime) -> datetime | None:
 
 
 def run_presence_pass(
-    rt: Runtime,
+    rt: PassPorts,
     *,
     now: datetime | None = None,
     scheduler: Scheduler | None = None,
@@ -222,7 +281,7 @@ def run_presence_pass(
 
 
 def _pass(
-    rt: Runtime,
+    rt: PassPorts,
     counts: PresenceCounts,
     now: datetime,
     scheduler: Scheduler | None,
