@@ -26,7 +26,7 @@ from shared.threecx import TcxApiError, TcxUnavailable
 from shared.threecx_models import USER_FIELDS, TcxUser
 from sync.eligibility import Audience
 from sync.envelope import RunReport, run_envelope
-from sync.options import UserOptions
+from sync.options import UserOptions, tenant_defaults
 from sync.records import Link
 from sync.runtime import Runtime
 from sync.users import (
@@ -248,7 +248,7 @@ def _plan(
     config = sync_config(rt, allow_deprovision, group_members)
     target = _list_tcx_users(rt)
     links = rt.state.links()
-    audience = Audience.of(rt.state, settings)
+    audience = Audience(links, tenant_defaults(settings), rt.state.option_overrides())  # links read once
     defaults, options = audience.defaults, audience.effective_options()
     photos = _photo_infos(rt, source, config, options, defaults)
     only = frozenset(user.id for user in source) if only_upn else None
