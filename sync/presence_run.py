@@ -125,8 +125,17 @@ class PresenceCounts:
     aborted: str | None = None  # an outage stopped the pass
 
     def add(self, outcome: Outcome) -> None:
-        if outcome != "skipped":
-            setattr(self, outcome, getattr(self, outcome) + 1)
+        match outcome:
+            case "changed":
+                self.changed += 1
+            case "reverted":
+                self.reverted += 1
+            case "unchanged":
+                self.unchanged += 1
+            case "failed":
+                self.failed += 1
+            case "skipped":
+                pass
 
     def as_dict(self) -> dict[str, int]:
         return {

@@ -35,6 +35,7 @@ from sync.users import (
     DeprovisionGuard,
     DisableUser,
     FieldChange,
+    ForgetLink,
     LinkUser,
     ScopeRule,
     SetAvatar,
@@ -336,8 +337,23 @@ class _Applier:
         self.links = links
 
     def apply(self, action: UserAction) -> None:
-        handler = getattr(self, f"_{action.kind}")
-        handler(action)
+        match action:
+            case LinkUser():
+                self._link(action)
+            case UpdateUser():
+                self._update(action)
+            case CreateUser():
+                self._create(action)
+            case SetAvatar():
+                self._avatar(action)
+            case DisableUser():
+                self._disable(action)
+            case DeleteUser():
+                self._delete(action)
+            case ForgetLink():
+                self._forget(action)
+            case _:
+                raise TypeError(f"no way to apply {type(action).__name__}")
 
     def _save(self, link: Link) -> None:
         self.links[link.m365_id] = link
