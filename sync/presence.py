@@ -15,6 +15,9 @@ the meeting wins, and is left alone.
   statuses, the status switches directly (no restore in between). Decisions are taken at
   points in time, so neither flaps.
 - With the calendar option off, the connector never changes that user's status.
+- A write whose answer never came (3CX applied it, then answered 504) is remembered as
+  pending: if 3CX shows that status at the next look, it is the connector's own, so it
+  never becomes the user's "previous" status, and the one from before the meeting comes back.
 
 `sync.presence_run` reads calendars and 3CX, calls these, and writes.
 """
@@ -85,6 +88,8 @@ def next_boundary(intervals: Iterable[StatusInterval], after: datetime) -> datet
 
 def needs_attention(state: PresenceState, wanted: str | None) -> bool:
     """Whether 3CX must be looked at now; False means nothing can change, so no request is made."""
+    if state.pending_status is not None:
+        return True  # a write of ours may or may not have landed: look
     if wanted is None:
         return state.applied_status is not None or state.overridden
     if state.overridden:
@@ -94,6 +99,12 @@ def needs_attention(state: PresenceState, wanted: str | None) -> bool:
 
 def decide(state: PresenceState, wanted: str | None, current: str | None) -> tuple[StatusChange | None, PresenceState]:
     """Given the wanted status and what 3CX shows now, the write to make and the new state."""
+    if state.pending_status is not None:
+        # Our last write's answer never came. If 3CX shows what we wrote, it landed: ours, as applied.
+        landed = current == state.pending_status
+        state = state.model_copy(
+            update={"pending_status": None, "applied_status": current if landed else state.applied_status}
+        )
     if wanted is None:
         change = None
         if state.applied_status is not None and current == state.applied_status:
@@ -108,6 +119,7 @@ def decide(state: PresenceState, wanted: str | None, current: str | None) -> tup
             update={"applied_status": wanted, "previous_status": previous, "overridden": False}
         )
     if current == state.applied_status:
-        return StatusChange("set", wanted), state.model_copy(update={"applied_status": wanted})
+        change = None if current == wanted else StatusChange("set", wanted)
+        return change, state.model_copy(update={"applied_status": wanted})
     # 3CX no longer shows what the connector set: the user changed it by hand, and that wins.
     return None, state.model_copy(update={"applied_status": None, "previous_status": None, "overridden": True})

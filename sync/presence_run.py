@@ -196,9 +196,16 @@ def reconcile_user(
             try:
                 rt.tcx.set_status(state.tcx_user_id, decision.change.status)
             except Exception:
-                # Undo the claim so the next attempt (queue retry, presence pass) decides again.
+                # Undo the claim so the next attempt (queue retry, presence pass) decides again,
+                # remembering what was written: 3CX may have applied it before the answer failed,
+                # and then it must not pass for the user's own status.
+                undone = {
+                    "etag": saved.etag,
+                    "pending_status": decision.change.status,
+                    "previous_status": state.previous_status or decision.state.previous_status,
+                }
                 with contextlib.suppress(ConcurrentUpdate):
-                    rt.state.save_presence(state.model_copy(update={"etag": saved.etag}))
+                    rt.state.save_presence(state.model_copy(update=undone))
                 raise
             _log_change(decision, link, now)
         if decision.scheduled is not None and scheduler is not None:

@@ -85,5 +85,8 @@ class PresenceState(BaseModel):
     applied_status: str | None = None  # the status the connector set and believes active
     previous_status: str | None = None  # what the user had before; restored when the event ends
     overridden: bool = False  # the user changed status by hand during the current mapped stretch
+    # A status the connector wrote whose answer never came (a 504 after 3CX applied it, say):
+    # if 3CX shows it at the next look, it is the connector's own, never the user's "previous".
+    pending_status: str | None = None
     next_boundary: datetime | None = None  # the boundary a queue message is scheduled for
     etag: str | None = Field(None, exclude=True)

@@ -140,16 +140,17 @@ def run_user_sync(
     """
     rt.settings.require_user_sync()
     only_upn = only_upn or only_user_id
+    # The one user, before anything is locked or recorded: someone neither Graph nor the links
+    # know (a deleted guest, a typo) is UserNotFound, not a failed run.
+    one = _source_for_one(rt, only_upn) if only_upn else None
     if dry_run:
         run_id = uuid.uuid4().hex[:12]
-        plan = _plan(rt, run_id, dry_run=True, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full)
+        plan = _plan(rt, run_id, dry_run=True, one=one, allow_deprovision=allow_deprovision, full=full)
         return UserSyncResult(run_id, plan, dry_run=True)
     with run_envelope(rt.state, "users", trigger=trigger, lock=LOCK_NAME, subject=only_upn) as run:
         result = UserSyncResult(run.run_id, UserPlan(), dry_run=False)
         try:
-            result.plan = _plan(
-                rt, run.run_id, dry_run=False, only_upn=only_upn, allow_deprovision=allow_deprovision, full=full
-            )
+            result.plan = _plan(rt, run.run_id, dry_run=False, one=one, allow_deprovision=allow_deprovision, full=full)
             _apply(rt, result, progress)
         except RunAborted as error:
             result.aborted = str(error)
@@ -236,10 +237,11 @@ def _source_for_one(rt: Runtime, upn: str) -> list[GraphUser]:
 
 
 def _plan(
-    rt: Runtime, run_id: str, *, dry_run: bool, only_upn: str | None, allow_deprovision: bool, full: bool
+    rt: Runtime, run_id: str, *, dry_run: bool, one: list[GraphUser] | None, allow_deprovision: bool, full: bool
 ) -> UserPlan:
+    """The plan for everyone (from the delta mirror), or for `one` user (provision on demand)."""
     settings = rt.settings
-    source = _source_for_one(rt, only_upn) if only_upn else refresh_source(rt, dry_run=dry_run, full=full)
+    source = one if one is not None else refresh_source(rt, dry_run=dry_run, full=full)
     group_members: frozenset[str] = frozenset()
     if settings.user_sync_scope is SyncScope.SELECTED_GROUPS:
         members: set[str] = set()
@@ -252,7 +254,7 @@ def _plan(
     audience = Audience(links, tenant_defaults(settings), rt.state.option_overrides())  # links read once
     defaults, options = audience.defaults, audience.effective_options()
     photos = _photo_infos(rt, source, config, options, defaults)
-    only = frozenset(user.id for user in source) if only_upn else None
+    only = frozenset(user.id for user in source) if one is not None else None
     plan = plan_users(source, target, links, options, defaults, config, photos, only)
     log_event("plan", run=run_id, kind="users", dry_run=dry_run, **_plan_counts(plan))
     return plan

@@ -30,7 +30,7 @@ from sync.envelope import run_envelope
 from sync.presence_run import Scheduler, reconcile_user
 from sync.runtime import Runtime
 from sync.subscription_upkeep import handle_lifecycle
-from sync.user_sync import RunAborted, run_user_sync
+from sync.user_sync import RunAborted, UserNotFound, run_user_sync
 
 EARLY_TOLERANCE = timedelta(seconds=1)
 LOCK_RETRY = timedelta(seconds=60)
@@ -101,6 +101,10 @@ def _user(rt: Runtime, user_id: str) -> WorkResult:
         result = run_user_sync(rt, only_user_id=user_id, trigger="queue")
     except LockHeld:
         return RequeueAfter(LOCK_RETRY, "a user sync is running")
+    except UserNotFound:
+        # Neither in Graph nor linked (a deleted guest, an account never synced): nothing to do.
+        log_event("work_skipped", kind="user", user=user_id, reason="not a Microsoft 365 user the connector knows")
+        return Done("unknown user")
     if result.aborted:
         raise RunAborted(result.aborted)  # recorded as failed; the host retries the message
     return Done(result.status)

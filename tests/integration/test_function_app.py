@@ -232,3 +232,28 @@ def test_a_message_no_producer_writes_is_logged_and_dropped(tenant_env: Tenant, 
         _function("work_queue_worker").get_user_function()(_queue_message(text))
     assert any(r.getMessage().startswith("work_rejected ") for r in caplog.records)
     assert tenant_env.state.recent_runs("users") == []
+
+
+@pytest.mark.parametrize("who", ["gone", "out_of_scope"])
+def test_a_user_change_for_someone_never_linked_changes_nothing_and_fails_nothing(
+    tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, who: str
+) -> None:
+    """The fault: a /users notification for a deleted guest or an out-of-scope account raised,
+    recorded a failed run (which the alert watches) and ended in the poison queue."""
+    tenant_env.add_users(1)
+    _function("user_sync_timer").get_user_function()(_Timer())
+    if who == "gone":
+        user_id = "6f0c5d1e-2a3b-4c4d-8e5f-7a8b9c0d1e2f"  # a deleted guest: Graph no longer knows it
+    else:
+        monkeypatch.setenv("USER_SYNC_SCOPE", "selected_users")
+        monkeypatch.setenv("USER_SYNC_USERS", "user000@contoso.com")
+        from sync.runtime import reset_process_runtime
+
+        reset_process_runtime()
+        user_id = tenant_env.graph.add_user("outsider@contoso.com")
+    before = len(tenant_env.pbx.users)
+
+    _function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
+
+    assert len(tenant_env.pbx.users) == before
+    assert [run.status for run in tenant_env.state.recent_runs("users")] in (["succeeded"], ["succeeded", "succeeded"])

@@ -69,6 +69,7 @@ class Pbx:
     status: str = "Available"
     writes: list[str] = field(default_factory=list)
     fail_writes: bool = False
+    time_out_after_writing: bool = False  # 3CX applied the write but the answer never came (504)
 
     def get_user(self, user_id: int) -> TcxUser | None:
         return TcxUser.model_validate({"Id": user_id, "Number": "101", "CurrentProfileName": self.status})
@@ -78,6 +79,8 @@ class Pbx:
             raise TcxUnavailable("3CX at https://pbx answered 504 to PATCH /Users(7)", 504)
         self.writes.append(profile_name)
         self.status = profile_name
+        if self.time_out_after_writing:
+            raise TcxUnavailable("3CX at https://pbx answered 504 to PATCH /Users(7)", 504)
 
 
 @dataclass
@@ -143,3 +146,20 @@ def test_a_user_without_calendar_status_is_forgotten_and_never_written(ports: Po
     assert reconcile_user(ports, USER, now=T0, refresh=True, enabled=False) == "skipped"
     assert USER not in ports.state.states
     assert ports.tcx.writes == ["Out of office"]
+
+
+def test_a_status_write_3cx_applied_but_answered_504_still_restores_the_status_from_before(ports: Ports) -> None:
+    """The fault: the retry saw the connector's own status in 3CX, stored it as the user's
+    "previous" one, and the user stayed in Do Not Disturb after the meeting."""
+    ports.tcx.status = "Custom 1"  # Lunch, before the meeting
+    ports.tcx.time_out_after_writing = True
+    with pytest.raises(TcxUnavailable):
+        reconcile_user(ports, USER, now=T0, refresh=True)
+    ports.tcx.time_out_after_writing = False
+
+    assert reconcile_user(ports, USER, now=T0 + timedelta(seconds=30), refresh=False) == "unchanged"
+    state = ports.state.states[USER]
+    assert (state.applied_status, state.previous_status) == ("Out of office", "Custom 1")
+
+    assert reconcile_user(ports, USER, now=T0 + timedelta(hours=1), refresh=False) == "reverted"
+    assert ports.tcx.status == "Custom 1"

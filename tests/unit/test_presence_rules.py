@@ -300,9 +300,16 @@ def test_a_show_as_the_ranking_does_not_know_ranks_lowest() -> None:
     assert wanted_interval(intervals, at("11:30")).status == "Custom 1"
 
 
-def presence(applied: str | None = None, previous: str | None = None, overridden: bool = False) -> PresenceState:
+def presence(
+    applied: str | None = None, previous: str | None = None, overridden: bool = False, pending: str | None = None
+) -> PresenceState:
     return PresenceState(
-        m365_id="u1", tcx_user_id=1, applied_status=applied, previous_status=previous, overridden=overridden
+        m365_id="u1",
+        tcx_user_id=1,
+        applied_status=applied,
+        previous_status=previous,
+        overridden=overridden,
+        pending_status=pending,
     )
 
 
@@ -349,9 +356,59 @@ def presence(applied: str | None = None, previous: str | None = None, overridden
             None, presence(),
             id="the end of an overridden stretch writes nothing and clears the override",
         ),
+        # A write whose answer never came (504 after 3CX applied it) is pending until the next look.
+        pytest.param(
+            presence(None, "Custom 1", pending="Out of office"), "Out of office", "Out of office",
+            None, presence("Out of office", "Custom 1"),
+            id="an entering write that landed is ours: the status from before stays the one to restore",
+        ),
+        pytest.param(
+            presence(None, "Custom 1", pending="Out of office"), "Out of office", "Custom 1",
+            StatusChange("set", "Out of office"), presence("Out of office", "Custom 1"),
+            id="an entering write that did not land is written again",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1", pending="Away"), "Away", "Away",
+            None, presence("Away", "Custom 1"),
+            id="a switch that landed is ours, not a status changed by hand",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1", pending="Away"), "Away", "Out of office",
+            StatusChange("set", "Away"), presence("Away", "Custom 1"),
+            id="a switch that did not land is written again",
+        ),
+        pytest.param(
+            presence(None, "Custom 1", pending="Out of office"), None, "Out of office",
+            StatusChange("restore", "Custom 1"), presence(),
+            id="a write that landed after its stretch ended is restored from",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1", pending="Custom 1"), None, "Custom 1",
+            None, presence(),
+            id="a restore that landed leaves nothing to do",
+        ),
+        pytest.param(
+            presence("Out of office", "Custom 1", pending="Away"), "Away", "Custom 2",
+            None, presence(overridden=True),
+            id="a status changed by hand while our write was pending still wins",
+        ),
     ],
 )  # fmt: skip
 def test_decide_states_the_write_and_what_is_remembered(
     before: PresenceState, wanted: str | None, current: str | None, change: StatusChange | None, after: PresenceState
 ) -> None:
     assert decide(before, wanted, current) == (change, after)
+
+
+@pytest.mark.parametrize(
+    ("state", "wanted"),
+    [
+        (presence("Out of office", "Custom 1", pending="Out of office"), "Out of office"),
+        (presence(overridden=True, pending="Away"), "Away"),
+        (presence(pending="Available"), None),
+    ],
+)
+def test_a_write_whose_answer_never_came_is_always_looked_at(state: PresenceState, wanted: str | None) -> None:
+    """Without the pending write, none of these would need 3CX read: with it, every one does."""
+    assert needs_attention(state.model_copy(update={"pending_status": None}), wanted) is False
+    assert needs_attention(state, wanted) is True
