@@ -288,6 +288,30 @@ class ContactsMixin:
             mailbox.log(folder_id, contact.id, _FolderChange(version))
         self._notify_contact_change(user_id, contact.id, "updated", {source: "deleted", folder_id: "created"})
 
+    def delete_contact_folder(self, user_id: str, folder_id: str) -> None:
+        """Delete a contact folder for good, with its child folders and their contacts.
+
+        Afterwards every request that addresses it — its contacts, its delta, a delta or
+        page token of its rounds — answers 404 `ErrorItemNotFound`, as Outlook does for a
+        folder that was purged. (Deleting in Outlook first moves it to Deleted Items, out of
+        the Contacts tree; this is the end of that road.)
+        """
+        with self._lock:
+            mailbox = self._contact_mailbox(user_id)
+            if folder_id == mailbox.default_folder_id or folder_id not in mailbox.folders:
+                raise KeyError(f"no deletable contact folder {folder_id} in the mailbox of {user_id}")
+            doomed = {folder_id}
+            while True:
+                children = {f.id for f in mailbox.folders.values() if f.parent_id in doomed} - doomed
+                if not children:
+                    break
+                doomed |= children
+            for gone in doomed:
+                del mailbox.folders[gone]
+                mailbox.changes.pop(gone, None)
+            for contact_id in [c.id for c in mailbox.contacts.values() if c.folder_id in doomed]:
+                del mailbox.contacts[contact_id]
+
     def rest_contact_id(self, user_id: str, contact_id: str) -> str:
         """The contact's current REST id (what a request without the ImmutableId preference sees)."""
         with self._lock:
@@ -400,6 +424,8 @@ class ContactsMixin:
                 raise _sync_state_not_found()
             self._addressed_mailbox(match["key"])  # the mailbox may have gone since: 404 then
             mailbox = self.contact_mailboxes[state.user_id]
+            if state.folder_id not in mailbox.folders:
+                raise _item_not_found()  # the folder was deleted since
             changed = [
                 contact_id
                 for contact_id, change in mailbox.changes.get(state.folder_id, {}).items()

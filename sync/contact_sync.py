@@ -209,11 +209,24 @@ class _Sweep:
 
 
 def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
-    sources = [SourceContact(mb, contact) for mb in shared for contact in refresh_mailbox(rt, mb, full=full)]
+    sources: list[SourceContact] = []
+    refused: list[str] = []
+    for mailbox in shared:
+        try:
+            contacts = refresh_mailbox(rt, mailbox, full=full)
+        except GraphApiError as error:
+            # This mailbox only (a permission, an RBAC scope): its last known contacts stand, so
+            # its entries are neither deleted nor changed, and the other mailboxes go on.
+            refused.append(f"mailbox {mailbox}: {one_line(error)}; its last known contacts are kept")
+            contacts = stored_contacts(rt, mailbox)
+        sources.extend(SourceContact(mailbox, contact) for contact in contacts)
     wanted, rejected = wanted_company(COMPANY_BOOK, shared, sources)
     target = _read(lambda: rt.tcx.list_contacts("startswith(Tag,'m365:')"))
     plan = plan_book(COMPANY_BOOK, wanted, [c.model_dump(by_alias=True) for c in target], rejected)
     book = BookResult(plan, "company")
+    for failure in refused:
+        book.failures.append(failure)
+        log_event("contact_source_failed", logging.WARNING, kind="contacts", book=COMPANY_BOOK, error=failure)
     _apply(
         book,
         create=lambda fields: rt.tcx.create_contact(fields),
@@ -370,10 +383,17 @@ def refresh_mailbox(rt: Runtime, mailbox: str, *, full: bool = False) -> list[Gr
     mirror = dict(stored)
     upserts: dict[str, dict[str, Any]] = {}
     new_links: dict[str, str] = {}
+    vanished: list[str] = []
     for folder_id in [None, *folder_ids]:
         folder_tag = folder_id or ""
         name = _delta_name(mailbox, folder_id)
-        delta = rt.graph.contacts_delta(mailbox, folder_id, None if full else rt.state.delta_link(name))
+        try:
+            delta = rt.graph.contacts_delta(mailbox, folder_id, None if full else rt.state.delta_link(name))
+        except GraphApiError as error:
+            if folder_id is None or error.status != 404:
+                raise
+            vanished.append(folder_id)  # deleted since the folders were listed: its contacts went with it
+            continue
         if delta.full:  # everything this folder holds came in this round
             for contact_id in [cid for cid, raw in mirror.items() if raw.get(_FOLDER_KEY) == folder_tag]:
                 del mirror[contact_id]
@@ -391,7 +411,12 @@ def refresh_mailbox(rt: Runtime, mailbox: str, *, full: bool = False) -> list[Gr
             mirror[contact.id] = raw
             upserts[contact.id] = raw
         new_links[name] = delta.delta_link
-    live_folders = {"", *folder_ids}
+    if vanished:
+        # The cached folder list is out of date: list again (new folders are read next run).
+        folder_ids = [folder.id for folder in rt.graph.contact_folders(mailbox)]
+        rt.state.save_contact_folders(mailbox, folder_ids)
+        log_event("contact_folders_relisted", kind="contacts", mailbox=mailbox, vanished=len(vanished))
+    live_folders = {"", *folder_ids} - set(vanished)
     for contact_id in [cid for cid, raw in mirror.items() if raw.get(_FOLDER_KEY) not in live_folders]:
         del mirror[contact_id]  # its folder is gone
     deletes = [contact_id for contact_id in stored if contact_id not in mirror]
@@ -400,3 +425,8 @@ def refresh_mailbox(rt: Runtime, mailbox: str, *, full: bool = False) -> list[Gr
     for name, link in new_links.items():
         rt.state.save_delta_link(name, link)
     return [GraphContact.model_validate(raw) for raw in mirror.values()]
+
+
+def stored_contacts(rt: Runtime, mailbox: str) -> list[GraphContact]:
+    """The mailbox's contacts as of its last good refresh (the mirror), without asking Graph."""
+    return [GraphContact.model_validate(raw) for raw in rt.state.contact_mirror(mailbox).values()]

@@ -247,3 +247,34 @@ def test_a_phonebook_another_run_holds_is_left_to_it_and_the_others_go_on(tenant
     assert result.busy == ["company"]
     assert result.status == "partial"
     assert result.counts("personal")["created"] == 1
+
+
+def test_a_deleted_contact_folder_is_dropped_and_the_rest_still_syncs(shared: Tenant) -> None:
+    """The fault: a deleted sub-folder failed its mailbox's refresh and, through it, the whole
+    company phonebook, for up to a day (folder ids are cached that long)."""
+    folder = shared.graph.add_contact_folder(shared.sales, "Suppliers")
+    shared.graph.add_contact(shared.sales, folder_id=folder, **person("Grace", "Hopper", "grace@navy.example"))
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+    run_contact_sync(process_runtime())
+    assert set(_book(shared)) == {"grace@navy.example", "ada@engines.example"}
+
+    shared.graph.delete_contact_folder(shared.sales, folder)
+    shared.graph.add_contact(shared.support, **person("Alan", "Turing", "alan@bletchley.example"))
+    result = run_contact_sync(process_runtime())
+
+    assert result.status == "succeeded", result.books[0].failures
+    assert set(_book(shared)) == {"ada@engines.example", "alan@bletchley.example"}
+
+
+def test_one_mailbox_refused_keeps_its_entries_and_never_blocks_the_others(shared: Tenant) -> None:
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+    run_contact_sync(process_runtime())
+    shared.graph.add_contact(shared.support, **person("Alan", "Turing", "alan@bletchley.example"))
+    shared.graph.inject(403, count=50, path_pattern=r"/users/sales@contoso\.com/")  # e.g. an Exchange RBAC scope
+
+    result = run_contact_sync(process_runtime())
+
+    assert set(_book(shared)) == {"ada@engines.example", "alan@bletchley.example"}  # kept, and added
+    assert result.status == "partial"
+    (failure,) = result.books[0].failures
+    assert SALES in failure and "403" in failure

@@ -557,3 +557,20 @@ def test_contact_routes_are_counted(fake: GraphFake, client: GraphClient, ada: s
         "GET /users/{key}/contactFolders/{folder}/childFolders": 1,
         "GET /users/{key}/contacts/delta": 1,
     }
+
+
+def test_a_deleted_folder_answers_404_to_its_delta_and_leaves_the_listing(
+    fake: GraphFake, client: GraphClient, ada: str
+) -> None:
+    suppliers = fake.add_contact_folder(ada, "Suppliers")
+    nested = fake.add_contact_folder(ada, "Nested", parent_folder_id=suppliers)
+    fake.add_contact(ada, folder_id=nested, givenName="Grace")
+    link = client.contacts_delta(ada, suppliers, None).delta_link
+
+    fake.delete_contact_folder(ada, suppliers)
+
+    assert client.contact_folders(ada) == []  # the child went with it
+    for folder, delta_link in ((suppliers, link), (nested, None)):
+        with pytest.raises(GraphApiError) as raised:
+            client.contacts_delta(ada, folder, delta_link)
+        assert (raised.value.status, raised.value.code) == (404, "ErrorItemNotFound")
