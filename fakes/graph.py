@@ -47,7 +47,7 @@ from fakes.graph_calendar import CalendarMixin
 from fakes.graph_contacts import ContactsMixin
 from fakes.graph_errors import GraphQueryError
 from fakes.graph_subscriptions import DEFAULT_QUOTA, Deliver, SubscriptionMixin
-from fakes.transport import FakeRequest, FakeResponse, FakeService, Fault, Headers
+from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse, FakeService, Fault, Headers
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -642,6 +642,7 @@ class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
     def _new_access_token(self) -> str:
         token = "fake-graph-" + secrets.token_urlsafe(24)
         self._access_tokens[token] = self.clock() + self.token_lifetime_seconds
+        ISSUED_CREDENTIALS.add(token)
         self.tokens_issued += 1
         return token
 

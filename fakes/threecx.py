@@ -35,7 +35,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fakes.threecx_contacts import SESSION_PATH, ContactRejected, PhonebookMixin
-from fakes.transport import FakeRequest, FakeResponse, FakeService, Fault
+from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse, FakeService, Fault
 
 XAPI_ROOT = "/xapi/v1"
 API_DESCRIPTION_PATH = f"{XAPI_ROOT}/swagger.yaml"  # the document itself, not an operation in it
@@ -439,6 +439,7 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         issued_at = int(self.clock())
         expires_at = issued_at + self.token_lifetime_seconds
         token = self._new_token(issued_at, expires_at)
+        ISSUED_CREDENTIALS.add(token)
         self._active_token, self._active_token_expiry = token, float(expires_at)  # the old one stops working
         self.tokens_issued += 1
         lifetime = self.token_lifetime_seconds

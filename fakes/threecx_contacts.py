@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.transport import FakeRequest, FakeResponse
+from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse
 
 SESSION_PATH = "/webclient/api/MyPhone/session"
 COMPANY_BOOK: None = None  # the key of the company phonebook; personal books are keyed by extension
@@ -464,6 +464,7 @@ class PhonebookMixin:
         now = self.clock()
         self._sessions = {t: s for t, s in self._sessions.items() if s.expires_at > now}  # forget dead ones
         token = secrets.token_urlsafe(32)
+        ISSUED_CREDENTIALS.add(token)
         self._sessions[token] = MyPhoneSession(extension, now + self.session_lifetime_seconds)
         self.sessions_opened += 1
         return FakeResponse(200, {"access_token": token, "expires_in": self.session_lifetime_seconds})

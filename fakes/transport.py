@@ -86,6 +86,11 @@ class FakeResponse:
         return bytes(self.body), headers
 
 
+# Every credential a fake hands out (access tokens), so a test can make sure none of them
+# ever shows up where it must not (logs, run records, CLI output, HTTP answers).
+ISSUED_CREDENTIALS: set[str] = set()
+
+
 @dataclass
 class Fault:
     """An injected failure: answer `status` for the next `count` matching requests."""

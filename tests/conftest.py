@@ -25,15 +25,16 @@ from shared.state import StateStore
 from shared.work_items import Work, parse_work
 from sync.runtime import Runtime, reset_process_runtime
 
-pytest_plugins = ["tests.conformance_plugin"]
+pytest_plugins = ["tests.conformance_plugin", "tests.canary_plugin"]
 
 TENANT_ID = "8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f"
 CLIENT_ID = "3a7c9e1b-5d2f-4a6b-8c0d-e1f2a3b4c5d6"
-GRAPH_SECRET = "graph-test-secret-value"
+GRAPH_SECRET = "canary-graph-secret-7f3a9c"  # planted: tests/canary_plugin.py looks for it everywhere
 PBX_CLIENT_ID = "m365connector"
-PBX_SECRET = "pbx-test-secret-value"
+PBX_SECRET = "canary-pbx-key-91c2e4"  # planted, as above
 GRAPH_ROOT = "https://graph.fake.test"
-WEBHOOK_URL = "https://connector.fake.test/api/graph/notifications?code=function-key"
+FUNCTION_KEY = "canary-function-key-5e1d08"  # planted, as above
+WEBHOOK_URL = f"https://connector.fake.test/api/graph/notifications?code={FUNCTION_KEY}"
 PBX_ROOT = "https://pbx.fake.test:5001"
 
 
