@@ -329,8 +329,8 @@ class SubscriptionCache:
     Every notification needs its subscription's record; a burst of notifications (a busy
     calendar, a bulk user change) would otherwise read the same table row hundreds of times.
     Misses are cached too, briefly, so a flood of made-up subscription ids cannot hammer
-    storage; the cache is bounded, dropping the oldest entries first. `forget` lets the code
-    that creates or deletes a subscription in this process make the change visible at once.
+    storage; the cache is bounded, dropping the oldest entries first. A lookup that raises
+    (storage failing) caches nothing: the route answers 503 and Graph's redelivery reads again.
     """
 
     def __init__(
