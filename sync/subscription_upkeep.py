@@ -107,15 +107,7 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
         except GraphApiError as error:
             result.failed += 1
             result.errors.append(f"{action.kind} {action.resource}: {error}")
-            level = logging.ERROR
-            log_event(
-                "subscription_failed",
-                level,
-                kind="subscriptions",
-                action=action.kind,
-                resource=action.resource,
-                error=str(error),
-            )
+            _log_failure(action.kind, action.resource, error)
     expiries = [record.expires_at for record in rt.state.subscriptions().values()]
     soonest = min(expiries, default=None)
     log_event(
@@ -124,6 +116,13 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
         total=len(expiries),
         soonest_expiry=soonest.strftime("%Y-%m-%dT%H:%M:%SZ") if soonest else None,
         **result.as_dict(),
+    )
+
+
+def _log_failure(action: str, resource: str, error: GraphApiError) -> None:
+    """The `subscription_failed` line (the alert's): Graph refused to make or keep a subscription."""
+    log_event(
+        "subscription_failed", logging.ERROR, kind="subscriptions", action=action, resource=resource, error=str(error)
     )
 
 
@@ -141,10 +140,7 @@ def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, 
         except GraphApiError as error:
             if error.status != 404:
                 raise
-            rt.state.delete_subscription(action.record.id)
-            create_subscription(
-                rt, WantedSubscription(action.record.kind, action.record.resource, action.record.user_id), now
-            )
+            replace_subscription(rt, action.record, now)
             result.created += 1
             return
         rt.state.save_subscription(action.record.model_copy(update={"expires_at": renewed.expiration}))
@@ -192,6 +188,18 @@ def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) 
     return record
 
 
+def replace_subscription(rt: Runtime, record: SubscriptionRecord, now: datetime) -> SubscriptionRecord:
+    """Make a new subscription for what `record` watches (Graph no longer has its own), then forget `record`.
+
+    The record goes only once its replacement exists: when creating fails, it is still
+    there, so the retry (the queue's, for a lifecycle event; the next upkeep's otherwise)
+    finds it and tries again.
+    """
+    replacement = create_subscription(rt, WantedSubscription.of(record), now)
+    rt.state.delete_subscription(record.id)
+    return replacement
+
+
 def handle_lifecycle(
     rt: Runtime, subscription_id: str, event: str, *, now: datetime | None = None
 ) -> tuple[str, str] | None:
@@ -200,20 +208,28 @@ def handle_lifecycle(
     record = rt.state.get_subscription(subscription_id)
     if record is None:
         return None
-    if event == "reauthorizationRequired":
-        try:
-            renewed = rt.graph.renew_subscription(record.id, now + LIFETIME[record.kind])
-            rt.state.save_subscription(record.model_copy(update={"expires_at": renewed.expiration}))
-        except GraphApiError as error:
-            if error.status != 404:
-                raise
-            rt.state.delete_subscription(record.id)
-            create_subscription(rt, WantedSubscription.of(record), now)
-    elif event == "subscriptionRemoved":
-        rt.state.delete_subscription(record.id)
-        create_subscription(rt, WantedSubscription.of(record), now)
+    try:
+        if event == "reauthorizationRequired":
+            _reauthorize(rt, record, now)
+        elif event == "subscriptionRemoved":  # Graph has deleted it already
+            replace_subscription(rt, record, now)
+    except GraphApiError as error:
+        _log_failure(event, record.resource, error)
+        raise  # the record is kept; the worker records the refusal
     log_event("subscription_lifecycle", kind="subscriptions", lifecycle_event=event, resource=record.resource)
     # After any lifecycle event, changes may have been missed: reconcile what it watches.
     if record.kind in ("calendar", "contacts") and record.user_id:
         return record.kind, record.user_id
     return None
+
+
+def _reauthorize(rt: Runtime, record: SubscriptionRecord, now: datetime) -> None:
+    """Renew (which reauthorizes); a subscription Graph no longer knows (404) is replaced."""
+    try:
+        renewed = rt.graph.renew_subscription(record.id, now + LIFETIME[record.kind])
+    except GraphApiError as error:
+        if error.status != 404:
+            raise
+        replace_subscription(rt, record, now)
+        return
+    rt.state.save_subscription(record.model_copy(update={"expires_at": renewed.expiration}))
