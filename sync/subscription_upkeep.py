@@ -86,7 +86,7 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
     current_urls = (rt.settings.webhook_url, rt.settings.lifecycle_url)
     graph_side = []
     for sub in rt.graph.list_subscriptions():
-        if (sub.notification_url or "").split("?", 1)[0] != ours:
+        if _base_of(sub.notification_url) != ours:
             continue  # another application's, or another connector's
         graph_side.append((sub.id, sub.resource))
         if (sub.notification_url, sub.lifecycle_notification_url) != current_urls and sub.id in records:
@@ -127,7 +127,12 @@ def _log_failure(action: str, resource: str, error: GraphApiError) -> None:
 
 
 def _notification_base(rt: Runtime) -> str:
-    return (rt.settings.webhook_url or "").split("?", 1)[0]
+    """Our webhook, without its query string (the function key): what our subscriptions notify."""
+    return _base_of(rt.settings.webhook_url)
+
+
+def _base_of(notification_url: str | None) -> str:
+    return (notification_url or "").split("?", 1)[0]
 
 
 def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, now: datetime) -> None:
@@ -155,8 +160,11 @@ def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, 
 def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) -> SubscriptionRecord:
     """Create one subscription (Graph validates our webhook first) and remember its clientState.
 
-    A 409 means Graph already has one for this resource (e.g. state was lost): that one is
-    deleted, since its clientState is unknown to us, and creation is tried once more.
+    A 409 means Graph already has one for this resource and change types. If it notifies
+    our webhook (state was lost, or it was made with an older function key), it is ours:
+    deleted, since its clientState is unknown to us, and creation is tried once more. One
+    that notifies another webhook (another deployment sharing the app registration) is
+    not ours to delete: the 409 stands, naming that webhook.
     """
     client_state = secrets.token_urlsafe(48)  # 64 characters, within Graph's 128
     arguments: _CreateArguments = {
@@ -172,9 +180,22 @@ def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) 
     except GraphApiError as error:
         if error.status != 409:
             raise
-        for existing in rt.graph.list_subscriptions():
-            if existing.resource.strip("/").lower() == wanted.resource.strip("/").lower():
-                rt.graph.delete_subscription(existing.id)
+        ours = _notification_base(rt)
+        on_resource = [
+            existing
+            for existing in rt.graph.list_subscriptions()
+            if existing.resource.strip("/").lower() == wanted.resource.strip("/").lower()
+        ]
+        mine = [existing for existing in on_resource if _base_of(existing.notification_url) == ours]
+        if not mine:
+            others = sorted({_base_of(existing.notification_url) for existing in on_resource})
+            if not others:
+                raise
+            raise GraphApiError(
+                error.status, error.code, f"{error.message} (it notifies {', '.join(others)}, not this connector)"
+            ) from error
+        for existing in mine:
+            rt.graph.delete_subscription(existing.id)
         subscription = rt.graph.create_subscription(**arguments)
     record = SubscriptionRecord(
         id=subscription.id,

@@ -13,6 +13,7 @@ from sync.presence_run import Scheduler
 from sync.records import SubscriptionRecord
 from sync.runtime import process_runtime
 from sync.subscription_upkeep import reconcile_subscriptions
+from sync.subscriptions import CHANGE_TYPES, calendar_resource
 from sync.user_sync import run_user_sync
 from sync.worker import Done, handle_work
 from tests.conftest import Tenant
@@ -152,3 +153,56 @@ def test_a_replacement_graph_refuses_is_recorded_and_the_upkeep_makes_it_later(
     assert reconcile_subscriptions(process_runtime(), now=NOW).created == 1  # the next upkeep
     (new,) = _records_for(tenant, old.resource)
     assert new.id in tenant.graph.subscriptions
+
+
+# -- a 409: Graph already has a subscription on that resource ---------------------------------------
+
+OTHER_DEPLOYMENT = "https://staging.fake.test/api/graph/notifications"
+
+
+def _graph_now(tenant: Tenant) -> datetime:
+    return datetime.fromtimestamp(tenant.graph.clock(), UTC)
+
+
+def test_a_409_from_another_deployments_subscription_leaves_it_alone_and_is_recorded(synced: Tenant) -> None:
+    """Only subscriptions that notify our own webhook are ours to delete and replace."""
+    rt = process_runtime()
+    user_id = next(iter(synced.state.links()))
+    # Another deployment of the connector, with the same app registration, watches the same calendar.
+    theirs = rt.graph.create_subscription(
+        resource=calendar_resource(user_id),
+        change_type=CHANGE_TYPES["calendar"],
+        notification_url=f"{OTHER_DEPLOYMENT}?code=their-function-key",
+        expiration=_graph_now(synced) + timedelta(days=2),
+        client_state="their-secret",
+    )
+
+    result = reconcile_subscriptions(rt, now=NOW)
+
+    assert theirs.id in synced.graph.subscriptions
+    assert synced.graph.subscriptions[theirs.id].client_state == "their-secret"
+    assert (result.created, result.failed) == (2, 1)
+    (error,) = result.errors
+    assert "409" in error and OTHER_DEPLOYMENT in error
+    assert "their-function-key" not in error  # the other webhook's key is never repeated
+    assert calendar_resource(user_id) not in {r.resource for r in synced.state.subscriptions().values()}
+
+
+def test_a_409_from_our_own_subscription_made_with_an_older_function_key_replaces_it(synced: Tenant) -> None:
+    rt = process_runtime()
+    user_id = next(iter(synced.state.links()))
+    base = synced.env["WEBHOOK_URL"].split("?", 1)[0]
+    ours_unknown = rt.graph.create_subscription(  # ours (our webhook), but its record was lost
+        resource=calendar_resource(user_id),
+        change_type=CHANGE_TYPES["calendar"],
+        notification_url=f"{base}?code=retired-key",
+        expiration=_graph_now(synced) + timedelta(days=2),
+        client_state="lost-secret",
+    )
+
+    result = reconcile_subscriptions(rt, now=NOW)
+
+    assert (result.created, result.failed) == (3, 0)
+    assert ours_unknown.id not in synced.graph.subscriptions
+    (record,) = _records_for(synced, calendar_resource(user_id))
+    assert synced.graph.subscriptions[record.id].notification_url == synced.env["WEBHOOK_URL"]
