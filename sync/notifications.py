@@ -59,14 +59,20 @@ class SubscriptionStore(Protocol):
 Route = Literal["notifications", "lifecycle"]
 
 
+# Sent with every answer: the handshake echoes text a sender chose, which a browser must
+# never sniff into HTML or script; the JSON answers say the same for good measure.
+ANSWER_HEADERS: Mapping[str, str] = {"X-Content-Type-Options": "nosniff"}
+
+
 @dataclass
 class WebhookAnswer:
-    """What the HTTP layer answers, and the work it must queue before answering."""
+    """What the HTTP layer answers (status, body, its type, headers), and the work it must queue first."""
 
     status: int
     body: str
     content_type: str  # "text/plain" for the handshake, "application/json" otherwise
     work: list[Work] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=lambda: dict(ANSWER_HEADERS))
 
 
 def receive_notifications(

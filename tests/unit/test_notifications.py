@@ -298,11 +298,12 @@ def test_fields_too_long_for_a_work_item_are_dropped_not_raised(log: pytest.LogC
     _assert_dropped(answer, log, "sub-long", "does not fit a work item")
 
 
-def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> None:
-    def failing(subscription_id: str) -> SubscriptionRecord | None:
-        raise ConnectionError("table storage unreachable")
+def _failing_lookup(subscription_id: str) -> SubscriptionRecord | None:
+    raise ConnectionError("table storage unreachable")
 
-    answer = _post(_body(_change(RECORDS["sub-cal-a"])), lookup=failing)
+
+def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> None:
+    answer = _post(_body(_change(RECORDS["sub-cal-a"])), lookup=_failing_lookup)
     assert (answer.status, answer.work) == (503, [])
     assert _lines(log, logging.ERROR)
 
@@ -620,3 +621,29 @@ def test_an_id_table_storage_refuses_as_a_key_is_still_not_ours(log: pytest.LogC
     cache = SubscriptionCache(StateStore(table), clock=_Clock())  # type: ignore[arg-type]
     answer = _post(_body(_change(_record("sub-odd"))), lookup=cache.get)
     _assert_dropped(answer, log, "sub-odd", "unknown subscription")
+
+
+# -- what browsers are told -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_handshake_echo_tells_browsers_not_to_sniff_its_type(route) -> None:
+    """The echoed token is attacker-chosen text: it must never be taken for HTML or script."""
+    answer = _post(b"", route, {"validationToken": "<script>alert(1)</script>"})
+    assert (answer.status, answer.content_type) == (200, "text/plain")
+    assert answer.headers == {"X-Content-Type-Options": "nosniff"}
+
+
+@pytest.mark.parametrize(
+    ("body", "lookup", "status"),
+    [
+        (_body(_change(RECORDS["sub-cal-a"])), RECORDS.get, 202),
+        (b"{not json", RECORDS.get, 400),
+        (b"x" * (MAX_BODY_BYTES + 1), RECORDS.get, 413),
+        (_body(_change(RECORDS["sub-cal-a"])), _failing_lookup, 503),
+    ],
+)
+def test_every_json_answer_tells_browsers_not_to_sniff_its_type(body: bytes, lookup, status: int) -> None:
+    answer = _post(body, lookup=lookup)
+    assert (answer.status, answer.content_type) == (status, "application/json")
+    assert answer.headers == {"X-Content-Type-Options": "nosniff"}
