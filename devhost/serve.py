@@ -266,6 +266,7 @@ def make_server(
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, payload, content_type = 404, b'{"error": "no such route"}', "application/json"
+            headers: list[tuple[str, str]] = []
             for route in routes:
                 match = route.pattern.match(path)
                 if not match:
@@ -281,6 +282,11 @@ def make_server(
                     status = response.status_code
                     payload = response.get_body()
                     content_type = response.mimetype or "text/plain"
+                    headers = [
+                        (name, value)
+                        for name, value in response.headers.items()
+                        if name.lower() not in ("content-type", "content-length")
+                    ]
                 except Exception:
                     log.exception("function %s failed", route.name)
                     status, payload = 500, b'{"error": "internal error; see the log"}'
@@ -288,6 +294,8 @@ def make_server(
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers:  # the function's own, as the Functions host passes them on
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 

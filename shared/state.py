@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -148,11 +149,22 @@ class StateStore:
         }
 
     def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        """Our record of that subscription, or None when it is not one of ours.
+
+        Only "no such row" means not ours (an id Table Storage cannot use as a key included:
+        refused before asking, or answered 400). Any other failure propagates: a webhook that
+        took "storage is failing" for "not ours" would drop a genuine notification for good.
+        """
+        if not _usable_key(subscription_id):
+            return None
         try:
             return _subscription_from_entity(self._table("subscriptions").get_entity("sub", subscription_id))
-        except (ResourceNotFoundError, ValueError, HttpResponseError):
-            # ValueError / a 400-500 answer: an id Table Storage cannot use as a key is not one of ours.
+        except (ResourceNotFoundError, ValueError):
             return None
+        except HttpResponseError as error:
+            if error.status_code == 400:
+                return None
+            raise
 
     def save_subscription(self, record: SubscriptionRecord) -> None:
         entity = {"PartitionKey": "sub", "RowKey": record.id, **record.model_dump(exclude={"id"})}
@@ -473,6 +485,18 @@ def _key(text: str) -> str:
 def _presence_from_entity(entity: Any) -> PresenceState:
     state = PresenceState.model_validate_json(entity["data"])
     return state.model_copy(update={"etag": entity.metadata.get("etag")})
+
+
+# Characters Table Storage does not allow in PartitionKey or RowKey, and its 1 KiB limit.
+_FORBIDDEN_IN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+_MAX_KEY_BYTES = 1024
+
+
+def _usable_key(key: str) -> bool:
+    """Could Table Storage use `key` as a RowKey at all?"""
+    return (
+        bool(key) and len(key.encode("utf-8", "surrogatepass")) <= _MAX_KEY_BYTES and not _FORBIDDEN_IN_KEY.search(key)
+    )
 
 
 def _subscription_from_entity(entity: dict[str, Any]) -> SubscriptionRecord:

@@ -59,14 +59,20 @@ class SubscriptionStore(Protocol):
 Route = Literal["notifications", "lifecycle"]
 
 
+# Sent with every answer: the handshake echoes text a sender chose, which a browser must
+# never sniff into HTML or script; the JSON answers say the same for good measure.
+ANSWER_HEADERS: Mapping[str, str] = {"X-Content-Type-Options": "nosniff"}
+
+
 @dataclass
 class WebhookAnswer:
-    """What the HTTP layer answers, and the work it must queue before answering."""
+    """What the HTTP layer answers (status, body, its type, headers), and the work it must queue first."""
 
     status: int
     body: str
     content_type: str  # "text/plain" for the handshake, "application/json" otherwise
     work: list[Work] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=lambda: dict(ANSWER_HEADERS))
 
 
 def receive_notifications(
@@ -329,8 +335,8 @@ class SubscriptionCache:
     Every notification needs its subscription's record; a burst of notifications (a busy
     calendar, a bulk user change) would otherwise read the same table row hundreds of times.
     Misses are cached too, briefly, so a flood of made-up subscription ids cannot hammer
-    storage; the cache is bounded, dropping the oldest entries first. `forget` lets the code
-    that creates or deletes a subscription in this process make the change visible at once.
+    storage; the cache is bounded, dropping the oldest entries first. A lookup that raises
+    (storage failing) caches nothing: the route answers 503 and Graph's redelivery reads again.
     """
 
     def __init__(

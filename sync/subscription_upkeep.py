@@ -86,7 +86,7 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
     current_urls = (rt.settings.webhook_url, rt.settings.lifecycle_url)
     graph_side = []
     for sub in rt.graph.list_subscriptions():
-        if (sub.notification_url or "").split("?", 1)[0] != ours:
+        if _base_of(sub.notification_url) != ours:
             continue  # another application's, or another connector's
         graph_side.append((sub.id, sub.resource))
         if (sub.notification_url, sub.lifecycle_notification_url) != current_urls and sub.id in records:
@@ -107,15 +107,7 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
         except GraphApiError as error:
             result.failed += 1
             result.errors.append(f"{action.kind} {action.resource}: {error}")
-            level = logging.ERROR
-            log_event(
-                "subscription_failed",
-                level,
-                kind="subscriptions",
-                action=action.kind,
-                resource=action.resource,
-                error=str(error),
-            )
+            _log_failure(action.kind, action.resource, error)
     expiries = [record.expires_at for record in rt.state.subscriptions().values()]
     soonest = min(expiries, default=None)
     log_event(
@@ -127,8 +119,20 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
     )
 
 
+def _log_failure(action: str, resource: str, error: GraphApiError) -> None:
+    """The `subscription_failed` line (the alert's): Graph refused to make or keep a subscription."""
+    log_event(
+        "subscription_failed", logging.ERROR, kind="subscriptions", action=action, resource=resource, error=str(error)
+    )
+
+
 def _notification_base(rt: Runtime) -> str:
-    return (rt.settings.webhook_url or "").split("?", 1)[0]
+    """Our webhook, without its query string (the function key): what our subscriptions notify."""
+    return _base_of(rt.settings.webhook_url)
+
+
+def _base_of(notification_url: str | None) -> str:
+    return (notification_url or "").split("?", 1)[0]
 
 
 def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, now: datetime) -> None:
@@ -141,10 +145,7 @@ def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, 
         except GraphApiError as error:
             if error.status != 404:
                 raise
-            rt.state.delete_subscription(action.record.id)
-            create_subscription(
-                rt, WantedSubscription(action.record.kind, action.record.resource, action.record.user_id), now
-            )
+            replace_subscription(rt, action.record, now)
             result.created += 1
             return
         rt.state.save_subscription(action.record.model_copy(update={"expires_at": renewed.expiration}))
@@ -159,8 +160,11 @@ def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, 
 def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) -> SubscriptionRecord:
     """Create one subscription (Graph validates our webhook first) and remember its clientState.
 
-    A 409 means Graph already has one for this resource (e.g. state was lost): that one is
-    deleted, since its clientState is unknown to us, and creation is tried once more.
+    A 409 means Graph already has one for this resource and change types. If it notifies
+    our webhook (state was lost, or it was made with an older function key), it is ours:
+    deleted, since its clientState is unknown to us, and creation is tried once more. One
+    that notifies another webhook (another deployment sharing the app registration) is
+    not ours to delete: the 409 stands, naming that webhook.
     """
     client_state = secrets.token_urlsafe(48)  # 64 characters, within Graph's 128
     arguments: _CreateArguments = {
@@ -176,9 +180,22 @@ def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) 
     except GraphApiError as error:
         if error.status != 409:
             raise
-        for existing in rt.graph.list_subscriptions():
-            if existing.resource.strip("/").lower() == wanted.resource.strip("/").lower():
-                rt.graph.delete_subscription(existing.id)
+        ours = _notification_base(rt)
+        on_resource = [
+            existing
+            for existing in rt.graph.list_subscriptions()
+            if existing.resource.strip("/").lower() == wanted.resource.strip("/").lower()
+        ]
+        mine = [existing for existing in on_resource if _base_of(existing.notification_url) == ours]
+        if not mine:
+            others = sorted({_base_of(existing.notification_url) for existing in on_resource})
+            if not others:
+                raise
+            raise GraphApiError(
+                error.status, error.code, f"{error.message} (it notifies {', '.join(others)}, not this connector)"
+            ) from error
+        for existing in mine:
+            rt.graph.delete_subscription(existing.id)
         subscription = rt.graph.create_subscription(**arguments)
     record = SubscriptionRecord(
         id=subscription.id,
@@ -192,6 +209,18 @@ def create_subscription(rt: Runtime, wanted: WantedSubscription, now: datetime) 
     return record
 
 
+def replace_subscription(rt: Runtime, record: SubscriptionRecord, now: datetime) -> SubscriptionRecord:
+    """Make a new subscription for what `record` watches (Graph no longer has its own), then forget `record`.
+
+    The record goes only once its replacement exists: when creating fails, it is still
+    there, so the retry (the queue's, for a lifecycle event; the next upkeep's otherwise)
+    finds it and tries again.
+    """
+    replacement = create_subscription(rt, WantedSubscription.of(record), now)
+    rt.state.delete_subscription(record.id)
+    return replacement
+
+
 def handle_lifecycle(
     rt: Runtime, subscription_id: str, event: str, *, now: datetime | None = None
 ) -> tuple[str, str] | None:
@@ -200,20 +229,28 @@ def handle_lifecycle(
     record = rt.state.get_subscription(subscription_id)
     if record is None:
         return None
-    if event == "reauthorizationRequired":
-        try:
-            renewed = rt.graph.renew_subscription(record.id, now + LIFETIME[record.kind])
-            rt.state.save_subscription(record.model_copy(update={"expires_at": renewed.expiration}))
-        except GraphApiError as error:
-            if error.status != 404:
-                raise
-            rt.state.delete_subscription(record.id)
-            create_subscription(rt, WantedSubscription.of(record), now)
-    elif event == "subscriptionRemoved":
-        rt.state.delete_subscription(record.id)
-        create_subscription(rt, WantedSubscription.of(record), now)
+    try:
+        if event == "reauthorizationRequired":
+            _reauthorize(rt, record, now)
+        elif event == "subscriptionRemoved":  # Graph has deleted it already
+            replace_subscription(rt, record, now)
+    except GraphApiError as error:
+        _log_failure(event, record.resource, error)
+        raise  # the record is kept; the worker records the refusal
     log_event("subscription_lifecycle", kind="subscriptions", lifecycle_event=event, resource=record.resource)
     # After any lifecycle event, changes may have been missed: reconcile what it watches.
     if record.kind in ("calendar", "contacts") and record.user_id:
         return record.kind, record.user_id
     return None
+
+
+def _reauthorize(rt: Runtime, record: SubscriptionRecord, now: datetime) -> None:
+    """Renew (which reauthorizes); a subscription Graph no longer knows (404) is replaced."""
+    try:
+        renewed = rt.graph.renew_subscription(record.id, now + LIFETIME[record.kind])
+    except GraphApiError as error:
+        if error.status != 404:
+            raise
+        replace_subscription(rt, record, now)
+        return
+    rt.state.save_subscription(record.model_copy(update={"expires_at": renewed.expiration}))

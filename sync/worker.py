@@ -123,7 +123,14 @@ def _contacts(rt: Runtime, mailbox: str) -> WorkResult:
 def _lifecycle(rt: Runtime, work: LifecycleWork, now: datetime, scheduler: Scheduler) -> WorkResult:
     subject = f"{work.lifecycle_event} {work.subscription_id}"
     with run_envelope(rt.state, "subscriptions", trigger="queue", subject=subject) as run:
-        target = handle_lifecycle(rt, work.subscription_id, work.lifecycle_event, now=now)
+        try:
+            target = handle_lifecycle(rt, work.subscription_id, work.lifecycle_event, now=now)
+        except UpstreamRefused as error:
+            # Recorded (and alerted on as subscription_failed); our record is kept, so the
+            # next upkeep makes the subscription again. An outage propagates for a retry.
+            run.report.failures.append(one_line(error))
+            run.report.counts = {"failed": 1}
+            return Done("failed")
         run.report.counts = {"handled": 1}
     if target is None:
         return Done("handled")

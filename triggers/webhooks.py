@@ -24,7 +24,9 @@ bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 def _webhook(answer: WebhookAnswer, work: func.Out[list[str]]) -> func.HttpResponse:
     if answer.work:
         work.set([item.to_message() for item in answer.work])
-    return func.HttpResponse(answer.body, status_code=answer.status, mimetype=answer.content_type)
+    return func.HttpResponse(
+        answer.body, status_code=answer.status, mimetype=answer.content_type, headers=answer.headers
+    )
 
 
 def _webhook_context() -> tuple[str, Callable[..., Any]] | None:

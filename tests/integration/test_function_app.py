@@ -11,6 +11,7 @@ import azure.functions as func
 import pytest
 
 from function_app import registered_functions
+from sync.records import SubscriptionRecord
 from sync.user_sync import LOCK_NAME
 from tests.conftest import Tenant
 
@@ -158,34 +159,69 @@ def test_webhook_rejects_malformed_bodies_with_400(tenant_env: Tenant, body: byt
     assert out.value is None
 
 
-def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
-    from shared.work_items import parse_work
-    from sync.records import SubscriptionRecord
-    from sync.runtime import process_runtime
-
-    expires = datetime(2030, 1, 1, tzinfo=UTC)
+def _stored_calendar_subscription(rt) -> SubscriptionRecord:
     record = SubscriptionRecord(
         id="sub-1",
         kind="calendar",
         resource="/users/u1/events",
         user_id="u1",
         client_state="s" * 40,
-        expires_at=expires,
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
     )
-    process_runtime().state.save_subscription(record)
-    notification = {
-        "subscriptionId": "sub-1",
-        "clientState": "s" * 40,
+    rt.state.save_subscription(record)
+    return record
+
+
+def _calendar_notification(tenant: Tenant, record: SubscriptionRecord) -> dict[str, str]:
+    return {
+        "subscriptionId": record.id,
+        "clientState": record.client_state,
         "changeType": "updated",
-        "tenantId": tenant_env.env["GRAPH_TENANT_ID"],
+        "tenantId": tenant.env["GRAPH_TENANT_ID"],
         "resource": "Users/u1/Events/e1",
         "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
     }
-    response, out = _webhook("notifications", json.dumps({"value": [notification]}).encode())
+
+
+def _lifecycle_notification(tenant: Tenant, record: SubscriptionRecord) -> dict[str, str]:
+    return {
+        "subscriptionId": record.id,
+        "clientState": record.client_state,
+        "lifecycleEvent": "reauthorizationRequired",
+        "tenantId": tenant.env["GRAPH_TENANT_ID"],
+        "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+    }
+
+
+def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
+    from shared.work_items import parse_work
+    from sync.runtime import process_runtime
+
+    record = _stored_calendar_subscription(process_runtime())
+    body = {"value": [_calendar_notification(tenant_env, record)]}
+    response, out = _webhook("notifications", json.dumps(body).encode())
     assert response.status_code == 202
     (message,) = out.value
     item = parse_work(message)
     assert (item.kind, item.user_id) == ("calendar", "u1")
+
+
+@pytest.mark.parametrize("route", ["notifications", "lifecycle"])
+def test_webhook_answers_503_when_storage_fails_the_lookup(
+    tenant_env: Tenant, route: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage failure is not "not ours": Graph must deliver again later, so nothing is lost."""
+    from sync.runtime import process_runtime, reset_process_runtime
+    from tests.integration.test_state import _with_wrong_key
+
+    record = _stored_calendar_subscription(process_runtime())
+    monkeypatch.setenv("AzureWebJobsStorage", _with_wrong_key(tenant_env.env["AzureWebJobsStorage"]))
+    reset_process_runtime()  # a process whose storage refuses every request (403)
+    notification = (_calendar_notification if route == "notifications" else _lifecycle_notification)(tenant_env, record)
+    body = {"value": [notification]}
+    response, out = _webhook(route, json.dumps(body).encode())
+    assert response.status_code == 503
+    assert out.value is None
 
 
 def _queue_message(work: dict[str, object] | str) -> func.QueueMessage:

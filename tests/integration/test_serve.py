@@ -37,3 +37,19 @@ def test_serve_answers_the_function_routes_over_http(tenant_env: Tenant) -> None
         server.shutdown()
         server.server_close()
     assert len(tenant_env.pbx.users) == 2
+
+
+def test_serve_passes_on_the_headers_a_function_answers_with(tenant_env: Tenant) -> None:
+    """Like the Functions host: the webhook handshake's nosniff reaches the caller."""
+    server = make_server(registered_functions(), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        echo = requests.post(f"{base}/graph/notifications", params={"validationToken": "<b>hi</b>"}, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (echo.status_code, echo.text) == (200, "<b>hi</b>")
+    assert echo.headers["Content-Type"].startswith("text/plain")
+    assert echo.headers["X-Content-Type-Options"] == "nosniff"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from datetime import timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from shared.state import LockHeld, StateStore, utcnow
 from sync.records import Link, OptionOverrides, RunRecord
@@ -70,3 +73,20 @@ def test_an_expired_lock_is_taken_over(state: StateStore) -> None:
     with state.lock("job", ttl=timedelta(seconds=-1)), state.lock("job", ttl=timedelta(minutes=1)) as second:
         # The first holder's lease had already expired; the second took it over.
         second.renew()
+
+
+def _with_wrong_key(connection: str) -> str:
+    """The same account with a key that is not its own: every request is refused (403)."""
+    wrong = base64.b64encode(b"not the account key".ljust(64, b"!")).decode()
+    return re.sub(r"AccountKey=[^;]+", f"AccountKey={wrong}", connection)
+
+
+def test_a_subscription_lookup_tells_storage_failing_from_not_ours(
+    state: StateStore, storage_connection: str, table_prefix: str
+) -> None:
+    assert state.get_subscription("never-made") is None
+    assert state.get_subscription("bad/key") is None  # not a usable table key: simply not ours
+    refused = StateStore.from_connection_string(_with_wrong_key(storage_connection), table_prefix)
+    with pytest.raises(HttpResponseError) as failure:
+        refused.get_subscription("never-made")
+    assert failure.value.status_code == 403

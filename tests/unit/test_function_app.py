@@ -55,3 +55,28 @@ def test_a_bad_setting_answers_500_with_its_line(monkeypatch: pytest.MonkeyPatch
     response = _call("admin_user_plan", "GET", "admin/users/plan")
     assert response.status_code == 500
     assert json.loads(response.get_body())["error"].startswith("configuration error: SYNC_SSO")
+
+
+class _Out(func.Out):
+    def __init__(self) -> None:
+        self.value = None
+
+    def set(self, val) -> None:
+        self.value = val
+
+    def get(self):
+        return self.value
+
+
+@pytest.mark.parametrize("route", ["notifications", "lifecycle"])
+def test_the_webhook_handshake_answer_tells_browsers_not_to_sniff_its_type(route: str) -> None:
+    """Through the Function handler: the echo is plain text, and says so firmly (nosniff)."""
+    token = "<html><script>alert(1)</script></html>"
+    request = func.HttpRequest(
+        method="POST", url=f"http://localhost/api/graph/{route}", params={"validationToken": token}, body=b""
+    )
+    out = _Out()
+    response = _function(f"graph_{route}").get_user_function()(request, work=out)
+    assert (response.status_code, response.mimetype, response.get_body().decode()) == (200, "text/plain", token)
+    assert response.headers.get("X-Content-Type-Options") == "nosniff"
+    assert out.value is None

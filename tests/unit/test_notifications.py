@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError, ServiceRequestError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.notification_models import MAX_NOTIFICATIONS_PER_POST
+from shared.state import StateStore
 from shared.work_items import CalendarWork, LifecycleWork
 from sync.notifications import (
     MAX_BODY_BYTES,
@@ -296,11 +298,12 @@ def test_fields_too_long_for_a_work_item_are_dropped_not_raised(log: pytest.LogC
     _assert_dropped(answer, log, "sub-long", "does not fit a work item")
 
 
-def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> None:
-    def failing(subscription_id: str) -> SubscriptionRecord | None:
-        raise ConnectionError("table storage unreachable")
+def _failing_lookup(subscription_id: str) -> SubscriptionRecord | None:
+    raise ConnectionError("table storage unreachable")
 
-    answer = _post(_body(_change(RECORDS["sub-cal-a"])), lookup=failing)
+
+def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> None:
+    answer = _post(_body(_change(RECORDS["sub-cal-a"])), lookup=_failing_lookup)
     assert (answer.status, answer.work) == (503, [])
     assert _lines(log, logging.ERROR)
 
@@ -542,3 +545,105 @@ def test_the_cache_also_wraps_a_plain_lookup() -> None:
     cache = SubscriptionCache(lookup, clock=_Clock())
     assert cache.get("sub-users") == cache.get("sub-users") == RECORDS["sub-users"]
     assert reads == ["sub-users"]
+
+
+# -- the real state store under the cache, with Table Storage failing ------------------------------
+
+
+class _SubscriptionsTable:
+    """The one Table Storage table `StateStore.get_subscription` reads, answering as told.
+
+    `error` set: every read raises it (the way azure-data-tables reports the answer);
+    otherwise rows are found or missing (404) as `save_subscription` left them.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.error: Exception | None = None
+        self.reads = 0
+
+    def get_table_client(self, _name: str) -> _SubscriptionsTable:
+        return self
+
+    def create_table(self) -> None:
+        raise ResourceExistsError("TableAlreadyExists")
+
+    def upsert_entity(self, entity: dict[str, Any], mode: object = None) -> None:
+        self.rows[entity["RowKey"]] = dict(entity)
+
+    def get_entity(self, partition_key: str, row_key: str) -> dict[str, Any]:
+        self.reads += 1
+        if self.error is not None:
+            raise self.error
+        if row_key not in self.rows:
+            raise ResourceNotFoundError("ResourceNotFound")
+        return self.rows[row_key]
+
+
+def _storage_answer(status: int) -> HttpResponseError:
+    error = HttpResponseError(f"Table Storage answered {status}")
+    error.status_code = status
+    return error
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    "failure",
+    [_storage_answer(503), _storage_answer(500), _storage_answer(403), ServiceRequestError("connection refused")],
+    ids=["503", "500", "403", "unreachable"],
+)
+def test_a_storage_failure_while_looking_up_the_subscription_answers_503_and_is_not_cached(
+    route, failure: Exception, log: pytest.LogCaptureFixture
+) -> None:
+    """Storage failing is not "not ours": Graph is asked to deliver again, and the next try reads again."""
+    table = _SubscriptionsTable()
+    state = StateStore(table)  # type: ignore[arg-type]  # the double stands for the TableServiceClient
+    record = RECORDS["sub-cal-a"]
+    state.save_subscription(record)
+    cache = SubscriptionCache(state, clock=_Clock())
+    notification = _lifecycle(record, "missed") if route is receive_lifecycle else _change(record)
+
+    table.error = failure
+    answer = _post(_body(notification), route, lookup=cache.get)
+    assert (answer.status, answer.work) == (503, [])
+    assert any("webhook_lookup_failed" in line for line in _lines(log, logging.ERROR))
+
+    table.error = None  # storage is back: Graph's redelivery is read afresh, not answered from a cached miss
+    answer = _post(_body(notification), route, lookup=cache.get)
+    assert answer.status == 202
+    assert [work.user_id for work in answer.work] == ["user-a"]
+    assert table.reads == 2
+
+
+def test_an_id_table_storage_refuses_as_a_key_is_still_not_ours(log: pytest.LogCaptureFixture) -> None:
+    table = _SubscriptionsTable()
+    table.error = _storage_answer(400)  # Table Storage's answer to a key it cannot use
+    cache = SubscriptionCache(StateStore(table), clock=_Clock())  # type: ignore[arg-type]
+    answer = _post(_body(_change(_record("sub-odd"))), lookup=cache.get)
+    _assert_dropped(answer, log, "sub-odd", "unknown subscription")
+
+
+# -- what browsers are told -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_handshake_echo_tells_browsers_not_to_sniff_its_type(route) -> None:
+    """The echoed token is attacker-chosen text: it must never be taken for HTML or script."""
+    answer = _post(b"", route, {"validationToken": "<script>alert(1)</script>"})
+    assert (answer.status, answer.content_type) == (200, "text/plain")
+    assert answer.headers == {"X-Content-Type-Options": "nosniff"}
+
+
+@pytest.mark.parametrize(
+    ("body", "lookup", "status"),
+    [
+        (_body(_change(RECORDS["sub-cal-a"])), RECORDS.get, 202),
+        (b"{not json", RECORDS.get, 400),
+        (b"x" * (MAX_BODY_BYTES + 1), RECORDS.get, 413),
+        (_body(_change(RECORDS["sub-cal-a"])), _failing_lookup, 503),
+    ],
+)
+def test_every_json_answer_tells_browsers_not_to_sniff_its_type(body: bytes, lookup, status: int) -> None:
+    answer = _post(body, lookup=lookup)
+    assert (answer.status, answer.content_type) == (status, "application/json")
+    assert answer.headers == {"X-Content-Type-Options": "nosniff"}
