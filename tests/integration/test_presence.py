@@ -21,7 +21,8 @@ from sync.user_sync import run_user_sync
 from sync.worker import Done, RequeueAfter, handle_work
 from tests.conftest import Tenant
 
-T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+# Now, to the hour: the Graph fake checks subscription expiry against the real clock.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass

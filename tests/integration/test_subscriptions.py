@@ -18,7 +18,8 @@ from sync.user_sync import run_user_sync
 from sync.worker import Done, handle_work
 from tests.conftest import Tenant
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# Now, to the hour: the Graph fake checks subscription expiry against the real clock.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
