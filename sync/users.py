@@ -5,8 +5,11 @@ typed plan; every business rule of the user sync lives in it and is tested as da
 data out. `sync.user_run` reads the inputs, calls it, and applies the plan.
 
 The rules, in the order `plan_users` applies them:
-- A Graph user takes part when it is an enabled member account with an Exchange mailbox
-  and falls in USER_SYNC_SCOPE.
+- A Graph user takes part when it is an enabled member account with a working Exchange
+  mailbox and falls in USER_SYNC_SCOPE. The mailbox works while one of the user's Exchange
+  plans (assignedPlans) is `Enabled` or `Warning` — a lapsed licence in its grace period
+  still serves mail. `Suspended`, `LockedOut` and `Deleted` do not: such a user leaves, and
+  the reason names the licence state ("no Exchange mailbox (Exchange licence Suspended)").
 - It is matched to a 3CX user through its stored link; else an unlinked 3CX user whose
   e-mail equals the UPN or mail (case ignored) is linked; else a 3CX user is created with
   the lowest free number at or above EXTENSION_START (or 3CX's first free number).
@@ -249,10 +252,22 @@ def exclusion_reason(user: GraphUser, scope: ScopeRule) -> str | None:
     if (user.user_type or "Member") != "Member":
         return "not a member account"
     if not user.has_exchange_mailbox():
-        return "no Exchange mailbox"
+        return _no_mailbox_reason(user)
     if not scope.admits(user):
         return "out of USER_SYNC_SCOPE"
     return None
+
+
+def _no_mailbox_reason(user: GraphUser) -> str:
+    """ "no Exchange mailbox", naming the state of the Exchange licence when it lapsed.
+
+    Each state that no longer serves the mailbox is named once, in Graph's order; a working
+    plan is not named (such a user lacks an address, not a licence).
+    """
+    lapsed = dict.fromkeys(
+        plan.capability_status or "without a status" for plan in user.exchange_plans if not plan.is_working
+    )
+    return f"no Exchange mailbox (Exchange licence {', '.join(lapsed)})" if lapsed else "no Exchange mailbox"
 
 
 class _NumberAllocator:

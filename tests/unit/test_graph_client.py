@@ -88,6 +88,8 @@ def test_users_tolerate_nulls_and_judge_mailboxes(fake: GraphFake, client: Graph
     fake.update_user(suspended, assignedPlans=[exchange_plan("2024-01-01T00:00:00Z", capability_status="Suspended")])
     upn_only = fake.add_user("upn-only@contoso.test")
     fake.update_user(upn_only, mail=None)
+    grace = fake.add_user("grace@contoso.test")  # a lapsed licence in its grace period
+    fake.update_user(grace, assignedPlans=[exchange_plan("2024-01-01T00:00:00Z", capability_status="Warning")])
 
     users = {user.id: user for user in client.list_users()}
     assert users[plain].business_phones == []
@@ -95,6 +97,7 @@ def test_users_tolerate_nulls_and_judge_mailboxes(fake: GraphFake, client: Graph
     assert users[plain].given_name is None
     assert not users[plain].has_exchange_mailbox()
     assert not users[suspended].has_exchange_mailbox()
+    assert users[grace].has_exchange_mailbox()
     assert users[upn_only].has_exchange_mailbox()  # the UPN reaches the mailbox when mail is empty
     assert not users[plain].is_removed
 

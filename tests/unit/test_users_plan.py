@@ -425,6 +425,74 @@ def test_a_synced_user_who_leaves_is_disabled_by_default(change: dict[str, Any],
     assert result.actions == [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
 
 
+# assignedPlans[].capabilityStatus of the Exchange plan, in the order a licence that is not renewed
+# goes through them (Graph's assignedPlan resource). Enabled and Warning (the grace period) still
+# serve the mailbox, so the user stays; from Suspended on the mailbox is gone and the user leaves.
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("Enabled", None),
+        ("Warning", None),
+        ("warning", None),  # Graph's enum values, compared as Graph compares them: case ignored
+        ("Suspended", "no Exchange mailbox (Exchange licence Suspended)"),
+        ("LockedOut", "no Exchange mailbox (Exchange licence LockedOut)"),
+        ("Deleted", "no Exchange mailbox (Exchange licence Deleted)"),
+    ],
+)
+def test_a_licence_in_its_grace_period_keeps_the_user_a_lapsed_one_makes_a_leaver(
+    status: str, reason: str | None
+) -> None:
+    users, target, links = _tenant(10)
+    users[3] = graph_user("u003@contoso.com", assignedPlans=[{**EXCHANGE[0], "capabilityStatus": status}])
+    result = plan(users, target, links)
+    expected = [] if reason is None else [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
+    assert result.actions == expected
+    assert result.unchanged == (10 if reason is None else 9)
+
+
+def test_users_whose_licence_is_in_its_grace_period_are_not_deprovisioned() -> None:
+    """15 of 100 users on a lapsed licence still have their mailbox: nothing is planned for them."""
+    users, target, links = _tenant(100)
+    grace = [{**EXCHANGE[0], "capabilityStatus": "Warning"}]
+    users[:15] = [graph_user(user.user_principal_name or "", assignedPlans=grace) for user in users[:15]]
+    result = plan(users, target, links, config=UserSyncConfig(guard=NO_LIMITS))
+    assert result.actions == []
+    assert result.guard is None
+    assert result.unchanged == 100
+
+
+@pytest.mark.parametrize(
+    ("plans", "reason"),
+    [
+        # A licence change leaves the old plan Deleted beside the new Enabled one: the new one counts.
+        ([{**EXCHANGE[0], "capabilityStatus": "Deleted"}, EXCHANGE[0]], None),
+        ([{**EXCHANGE[0], "capabilityStatus": "Deleted"}, {**EXCHANGE[0], "capabilityStatus": "Warning"}], None),
+        # Every Exchange plan lapsed: each state is named once, in Graph's order.
+        (
+            [
+                {**EXCHANGE[0], "capabilityStatus": "Suspended"},
+                {**EXCHANGE[0], "capabilityStatus": "Deleted"},
+                {**EXCHANGE[0], "capabilityStatus": "Suspended"},
+            ],
+            "no Exchange mailbox (Exchange licence Suspended, Deleted)",
+        ),
+        # Another service's working plan is no mailbox; nor is an Exchange plan without a status.
+        (
+            [{"service": "SharePoint", "capabilityStatus": "Enabled"}, {**EXCHANGE[0], "capabilityStatus": None}],
+            "no Exchange mailbox (Exchange licence without a status)",
+        ),
+        ([{"service": "SharePoint", "capabilityStatus": "Warning"}], "no Exchange mailbox"),
+        ([], "no Exchange mailbox"),
+    ],
+)
+def test_any_working_exchange_plan_keeps_the_user(plans: list[dict[str, Any]], reason: str | None) -> None:
+    users, target, links = _tenant(10)
+    users[3] = graph_user("u003@contoso.com", assignedPlans=plans)
+    result = plan(users, target, links)
+    expected = [] if reason is None else [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
+    assert result.actions == expected
+
+
 def test_a_user_leaving_the_scope_is_disabled_as_out_of_scope() -> None:
     users, target, links = _tenant(10)
     scope = ScopeRule(SyncScope.ALL_EXCEPT, frozenset({"u003@contoso.com"}))
