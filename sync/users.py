@@ -17,7 +17,10 @@ The rules, in the order `plan_users` applies them:
   same number if no one took it.
 - Only fields that differ are written.
 - A linked user who no longer takes part is deprovisioned per DEPROVISION; a 3CX user the
-  connector neither created nor linked is never touched.
+  connector neither created nor linked is never touched. DEPROVISION=delete deletes only
+  3CX users the connector created (`Link.origin == "created"`); one that existed before and
+  was linked by e-mail is disabled instead, never deleted, and the reason says so. The
+  guard counts either removal alike.
 - If more users would be disabled or deleted than the guard allows — counting those already
   removed in the last 24 hours, so one-at-a-time removals through notifications add up —
   none are, and the plan says why; the rest of the plan still applies.
@@ -287,6 +290,8 @@ class _NumberAllocator:
 
 # -- the plan ---------------------------------------------------------------------------------
 
+_NOT_CREATED = "disabled, not deleted: this 3CX user existed before the connector linked it"
+
 
 def plan_users(
     source: Iterable[GraphUser],
@@ -425,8 +430,13 @@ def _plan_deprovisioning(
         reason = reasons.get(m365_id, "no longer in Microsoft 365")
         if not present:
             plan.actions.append(ForgetLink(m365_id, link.upn, link.extension, reason))
-        elif config.deprovision is DeprovisionPolicy.DELETE:
+        elif config.deprovision is DeprovisionPolicy.DELETE and link.origin == "created":
             removals.append(DeleteUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
+        elif config.deprovision is DeprovisionPolicy.DELETE and enabled:
+            # Linked by e-mail: the 3CX user was there before the connector, so it is not the
+            # connector's to delete.
+            reason += f" ({_NOT_CREATED})"
+            removals.append(DisableUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
         elif config.deprovision is DeprovisionPolicy.DISABLE and enabled:
             removals.append(DisableUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
     if not removals:

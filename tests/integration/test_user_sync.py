@@ -104,6 +104,32 @@ def test_leavers_are_disabled_and_returners_enabled(tenant: Tenant) -> None:
     assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is True
 
 
+def test_with_deprovision_delete_a_3cx_user_that_existed_before_the_connector_is_disabled_not_deleted(
+    tenant: Tenant,
+) -> None:
+    """DEPROVISION=delete removes what the connector created; a 3CX user it only linked is disabled."""
+    tenant.pbx.add_user(Number="150", EmailAddress="user000@contoso.com", FirstName="Old", LastName="Name")
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime(DEPROVISION="delete"))
+    assert tenant.state.links()[ids[0]].origin == "linked"
+    tenant.graph.soft_delete_user(ids[0])  # linked by e-mail
+    tenant.graph.soft_delete_user(ids[1])  # created by the connector
+
+    result = run_user_sync(tenant.runtime(DEPROVISION="delete"))
+
+    assert result.counts["deprovisioned"] == 2
+    users = _by_email(tenant)
+    assert "user001@contoso.com" not in users
+    assert users["user000@contoso.com"]["Number"] == "150"
+    assert users["user000@contoso.com"]["Enabled"] is False
+    assert tenant.state.links()[ids[0]].deprovisioned == "disabled"
+    assert ids[1] not in tenant.state.links()
+
+    tenant.graph.restore_user(ids[0])
+    run_user_sync(tenant.runtime(DEPROVISION="delete"))
+    assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is True
+
+
 def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(
     tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -66,13 +66,15 @@ def synced_tcx(user: GraphUser, uid: int, number: str, options: UserOptions = DE
 
 
 def link(user: GraphUser, tcx_id: int, number: str, **fields: Any) -> Link:
-    return Link(
-        m365_id=user.id,
-        upn=user.user_principal_name or "",
-        tcx_user_id=tcx_id,
-        extension=number,
-        origin="created",
-        **fields,
+    return Link.model_validate(
+        {
+            "m365_id": user.id,
+            "upn": user.user_principal_name or "",
+            "tcx_user_id": tcx_id,
+            "extension": number,
+            "origin": "created",
+            **fields,
+        }
     )
 
 
@@ -512,6 +514,66 @@ def test_deprovision_policies() -> None:
     keep = plan(users[1:], target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.KEEP))
     assert delete.actions == [DeleteUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365")]
     assert keep.actions == []
+
+
+NOT_CREATED = " (disabled, not deleted: this 3CX user existed before the connector linked it)"
+
+
+@pytest.mark.parametrize(
+    ("policy", "origin", "enabled", "expected"),
+    [
+        (DeprovisionPolicy.DELETE, "created", True, "delete"),
+        (DeprovisionPolicy.DELETE, "created", False, "delete"),
+        # Linked by e-mail: the 3CX user was there first, so it is only ever disabled.
+        (DeprovisionPolicy.DELETE, "linked", True, "disable, not delete"),
+        (DeprovisionPolicy.DELETE, "linked", False, None),  # already disabled: nothing left to do
+        (DeprovisionPolicy.DISABLE, "created", True, "disable"),
+        (DeprovisionPolicy.DISABLE, "linked", True, "disable"),
+        (DeprovisionPolicy.DISABLE, "linked", False, None),
+        (DeprovisionPolicy.KEEP, "created", True, None),
+        (DeprovisionPolicy.KEEP, "linked", True, None),
+    ],
+)
+def test_a_3cx_user_the_connector_did_not_create_is_disabled_never_deleted(
+    policy: DeprovisionPolicy, origin: str, enabled: bool, expected: str | None
+) -> None:
+    users, target, links = _tenant(10)
+    links[0] = links[0].model_copy(update={"origin": origin})
+    target[0] = target[0].model_copy(update={"enabled": enabled})
+    result = plan(users[1:], target, links, config=UserSyncConfig(deprovision=policy))
+    reason = "no longer in Microsoft 365"
+    planned = {
+        None: [],
+        "delete": [DeleteUser(users[0].id, "u000@contoso.com", 1, "100", reason)],
+        "disable": [DisableUser(users[0].id, "u000@contoso.com", 1, "100", reason)],
+        "disable, not delete": [DisableUser(users[0].id, "u000@contoso.com", 1, "100", reason + NOT_CREATED)],
+    }[expected]
+    assert result.actions == planned
+
+
+def test_with_deprovision_delete_created_users_are_deleted_and_linked_ones_disabled_in_one_run() -> None:
+    users, target, links = _tenant(10)
+    links[1] = links[1].model_copy(update={"origin": "linked"})
+    leavers = {users[0].id, users[1].id}
+    stayers = [user for user in users if user.id not in leavers]
+    result = plan(stayers, target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.DELETE))
+    assert result.actions == [
+        DeleteUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365"),
+        DisableUser(users[1].id, "u001@contoso.com", 2, "101", "no longer in Microsoft 365" + NOT_CREATED),
+    ]
+
+
+def test_the_guard_counts_disabling_a_linked_user_like_deleting_a_created_one() -> None:
+    users, target, links = _tenant(20)
+    for index in (0, 2):
+        links[index] = links[index].model_copy(update={"origin": "linked"})
+    config = UserSyncConfig(deprovision=DeprovisionPolicy.DELETE, guard=COUNT_3)
+    assert plan(users[3:], target, links, config=config).guard is None  # 3: exactly the limit
+    result = plan(users[4:], target, links, config=config)
+    assert result.actions == []
+    assert result.guard is not None
+    assert result.guard.would_remove == 4
+    assert [action.kind for action in result.guard.held] == ["disable", "delete", "disable", "delete"]
 
 
 def test_leavers_are_deprovisioned_in_upn_order_case_ignored() -> None:
