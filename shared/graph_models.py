@@ -127,6 +127,20 @@ class PhotoInfo(_GraphModel):
     content_type: str | None = None
 
 
+class PhotoUnreadable(_GraphModel):
+    """A user's photo metadata that Graph would not give this time: its `$batch` item failed.
+
+    Nothing is known about the photo, neither that it changed nor that it is gone, so a
+    sync must leave the avatar (and the etag it remembers) as they are and ask again later.
+    `reason` is one line naming Graph's answer.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    reason: str
+
+
 class DeltaResult(_GraphModel):
     """One completed delta round.
 

@@ -16,6 +16,10 @@ The rules, in the order `plan_users` applies them:
 - Extension numbers never change. A linked user deleted in 3CX is created again, with the
   same number if no one took it.
 - Only fields that differ are written.
+- With the photo option, the avatar follows the profile photo when its etag changed. A photo
+  whose metadata Graph would not give this run (its `$batch` item failed) leaves the avatar
+  and the remembered etag as they are, so the next run tries again; the user is synced
+  otherwise, and the skip is in the plan with Graph's answer.
 - A linked user who no longer takes part is deprovisioned per DEPROVISION; a 3CX user the
   connector neither created nor linked is never touched. DEPROVISION=delete deletes only
   3CX users the connector created (`Link.origin == "created"`); one that existed before and
@@ -32,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from shared.graph_models import GraphUser, PhotoInfo
+from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
 from shared.settings import DeprovisionPolicy, SyncScope
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
@@ -290,6 +294,7 @@ class _NumberAllocator:
 
 # -- the plan ---------------------------------------------------------------------------------
 
+_PHOTO_UNREAD = "avatar left as it is, tried again next run: its photo could not be read"
 _NOT_CREATED = "disabled, not deleted: this 3CX user existed before the connector linked it"
 
 
@@ -300,7 +305,7 @@ def plan_users(
     options: Mapping[str, UserOptions],
     default_options: UserOptions,
     config: UserSyncConfig,
-    photos: Mapping[str, PhotoInfo] | None = None,
+    photos: Mapping[str, PhotoInfo | PhotoUnreadable] | None = None,
     only: frozenset[str] | None = None,
 ) -> UserPlan:
     """Compute every change that brings 3CX in line with Microsoft 365.
@@ -367,9 +372,13 @@ def plan_users(
             else:
                 plan.actions.append(CreateUser(user.id, upn, _allocate(allocator), desired))
         if user_options.photo:
-            avatar = _avatar_action(user, link, photos.get(user.id))
-            if avatar is not None:
-                plan.actions.append(avatar)
+            photo = photos.get(user.id)
+            if isinstance(photo, PhotoUnreadable):
+                plan.skipped.append(Skip(upn, f"{_PHOTO_UNREAD} ({photo.reason})"))
+            else:
+                avatar = _avatar_action(user, link, photo)
+                if avatar is not None:
+                    plan.actions.append(avatar)
 
     _plan_deprovisioning(plan, links, tcx_by_id, participating, reasons, config, only)
     return plan

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.graph_models import GraphUser, PhotoInfo
+from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
 from shared.settings import DeprovisionPolicy, SyncScope
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
@@ -24,6 +24,7 @@ from sync.users import (
     LinkUser,
     ScopeRule,
     SetAvatar,
+    Skip,
     UpdateUser,
     UserSyncConfig,
     desired_fields,
@@ -387,6 +388,41 @@ def test_a_new_user_gets_the_photo_too() -> None:
     result = plan([ann], [], options={ann.id: photo_on}, photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")})
     assert [a.kind for a in result.actions] == ["create", "avatar"]
     assert result.actions[1] == SetAvatar(ann.id, "ann@contoso.com", "e1")
+
+
+def test_a_photo_graph_could_not_read_leaves_the_avatar_as_it_is_and_says_so() -> None:
+    """No SetAvatar (not even a clearing one) and the stored etag stays, so the next run tries again."""
+    ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com", displayName="Bob Renamed")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    unreadable = PhotoUnreadable(user_id=bob.id, reason="Graph answered 500 generalException: boom")
+    result = plan(
+        [ann, bob],
+        [synced_tcx(ann, 1, "100", photo_on), synced_tcx(graph_user("bob@contoso.com"), 2, "101", photo_on)],
+        links=[link(ann, 1, "100", photo_etag="e1"), link(bob, 2, "101", photo_etag="e1")],
+        options={ann.id: photo_on, bob.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2"), bob.id: unreadable},
+    )
+    # Bob's other fields are still written; only his avatar waits.
+    assert result.actions == [
+        SetAvatar(ann.id, "ann@contoso.com", "e2"),
+        UpdateUser(bob.id, "bob@contoso.com", 2, "101", {"DisplayName": FieldChange("Bob Example", "Bob Renamed")}),
+    ]
+    assert result.skipped == [
+        Skip(
+            "bob@contoso.com",
+            "avatar left as it is, tried again next run: its photo could not be read"
+            " (Graph answered 500 generalException: boom)",
+        )
+    ]
+
+
+def test_a_new_user_whose_photo_could_not_be_read_is_created_without_an_avatar() -> None:
+    ann = graph_user("ann@contoso.com")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    photos = {ann.id: PhotoUnreadable(user_id=ann.id, reason="Graph answered 502 BadGateway: down")}
+    result = plan([ann], [], options={ann.id: photo_on}, photos=photos)
+    assert [a.kind for a in result.actions] == ["create"]
+    assert [skip.upn for skip in result.skipped] == ["ann@contoso.com"]
 
 
 def test_no_avatar_without_the_photo_option() -> None:
