@@ -18,6 +18,11 @@ mixed into `GraphFake`. Tenant changes made through the helpers notify matching
 subscriptions (users: `updated`, or `deleted` when permanent).
 `route_counts` counts Graph operations by route (e.g. "GET /users/{key}/calendarView"),
 batch items included, for tests and benchmarks.
+
+Faults: `inject` fails whole requests (a `$batch` POST included); `inject_batch_item` fails
+single items inside a `$batch` with any status while the batch itself answers 200, as Graph
+does (graph.md §5.4) — e.g. `inject_batch_item(500, count=100, url_pattern="/users/<id>/photo$")`
+for one user's photo that keeps failing; clear `batch_item_faults` to end it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ needs both window parameters, returns only events overlapping the window
 answers ten events a page unless `$top` says otherwise, and rejects unknown `$select`
 names. Times always come back in UTC; `Prefer: outlook.timezone="UTC"` is acknowledged with
 `Preference-Applied`. A user without a mailbox has no calendar (404
-`MailboxNotEnabledForRESTAPI`).
+`MailboxNotEnabledForRESTAPI`); the mailbox works while an Exchange plan is `Enabled` or
+`Warning` (a lapsed licence's grace period: "available for normal use", per Graph's
+assignedPlan resource type), not once it is `Suspended`, `LockedOut` or `Deleted`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ DEFAULT_EVENT_PAGE_SIZE = 10  # calendarView's and /events' default page (graph.
 MAX_EVENT_PAGE_SIZE = 1000  # a larger $top is served as 1000 a page
 RECURRENCE_STEPS = {"daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 EXCHANGE_SERVICE = "exchange"
+WORKING_CAPABILITIES = ("enabled", "warning")  # capabilityStatus values that still serve the mailbox
 
 # Properties `$select` accepts on events. The fake stores the ones a phone status needs and
 # answers null for the rest, but it refuses names Graph does not know.
@@ -344,7 +347,7 @@ class CalendarMixin:
         record = self._find_user(key)
         has_mailbox = any(
             str(plan.get("service", "")).lower() == EXCHANGE_SERVICE
-            and str(plan.get("capabilityStatus", "")).lower() == "enabled"
+            and str(plan.get("capabilityStatus", "")).lower() in WORKING_CAPABILITIES
             for plan in record.get("assignedPlans") or []
         )
         if not has_mailbox:

@@ -34,6 +34,7 @@ from shared.graph_models import (
     GraphEvent,
     GraphUser,
     PhotoInfo,
+    PhotoUnreadable,
     Subscription,
     format_graph_datetime,
 )
@@ -202,17 +203,20 @@ class GraphClient:
             raise
 
     # -- photos ------------------------------------------------------------------------
-    def photo_infos(self, user_ids: Iterable[str]) -> dict[str, PhotoInfo]:
+    def photo_infos(self, user_ids: Iterable[str]) -> dict[str, PhotoInfo | PhotoUnreadable]:
         """Photo etags of many users through `$batch`, 20 per request.
 
-        Graph throttles batch items one by one while the batch itself answers 200, so a
-        throttled item goes back in the queue for a later batch after waiting as long as
-        its Retry-After asks; an item throttled more often than the policy allows fails
-        the call.
+        The batch answers 200 while each item carries its own status (graph.md §5.4), and
+        an item's failure is that user's alone: any status other than 200, 404 (no photo)
+        or a throttle comes back as `PhotoUnreadable` with Graph's answer, and the others
+        are read as usual. Graph throttles batch items one by one, so a throttled item goes
+        back in the queue for a later batch after waiting as long as its Retry-After asks;
+        an item throttled more often than the policy allows fails the call, as does the
+        `$batch` request itself failing (an outage, not one user's photo).
         """
         pending: deque[str] = deque(dict.fromkeys(user_ids))
         attempts: dict[str, int] = {}
-        infos: dict[str, PhotoInfo] = {}
+        infos: dict[str, PhotoInfo | PhotoUnreadable] = {}
         while pending:
             chunk = [pending.popleft() for _ in range(min(MAX_BATCH_REQUESTS, len(pending)))]
             retry: list[str] = []
@@ -239,7 +243,9 @@ class GraphClient:
                     waits.append(_item_retry_after(item, self._policy, attempts[user_id] - 1))
                 else:
                     code, message = _error_of(item.get("body"), status)
-                    raise GraphApiError(status, code, f"photo of user {user_id}: {message}")
+                    infos[user_id] = PhotoUnreadable(
+                        user_id=user_id, reason=f"Graph answered {status} {code}: {message}"
+                    )
             if retry:
                 delay = max(waits)
                 if delay > self._policy.max_delay:

@@ -31,7 +31,14 @@ USER_SELECT: tuple[str, ...] = (
 )
 
 EXCHANGE_SERVICE = "exchange"
-ENABLED_CAPABILITY = "Enabled"
+# assignedPlan.capabilityStatus is one of Enabled, Warning, Suspended, LockedOut, Deleted, in the
+# order a licence that is not renewed goes through them. Enabled is "available for normal use";
+# Warning is "available for normal use ... but is in a grace period"; from Suspended on the
+# service is "unavailable" (its data is kept until Deleted). Source: Graph's "assignedPlan
+# resource type" (learn.microsoft.com/graph/api/resources/assignedplan); the values are case
+# insensitive there. ../shared/reference/graph.md names assignedLicenses (§4.1) but says nothing
+# about assignedPlans or capabilityStatus.
+WORKING_CAPABILITIES = frozenset({"enabled", "warning"})
 
 
 class _GraphModel(BaseModel):
@@ -45,6 +52,11 @@ class AssignedPlan(_GraphModel):
     capability_status: str | None = Field(default=None, alias="capabilityStatus")
     service_plan_id: str | None = Field(default=None, alias="servicePlanId")
     assigned_date_time: str | None = Field(default=None, alias="assignedDateTime")
+
+    @property
+    def is_working(self) -> bool:
+        """Whether the service still serves the user: Enabled, or Warning (a licence in its grace period)."""
+        return (self.capability_status or "").lower() in WORKING_CAPABILITIES
 
 
 class Removal(_GraphModel):
@@ -85,17 +97,19 @@ class GraphUser(_GraphModel):
         """ "changed" (soft delete, restorable) or "deleted" (permanent); None when not removed."""
         return self.removed.reason if self.removed is not None else None
 
+    @property
+    def exchange_plans(self) -> list[AssignedPlan]:
+        """The user's Exchange Online plans, working or not (a licence change leaves the old one Deleted)."""
+        return [plan for plan in self.assigned_plans if (plan.service or "").lower() == EXCHANGE_SERVICE]
+
     def has_exchange_mailbox(self) -> bool:
         """Whether the user has a working Exchange mailbox.
 
-        A licence alone is not enough: the Exchange plan must be enabled (not suspended or
-        deleted), and the user needs an address to reach the mailbox by.
+        A licence alone is not enough: one Exchange plan must still work (Enabled, or Warning
+        during a lapsed licence's grace period; not Suspended, LockedOut or Deleted), and the
+        user needs an address to reach the mailbox by.
         """
-        has_plan = any(
-            (plan.service or "").lower() == EXCHANGE_SERVICE
-            and (plan.capability_status or "").lower() == ENABLED_CAPABILITY.lower()
-            for plan in self.assigned_plans
-        )
+        has_plan = any(plan.is_working for plan in self.exchange_plans)
         return has_plan and bool(self.mail or self.user_principal_name)
 
 
@@ -111,6 +125,20 @@ class PhotoInfo(_GraphModel):
     user_id: str
     etag: str | None = None
     content_type: str | None = None
+
+
+class PhotoUnreadable(_GraphModel):
+    """A user's photo metadata that Graph would not give this time: its `$batch` item failed.
+
+    Nothing is known about the photo, neither that it changed nor that it is gone, so a
+    sync must leave the avatar (and the etag it remembers) as they are and ask again later.
+    `reason` is one line naming Graph's answer.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    reason: str
 
 
 class DeltaResult(_GraphModel):

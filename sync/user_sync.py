@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.errors import UpstreamUnavailable, one_line
-from shared.graph_models import GraphUser, PhotoInfo
+from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
 from shared.settings import SyncScope
 from shared.state import utcnow
 from shared.telemetry import log_event
@@ -269,7 +269,7 @@ def _list_tcx_users(rt: Runtime) -> list[TcxUser]:
 
 def _photo_infos(
     rt: Runtime, source: list[GraphUser], config: UserSyncConfig, options: dict[str, UserOptions], defaults: UserOptions
-) -> dict[str, PhotoInfo]:
+) -> dict[str, PhotoInfo | PhotoUnreadable]:
     wanted = [
         user.id
         for user in source

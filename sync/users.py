@@ -5,16 +5,26 @@ typed plan; every business rule of the user sync lives in it and is tested as da
 data out. `sync.user_run` reads the inputs, calls it, and applies the plan.
 
 The rules, in the order `plan_users` applies them:
-- A Graph user takes part when it is an enabled member account with an Exchange mailbox
-  and falls in USER_SYNC_SCOPE.
+- A Graph user takes part when it is an enabled member account with a working Exchange
+  mailbox and falls in USER_SYNC_SCOPE. The mailbox works while one of the user's Exchange
+  plans (assignedPlans) is `Enabled` or `Warning` — a lapsed licence in its grace period
+  still serves mail. `Suspended`, `LockedOut` and `Deleted` do not: such a user leaves, and
+  the reason names the licence state ("no Exchange mailbox (Exchange licence Suspended)").
 - It is matched to a 3CX user through its stored link; else an unlinked 3CX user whose
   e-mail equals the UPN or mail (case ignored) is linked; else a 3CX user is created with
   the lowest free number at or above EXTENSION_START (or 3CX's first free number).
 - Extension numbers never change. A linked user deleted in 3CX is created again, with the
   same number if no one took it.
 - Only fields that differ are written.
+- With the photo option, the avatar follows the profile photo when its etag changed. A photo
+  whose metadata Graph would not give this run (its `$batch` item failed) leaves the avatar
+  and the remembered etag as they are, so the next run tries again; the user is synced
+  otherwise, and the skip is in the plan with Graph's answer.
 - A linked user who no longer takes part is deprovisioned per DEPROVISION; a 3CX user the
-  connector neither created nor linked is never touched.
+  connector neither created nor linked is never touched. DEPROVISION=delete deletes only
+  3CX users the connector created (`Link.origin == "created"`); one that existed before and
+  was linked by e-mail is disabled instead, never deleted, and the reason says so. The
+  guard counts either removal alike.
 - If more users would be disabled or deleted than the guard allows — counting those already
   removed in the last 24 hours, so one-at-a-time removals through notifications add up —
   none are, and the plan says why; the rest of the plan still applies.
@@ -26,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from shared.graph_models import GraphUser, PhotoInfo
+from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
 from shared.settings import DeprovisionPolicy, SyncScope
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
@@ -249,10 +259,22 @@ def exclusion_reason(user: GraphUser, scope: ScopeRule) -> str | None:
     if (user.user_type or "Member") != "Member":
         return "not a member account"
     if not user.has_exchange_mailbox():
-        return "no Exchange mailbox"
+        return _no_mailbox_reason(user)
     if not scope.admits(user):
         return "out of USER_SYNC_SCOPE"
     return None
+
+
+def _no_mailbox_reason(user: GraphUser) -> str:
+    """ "no Exchange mailbox", naming the state of the Exchange licence when it lapsed.
+
+    Each state that no longer serves the mailbox is named once, in Graph's order; a working
+    plan is not named (such a user lacks an address, not a licence).
+    """
+    lapsed = dict.fromkeys(
+        plan.capability_status or "without a status" for plan in user.exchange_plans if not plan.is_working
+    )
+    return f"no Exchange mailbox (Exchange licence {', '.join(lapsed)})" if lapsed else "no Exchange mailbox"
 
 
 class _NumberAllocator:
@@ -272,6 +294,9 @@ class _NumberAllocator:
 
 # -- the plan ---------------------------------------------------------------------------------
 
+_PHOTO_UNREAD = "avatar left as it is, tried again next run: its photo could not be read"
+_NOT_CREATED = "disabled, not deleted: this 3CX user existed before the connector linked it"
+
 
 def plan_users(
     source: Iterable[GraphUser],
@@ -280,7 +305,7 @@ def plan_users(
     options: Mapping[str, UserOptions],
     default_options: UserOptions,
     config: UserSyncConfig,
-    photos: Mapping[str, PhotoInfo] | None = None,
+    photos: Mapping[str, PhotoInfo | PhotoUnreadable] | None = None,
     only: frozenset[str] | None = None,
 ) -> UserPlan:
     """Compute every change that brings 3CX in line with Microsoft 365.
@@ -347,9 +372,13 @@ def plan_users(
             else:
                 plan.actions.append(CreateUser(user.id, upn, _allocate(allocator), desired))
         if user_options.photo:
-            avatar = _avatar_action(user, link, photos.get(user.id))
-            if avatar is not None:
-                plan.actions.append(avatar)
+            photo = photos.get(user.id)
+            if isinstance(photo, PhotoUnreadable):
+                plan.skipped.append(Skip(upn, f"{_PHOTO_UNREAD} ({photo.reason})"))
+            else:
+                avatar = _avatar_action(user, link, photo)
+                if avatar is not None:
+                    plan.actions.append(avatar)
 
     _plan_deprovisioning(plan, links, tcx_by_id, participating, reasons, config, only)
     return plan
@@ -410,8 +439,13 @@ def _plan_deprovisioning(
         reason = reasons.get(m365_id, "no longer in Microsoft 365")
         if not present:
             plan.actions.append(ForgetLink(m365_id, link.upn, link.extension, reason))
-        elif config.deprovision is DeprovisionPolicy.DELETE:
+        elif config.deprovision is DeprovisionPolicy.DELETE and link.origin == "created":
             removals.append(DeleteUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
+        elif config.deprovision is DeprovisionPolicy.DELETE and enabled:
+            # Linked by e-mail: the 3CX user was there before the connector, so it is not the
+            # connector's to delete.
+            reason += f" ({_NOT_CREATED})"
+            removals.append(DisableUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
         elif config.deprovision is DeprovisionPolicy.DISABLE and enabled:
             removals.append(DisableUser(m365_id, link.upn, link.tcx_user_id, link.extension, reason))
     if not removals:

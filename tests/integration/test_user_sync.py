@@ -104,6 +104,32 @@ def test_leavers_are_disabled_and_returners_enabled(tenant: Tenant) -> None:
     assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is True
 
 
+def test_with_deprovision_delete_a_3cx_user_that_existed_before_the_connector_is_disabled_not_deleted(
+    tenant: Tenant,
+) -> None:
+    """DEPROVISION=delete removes what the connector created; a 3CX user it only linked is disabled."""
+    tenant.pbx.add_user(Number="150", EmailAddress="user000@contoso.com", FirstName="Old", LastName="Name")
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime(DEPROVISION="delete"))
+    assert tenant.state.links()[ids[0]].origin == "linked"
+    tenant.graph.soft_delete_user(ids[0])  # linked by e-mail
+    tenant.graph.soft_delete_user(ids[1])  # created by the connector
+
+    result = run_user_sync(tenant.runtime(DEPROVISION="delete"))
+
+    assert result.counts["deprovisioned"] == 2
+    users = _by_email(tenant)
+    assert "user001@contoso.com" not in users
+    assert users["user000@contoso.com"]["Number"] == "150"
+    assert users["user000@contoso.com"]["Enabled"] is False
+    assert tenant.state.links()[ids[0]].deprovisioned == "disabled"
+    assert ids[1] not in tenant.state.links()
+
+    tenant.graph.restore_user(ids[0])
+    run_user_sync(tenant.runtime(DEPROVISION="delete"))
+    assert _by_email(tenant)["user000@contoso.com"]["Enabled"] is True
+
+
 def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(
     tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -233,6 +259,46 @@ def test_photos_become_avatars_only_when_they_change(tenant: Tenant) -> None:
     result = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
     assert result.counts["avatars"] == 1
     assert _by_email(tenant)["user000@contoso.com"]["ContactImage"] != avatar
+
+
+def test_one_users_photo_failing_inside_the_batch_skips_only_that_avatar(tenant: Tenant) -> None:
+    """A 500 for one photo inside the `$batch`: everyone is synced, that avatar waits for a later run."""
+    ids = tenant.add_users(3)
+    for user_id in ids:
+        tenant.graph.set_photo(user_id, b"\xff\xd8first-" + user_id.encode())
+    tenant.graph.inject_batch_item(500, count=100, url_pattern=f"/users/{ids[1]}/photo$")  # every run, until fixed
+
+    first = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+
+    assert first.counts["created"] == 3
+    assert first.counts["avatars"] == 2
+    users = _by_email(tenant)
+    assert not users["user001@contoso.com"].get("ContactImage")
+    assert users["user000@contoso.com"]["ContactImage"]
+    (record,) = tenant.state.recent_runs("users")
+    assert record.status == "succeeded"
+    assert record.skipped == [
+        "user001@contoso.com: avatar left as it is, tried again next run: its photo could not be read"
+        " (Graph answered 500 generalException: Injected failure 500.)"
+    ]
+
+    # A photo change meanwhile, read while Graph still fails: the avatar and the stored etag stay.
+    tenant.graph.set_photo(ids[0], b"\xff\xd8second")
+    tenant.graph.inject_batch_item(500, count=100, url_pattern=f"/users/{ids[0]}/photo$")
+    before = _by_email(tenant)["user000@contoso.com"]["ContactImage"]
+    etag = tenant.state.links()[ids[0]].photo_etag
+    second = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    assert second.counts["avatars"] == 0
+    assert _by_email(tenant)["user000@contoso.com"]["ContactImage"] == before
+    assert tenant.state.links()[ids[0]].photo_etag == etag
+    assert tenant.state.links()[ids[1]].photo_etag is None
+
+    tenant.graph.batch_item_faults.clear()  # Graph reads the photos again
+    third = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    assert third.counts["avatars"] == 2
+    assert tenant.state.links()[ids[0]].photo_etag == tenant.graph.photo_etag(ids[0])
+    assert tenant.state.links()[ids[1]].photo_etag == tenant.graph.photo_etag(ids[1])
+    assert _by_email(tenant)["user001@contoso.com"]["ContactImage"]
 
 
 def test_messy_directory_data_never_crashes_a_run(tenant: Tenant) -> None:

@@ -16,7 +16,7 @@ import requests
 import responses
 from pydantic import ValidationError
 
-from fakes.graph import GraphFake
+from fakes.graph import GraphFake, exchange_plan
 from fakes.transport import FakeRequest, FakeResponse, install
 from shared.graph import GraphApiError, GraphClient
 from shared.graph_models import EVENT_SELECT, GraphEvent, parse_graph_datetime
@@ -187,6 +187,20 @@ def test_users_without_a_mailbox_have_no_calendar(fake: GraphFake, client: Graph
     with pytest.raises(GraphApiError) as unknown:
         client.calendar_view("nobody@contoso.test", at(0, 0), at(1, 0))
     assert unknown.value.status == 404
+
+
+@pytest.mark.parametrize(("status", "served"), [("Warning", True), ("Suspended", False), ("Deleted", False)])
+def test_a_mailbox_serves_its_calendar_until_the_licence_grace_period_ends(
+    fake: GraphFake, client: GraphClient, status: str, served: bool
+) -> None:
+    user = fake.add_user("lapsing@contoso.test")
+    fake.update_user(user, assignedPlans=[exchange_plan("2024-01-01T00:00:00Z", capability_status=status)])
+    if served:
+        assert client.calendar_view(user, at(0, 0), at(1, 0)) == []
+    else:
+        with pytest.raises(GraphApiError) as raised:
+            client.calendar_view(user, at(0, 0), at(1, 0))
+        assert (raised.value.status, raised.value.code) == (404, "MailboxNotEnabledForRESTAPI")
 
 
 # -- paging -----------------------------------------------------------------------------------------

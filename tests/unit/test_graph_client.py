@@ -11,6 +11,7 @@ import responses
 from fakes.graph import GraphFake, exchange_plan
 from fakes.transport import FakeRequest, FakeResponse, install
 from shared.graph import GraphApiError, GraphClient, GraphUnavailable
+from shared.graph_models import PhotoInfo, PhotoUnreadable
 from shared.http import RetryPolicy
 
 ROOT = "https://graph.fake.test"
@@ -88,6 +89,8 @@ def test_users_tolerate_nulls_and_judge_mailboxes(fake: GraphFake, client: Graph
     fake.update_user(suspended, assignedPlans=[exchange_plan("2024-01-01T00:00:00Z", capability_status="Suspended")])
     upn_only = fake.add_user("upn-only@contoso.test")
     fake.update_user(upn_only, mail=None)
+    grace = fake.add_user("grace@contoso.test")  # a lapsed licence in its grace period
+    fake.update_user(grace, assignedPlans=[exchange_plan("2024-01-01T00:00:00Z", capability_status="Warning")])
 
     users = {user.id: user for user in client.list_users()}
     assert users[plain].business_phones == []
@@ -95,6 +98,7 @@ def test_users_tolerate_nulls_and_judge_mailboxes(fake: GraphFake, client: Graph
     assert users[plain].given_name is None
     assert not users[plain].has_exchange_mailbox()
     assert not users[suspended].has_exchange_mailbox()
+    assert users[grace].has_exchange_mailbox()
     assert users[upn_only].has_exchange_mailbox()  # the UPN reaches the mailbox when mail is empty
     assert not users[plain].is_removed
 
@@ -258,6 +262,37 @@ def test_throttled_batch_items_are_retried_in_a_later_batch(
     assert sleeps == [2.0]
     assert fake.request_counts == {"POST": 2}
     assert fake.batch_item_counts["GET"] == 13  # 10, then the 3 throttled ones again
+
+
+@pytest.mark.parametrize("status", [500, 502, 403])
+def test_one_photo_failing_inside_the_batch_is_that_users_alone(
+    fake: GraphFake, client: GraphClient, sleeps: list[float], status: int
+) -> None:
+    """Graph answers the batch 200 and that one item with an error: the others are read as usual."""
+    ids = seed(fake, 5)
+    for user_id in ids:
+        fake.set_photo(user_id, b"jpeg")
+    fake.inject_batch_item(status, url_pattern=f"/users/{ids[2]}/photo$")
+    fake.reset_counts()
+
+    infos = client.photo_infos(ids)
+
+    assert infos[ids[2]] == PhotoUnreadable(
+        user_id=ids[2], reason=f"Graph answered {status} generalException: Injected failure {status}."
+    )
+    assert {user_id: info.etag for user_id, info in infos.items() if isinstance(info, PhotoInfo)} == {
+        user_id: fake.photo_etag(user_id) for user_id in ids if user_id != ids[2]
+    }
+    assert fake.request_counts == {"POST": 1}  # not a throttle: not asked again in this call
+    assert sleeps == []
+
+
+def test_a_failing_batch_request_is_an_outage(fake: GraphFake, client: GraphClient, sleeps: list[float]) -> None:
+    """The `$batch` POST itself failing says nothing about one user: the call fails as a whole."""
+    ids = seed(fake, 3)
+    fake.inject(500, path_pattern=r"/\$batch$")
+    with pytest.raises(GraphUnavailable, match="500"):
+        client.photo_infos(ids)
 
 
 def test_batch_item_throttled_forever_fails(fake: GraphFake, client: GraphClient, sleeps: list[float]) -> None:

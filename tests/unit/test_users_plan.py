@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.graph_models import GraphUser, PhotoInfo
+from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
 from shared.settings import DeprovisionPolicy, SyncScope
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
@@ -24,6 +24,7 @@ from sync.users import (
     LinkUser,
     ScopeRule,
     SetAvatar,
+    Skip,
     UpdateUser,
     UserSyncConfig,
     desired_fields,
@@ -66,13 +67,15 @@ def synced_tcx(user: GraphUser, uid: int, number: str, options: UserOptions = DE
 
 
 def link(user: GraphUser, tcx_id: int, number: str, **fields: Any) -> Link:
-    return Link(
-        m365_id=user.id,
-        upn=user.user_principal_name or "",
-        tcx_user_id=tcx_id,
-        extension=number,
-        origin="created",
-        **fields,
+    return Link.model_validate(
+        {
+            "m365_id": user.id,
+            "upn": user.user_principal_name or "",
+            "tcx_user_id": tcx_id,
+            "extension": number,
+            "origin": "created",
+            **fields,
+        }
     )
 
 
@@ -387,6 +390,41 @@ def test_a_new_user_gets_the_photo_too() -> None:
     assert result.actions[1] == SetAvatar(ann.id, "ann@contoso.com", "e1")
 
 
+def test_a_photo_graph_could_not_read_leaves_the_avatar_as_it_is_and_says_so() -> None:
+    """No SetAvatar (not even a clearing one) and the stored etag stays, so the next run tries again."""
+    ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com", displayName="Bob Renamed")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    unreadable = PhotoUnreadable(user_id=bob.id, reason="Graph answered 500 generalException: boom")
+    result = plan(
+        [ann, bob],
+        [synced_tcx(ann, 1, "100", photo_on), synced_tcx(graph_user("bob@contoso.com"), 2, "101", photo_on)],
+        links=[link(ann, 1, "100", photo_etag="e1"), link(bob, 2, "101", photo_etag="e1")],
+        options={ann.id: photo_on, bob.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e2"), bob.id: unreadable},
+    )
+    # Bob's other fields are still written; only his avatar waits.
+    assert result.actions == [
+        SetAvatar(ann.id, "ann@contoso.com", "e2"),
+        UpdateUser(bob.id, "bob@contoso.com", 2, "101", {"DisplayName": FieldChange("Bob Example", "Bob Renamed")}),
+    ]
+    assert result.skipped == [
+        Skip(
+            "bob@contoso.com",
+            "avatar left as it is, tried again next run: its photo could not be read"
+            " (Graph answered 500 generalException: boom)",
+        )
+    ]
+
+
+def test_a_new_user_whose_photo_could_not_be_read_is_created_without_an_avatar() -> None:
+    ann = graph_user("ann@contoso.com")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    photos = {ann.id: PhotoUnreadable(user_id=ann.id, reason="Graph answered 502 BadGateway: down")}
+    result = plan([ann], [], options={ann.id: photo_on}, photos=photos)
+    assert [a.kind for a in result.actions] == ["create"]
+    assert [skip.upn for skip in result.skipped] == ["ann@contoso.com"]
+
+
 def test_no_avatar_without_the_photo_option() -> None:
     ann = graph_user("ann@contoso.com")
     result = plan(
@@ -425,6 +463,74 @@ def test_a_synced_user_who_leaves_is_disabled_by_default(change: dict[str, Any],
     assert result.actions == [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
 
 
+# assignedPlans[].capabilityStatus of the Exchange plan, in the order a licence that is not renewed
+# goes through them (Graph's assignedPlan resource). Enabled and Warning (the grace period) still
+# serve the mailbox, so the user stays; from Suspended on the mailbox is gone and the user leaves.
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("Enabled", None),
+        ("Warning", None),
+        ("warning", None),  # Graph's enum values, compared as Graph compares them: case ignored
+        ("Suspended", "no Exchange mailbox (Exchange licence Suspended)"),
+        ("LockedOut", "no Exchange mailbox (Exchange licence LockedOut)"),
+        ("Deleted", "no Exchange mailbox (Exchange licence Deleted)"),
+    ],
+)
+def test_a_licence_in_its_grace_period_keeps_the_user_a_lapsed_one_makes_a_leaver(
+    status: str, reason: str | None
+) -> None:
+    users, target, links = _tenant(10)
+    users[3] = graph_user("u003@contoso.com", assignedPlans=[{**EXCHANGE[0], "capabilityStatus": status}])
+    result = plan(users, target, links)
+    expected = [] if reason is None else [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
+    assert result.actions == expected
+    assert result.unchanged == (10 if reason is None else 9)
+
+
+def test_users_whose_licence_is_in_its_grace_period_are_not_deprovisioned() -> None:
+    """15 of 100 users on a lapsed licence still have their mailbox: nothing is planned for them."""
+    users, target, links = _tenant(100)
+    grace = [{**EXCHANGE[0], "capabilityStatus": "Warning"}]
+    users[:15] = [graph_user(user.user_principal_name or "", assignedPlans=grace) for user in users[:15]]
+    result = plan(users, target, links, config=UserSyncConfig(guard=NO_LIMITS))
+    assert result.actions == []
+    assert result.guard is None
+    assert result.unchanged == 100
+
+
+@pytest.mark.parametrize(
+    ("plans", "reason"),
+    [
+        # A licence change leaves the old plan Deleted beside the new Enabled one: the new one counts.
+        ([{**EXCHANGE[0], "capabilityStatus": "Deleted"}, EXCHANGE[0]], None),
+        ([{**EXCHANGE[0], "capabilityStatus": "Deleted"}, {**EXCHANGE[0], "capabilityStatus": "Warning"}], None),
+        # Every Exchange plan lapsed: each state is named once, in Graph's order.
+        (
+            [
+                {**EXCHANGE[0], "capabilityStatus": "Suspended"},
+                {**EXCHANGE[0], "capabilityStatus": "Deleted"},
+                {**EXCHANGE[0], "capabilityStatus": "Suspended"},
+            ],
+            "no Exchange mailbox (Exchange licence Suspended, Deleted)",
+        ),
+        # Another service's working plan is no mailbox; nor is an Exchange plan without a status.
+        (
+            [{"service": "SharePoint", "capabilityStatus": "Enabled"}, {**EXCHANGE[0], "capabilityStatus": None}],
+            "no Exchange mailbox (Exchange licence without a status)",
+        ),
+        ([{"service": "SharePoint", "capabilityStatus": "Warning"}], "no Exchange mailbox"),
+        ([], "no Exchange mailbox"),
+    ],
+)
+def test_any_working_exchange_plan_keeps_the_user(plans: list[dict[str, Any]], reason: str | None) -> None:
+    users, target, links = _tenant(10)
+    users[3] = graph_user("u003@contoso.com", assignedPlans=plans)
+    result = plan(users, target, links)
+    expected = [] if reason is None else [DisableUser(users[3].id, "u003@contoso.com", 4, "103", reason)]
+    assert result.actions == expected
+
+
 def test_a_user_leaving_the_scope_is_disabled_as_out_of_scope() -> None:
     users, target, links = _tenant(10)
     scope = ScopeRule(SyncScope.ALL_EXCEPT, frozenset({"u003@contoso.com"}))
@@ -444,6 +550,66 @@ def test_deprovision_policies() -> None:
     keep = plan(users[1:], target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.KEEP))
     assert delete.actions == [DeleteUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365")]
     assert keep.actions == []
+
+
+NOT_CREATED = " (disabled, not deleted: this 3CX user existed before the connector linked it)"
+
+
+@pytest.mark.parametrize(
+    ("policy", "origin", "enabled", "expected"),
+    [
+        (DeprovisionPolicy.DELETE, "created", True, "delete"),
+        (DeprovisionPolicy.DELETE, "created", False, "delete"),
+        # Linked by e-mail: the 3CX user was there first, so it is only ever disabled.
+        (DeprovisionPolicy.DELETE, "linked", True, "disable, not delete"),
+        (DeprovisionPolicy.DELETE, "linked", False, None),  # already disabled: nothing left to do
+        (DeprovisionPolicy.DISABLE, "created", True, "disable"),
+        (DeprovisionPolicy.DISABLE, "linked", True, "disable"),
+        (DeprovisionPolicy.DISABLE, "linked", False, None),
+        (DeprovisionPolicy.KEEP, "created", True, None),
+        (DeprovisionPolicy.KEEP, "linked", True, None),
+    ],
+)
+def test_a_3cx_user_the_connector_did_not_create_is_disabled_never_deleted(
+    policy: DeprovisionPolicy, origin: str, enabled: bool, expected: str | None
+) -> None:
+    users, target, links = _tenant(10)
+    links[0] = links[0].model_copy(update={"origin": origin})
+    target[0] = target[0].model_copy(update={"enabled": enabled})
+    result = plan(users[1:], target, links, config=UserSyncConfig(deprovision=policy))
+    reason = "no longer in Microsoft 365"
+    planned = {
+        None: [],
+        "delete": [DeleteUser(users[0].id, "u000@contoso.com", 1, "100", reason)],
+        "disable": [DisableUser(users[0].id, "u000@contoso.com", 1, "100", reason)],
+        "disable, not delete": [DisableUser(users[0].id, "u000@contoso.com", 1, "100", reason + NOT_CREATED)],
+    }[expected]
+    assert result.actions == planned
+
+
+def test_with_deprovision_delete_created_users_are_deleted_and_linked_ones_disabled_in_one_run() -> None:
+    users, target, links = _tenant(10)
+    links[1] = links[1].model_copy(update={"origin": "linked"})
+    leavers = {users[0].id, users[1].id}
+    stayers = [user for user in users if user.id not in leavers]
+    result = plan(stayers, target, links, config=UserSyncConfig(deprovision=DeprovisionPolicy.DELETE))
+    assert result.actions == [
+        DeleteUser(users[0].id, "u000@contoso.com", 1, "100", "no longer in Microsoft 365"),
+        DisableUser(users[1].id, "u001@contoso.com", 2, "101", "no longer in Microsoft 365" + NOT_CREATED),
+    ]
+
+
+def test_the_guard_counts_disabling_a_linked_user_like_deleting_a_created_one() -> None:
+    users, target, links = _tenant(20)
+    for index in (0, 2):
+        links[index] = links[index].model_copy(update={"origin": "linked"})
+    config = UserSyncConfig(deprovision=DeprovisionPolicy.DELETE, guard=COUNT_3)
+    assert plan(users[3:], target, links, config=config).guard is None  # 3: exactly the limit
+    result = plan(users[4:], target, links, config=config)
+    assert result.actions == []
+    assert result.guard is not None
+    assert result.guard.would_remove == 4
+    assert [action.kind for action in result.guard.held] == ["disable", "delete", "disable", "delete"]
 
 
 def test_leavers_are_deprovisioned_in_upn_order_case_ignored() -> None:
