@@ -38,6 +38,7 @@ from shared.graph_models import (
     format_graph_datetime,
 )
 from shared.http import RetriesExhausted, RetryPolicy, send
+from shared.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -452,12 +453,13 @@ class GraphClient:
             raise GraphUnavailable(f"Microsoft Graph unavailable: {error}") from None
         except requests.RequestException as error:
             raise GraphUnavailable(
-                f"Microsoft Graph unreachable: {method} {_short(url)} failed with {type(error).__name__}"
+                f"Microsoft Graph unreachable: {method} {redact_url(url)} failed with {type(error).__name__}"
             ) from None
         if response.status_code >= 500:
             code, message = _error_of(_body_of(response), response.status_code)
             raise GraphUnavailable(
-                f"Microsoft Graph unavailable: {method} {_short(url)} answered {response.status_code} {code}: {message}"
+                f"Microsoft Graph unavailable: {method} {redact_url(url)} answered {response.status_code}"
+                f" {code}: {message}"
             )
         if response.status_code >= 400:
             code, message = _error_of(_body_of(response), response.status_code)
@@ -522,10 +524,6 @@ def _item_retry_after(item: dict[str, Any], policy: RetryPolicy, attempt: int) -
         return max(0.0, float(headers["retry-after"]))
     except (KeyError, TypeError, ValueError):
         return min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
-
-
-def _short(url: str) -> str:
-    return url.split("?", 1)[0]
 
 
 def _first(error: ValidationError) -> str:

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.urls import redact_url, redact_urls
 
 __all__ = ["ConfigError"]  # re-exported: callers read settings errors from here too
 
@@ -165,7 +166,8 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not re.match(r"^https://[^/\s]+", value):
-            raise ValueError(f"must be an https:// URL, got {value!r}")
+            # Named without its query or user info: WEBHOOK_URL's `?code=` is a function key.
+            raise ValueError(f"must be an https:// URL, got {redact_url(value)!r}")
         return value.rstrip("/")
 
     @field_validator("status_map", mode="before")
@@ -287,7 +289,10 @@ def _require_guid(value: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment; raise ConfigError with one line on a bad value."""
+    """Read settings from the environment; raise ConfigError with one line on a bad value.
+
+    The line never quotes a URL's query string or user info (see shared/urls.py).
+    """
     try:
         return Settings(**overrides)
     except ValidationError as error:
@@ -299,4 +304,5 @@ def load_settings(**overrides: Any) -> Settings:
             message = "must be true or false (1/0 and yes/no work too)"
         if first["type"] in ("bool_parsing", "enum", "int_parsing", "float_parsing"):
             message += f", got {first.get('input')!r}"
-        raise ConfigError(f"configuration error: {alias}: {message}") from None
+        # The line quotes the bad value: a URL in it is shown without its query or user info.
+        raise ConfigError(redact_urls(f"configuration error: {alias}: {message}")) from None

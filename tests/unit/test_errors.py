@@ -51,3 +51,15 @@ def test_settings_raise_the_familys_config_error() -> None:
 def test_one_line_folds_whitespace_and_is_never_empty() -> None:
     assert one_line(ValueError("first line\n  second\tpart ")) == "first line second part"
     assert one_line(KeyError()) == "KeyError"
+
+
+def test_one_line_never_shows_a_urls_query_or_credentials() -> None:
+    """Fault: an error quoted a whole URL, function key (`?code=`) or user:password@ included."""
+    error = RuntimeError(
+        "POST https://admin:hunter2@connector.example.com/api/graph/notifications?code=SECRETKEY failed;"
+        " then 'http://pbx.example.com:5001/xapi/v1/Users?$filter=x#frag' answered 404"
+    )
+    assert one_line(error) == (
+        "POST https://connector.example.com/api/graph/notifications failed;"
+        " then 'http://pbx.example.com:5001/xapi/v1/Users' answered 404"
+    )

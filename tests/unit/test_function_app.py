@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import azure.functions as func
 import pytest
@@ -55,3 +56,23 @@ def test_a_bad_setting_answers_500_with_its_line(monkeypatch: pytest.MonkeyPatch
     response = _call("admin_user_plan", "GET", "admin/users/plan")
     assert response.status_code == 500
     assert json.loads(response.get_body())["error"].startswith("configuration error: SYNC_SSO")
+
+
+def test_a_bad_webhook_url_answers_500_without_its_function_key(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fault: the 500 body and the `config_error` log line quoted WEBHOOK_URL's `?code=<function key>`."""
+    monkeypatch.setenv("WEBHOOK_URL", "http://connector.example.com/api/graph/notifications?code=SECRETKEY")
+    caplog.set_level(logging.INFO)
+    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    assert response.status_code == 500
+    body = response.get_body().decode()
+    assert json.loads(body)["error"] == (
+        "configuration error: WEBHOOK_URL: must be an https:// URL,"
+        " got 'http://connector.example.com/api/graph/notifications'"
+    )
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("config_error")] == [
+        'config_error error="configuration error: WEBHOOK_URL: must be an https:// URL,'
+        " got 'http://connector.example.com/api/graph/notifications'\""
+    ]
+    assert "SECRETKEY" not in body + caplog.text
