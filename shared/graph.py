@@ -5,7 +5,9 @@ The client knows Graph's protocol (nextLink paging, delta rounds and their reset
 advanced-query headers, batch items throttled one by one) and nothing about the sync's
 rules. It takes the token as a callable so the credential stays with its owner (MSAL's
 cache in shared.entra) and tests can hand in any token source. Every request goes
-through shared.http.send, which retries 429/503/504 honouring Retry-After.
+through shared.http.send, which retries 429/503/504 honouring Retry-After, and only to
+GRAPH_BASE_URL's scheme, host and port: a nextLink or delta link (from an answer or from
+state) naming any other is refused unsent (`GraphRequestRefused`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from shared.graph_models import (
     format_graph_datetime,
 )
 from shared.http import RetriesExhausted, RetryPolicy, send
-from shared.urls import redact_url
+from shared.urls import redact_url, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,20 @@ class GraphApiError(UpstreamRefused):
         self.status = status
         self.code = code
         self.message = message
+
+
+class GraphRequestRefused(GraphApiError):
+    """The client refused to send a request: Graph never saw it, and repeating it cannot help.
+
+    `code` says why: `foreignLink` (a nextLink or delta link naming another scheme, host or
+    port than GRAPH_BASE_URL: the bearer token goes to Graph's host only).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(0, code, message)
+
+    def __str__(self) -> str:
+        return f"not sent to Microsoft Graph ({self.code}): {self.message}"
 
 
 class GraphUnavailable(UpstreamUnavailable):
@@ -102,6 +118,7 @@ class GraphClient:
         """Yield each page of a collection, following `@odata.nextLink` verbatim.
 
         `headers` go on every page: Graph does not carry ConsistencyLevel over to nextLink.
+        A link to any other origin than GRAPH_BASE_URL's is refused (`GraphRequestRefused`).
         """
         url: str | None = self._url(url_or_path)
         page_params = params
@@ -184,7 +201,8 @@ class GraphClient:
             delta_link = page.get("@odata.deltaLink")
         if not delta_link:
             raise GraphApiError(200, "missingDeltaLink", f"the {what} delta round ended without an @odata.deltaLink")
-        return list(items.values()), delta_link
+        # Checked on arrival too, so a foreign link is never handed back to be stored.
+        return list(items.values()), self._on_graph(delta_link)
 
     # -- groups ------------------------------------------------------------------------
     def group_member_user_ids(self, group_id: str) -> set[str]:
@@ -423,6 +441,21 @@ class GraphClient:
             return url_or_path
         return f"{self.base_url}/{url_or_path.lstrip('/')}"
 
+    def _on_graph(self, url: str) -> str:
+        """`url` if it is on GRAPH_BASE_URL's scheme, host and port; otherwise refused.
+
+        Links come from answers (nextLink, deltaLink) and from state (stored delta links):
+        the bearer token must reach Graph's own host only, whatever they name.
+        """
+        if not same_origin(url, self.base_url):
+            graph = urlsplit(self.base_url)
+            raise GraphRequestRefused(
+                "foreignLink",
+                f"a link to {redact_url(url)} is not on {graph.scheme}://{graph.netloc} (GRAPH_BASE_URL),"
+                " the only host the token is sent to",
+            )
+        return url
+
     def _get(
         self, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
     ) -> requests.Response:
@@ -437,6 +470,7 @@ class GraphClient:
         idempotent: bool | None = None,
         **kwargs: Any,
     ) -> requests.Response:
+        url = self._on_graph(url)
         all_headers = {"Authorization": f"Bearer {self._token_provider()}", **(headers or {})}
         try:
             response = send(

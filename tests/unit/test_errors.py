@@ -6,10 +6,10 @@ import pytest
 
 from shared.entra import EntraUnavailable, GraphAuthError
 from shared.errors import ConfigError, UpstreamRefused, UpstreamUnavailable, one_line
-from shared.graph import GraphApiError, GraphUnavailable
+from shared.graph import GraphApiError, GraphRequestRefused, GraphUnavailable
 from shared.personal_phonebook import MyPhoneSessionError
 from shared.settings import ConfigError as SettingsConfigError
-from shared.threecx import TcxApiError, TcxAuthError, TcxUnavailable
+from shared.threecx import TcxApiError, TcxAuthError, TcxRequestRefused, TcxUnavailable
 from sync.contact_sync import ContactRunAborted
 from sync.user_sync import RunAborted
 
@@ -37,6 +37,8 @@ def test_outages_are_retried(error: Exception) -> None:
         TcxAuthError("3CX rejected the API client credentials (401)"),
         MyPhoneSessionError("no session for extension 101", 403),
         ConfigError("TCX_BASE_URL: required"),
+        GraphRequestRefused("foreignLink", "a link to https://attacker.test/v1.0/users is not on Graph's host"),
+        TcxRequestRefused("not sent to 3CX: GET https://attacker.test/x is not on the PBX"),
     ],
 )
 def test_refusals_and_bad_settings_are_not_retried(error: Exception) -> None:
