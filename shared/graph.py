@@ -40,6 +40,7 @@ from shared.graph_models import (
     format_graph_datetime,
 )
 from shared.http import RetriesExhausted, RetryPolicy, send
+from shared.identifiers import MalformedId, object_id, user_reference
 from shared.urls import redact_url, same_origin
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class GraphRequestRefused(GraphApiError):
     """The client refused to send a request: Graph never saw it, and repeating it cannot help.
 
     `code` says why: `foreignLink` (a nextLink or delta link naming another scheme, host or
-    port than GRAPH_BASE_URL: the bearer token goes to Graph's host only).
+    port than GRAPH_BASE_URL: the bearer token goes to Graph's host only) or `malformedId`
+    (an id that is not the shape Graph gives it, see shared/identifiers.py: it would make
+    another URL than the one meant, e.g. `/users/..` → `/v1.0/`).
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -137,7 +140,7 @@ class GraphClient:
     def get_user(self, id_or_upn: str, select: Iterable[str] = USER_SELECT) -> GraphUser | None:
         """One user by object id or UPN; None when Graph does not know it."""
         try:
-            url = self._url(f"/users/{quote(id_or_upn, safe='@')}")
+            url = self._url(_user_path(id_or_upn))
             response = self._get(url, params={"$select": ",".join(select)})
         except GraphApiError as error:
             if error.status == 404:
@@ -207,7 +210,7 @@ class GraphClient:
     # -- groups ------------------------------------------------------------------------
     def group_member_user_ids(self, group_id: str) -> set[str]:
         """Ids of the users in a group, directly or through nested groups."""
-        path = f"/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
+        path = f"{_object_path('groups', group_id)}/transitiveMembers/microsoft.graph.user"
         params = {"$count": "true", "$select": "id", "$top": str(MAX_PAGE_SIZE)}
         try:
             return {
@@ -230,6 +233,8 @@ class GraphClient:
         the call.
         """
         pending: deque[str] = deque(dict.fromkeys(user_ids))
+        for user_id in pending:
+            _user_path(user_id)  # every id checked before the first batch goes out
         attempts: dict[str, int] = {}
         infos: dict[str, PhotoInfo] = {}
         while pending:
@@ -274,7 +279,7 @@ class GraphClient:
     def _photo_batch(self, user_ids: list[str]) -> list[dict[str, Any]]:
         """Send one `$batch` of photo-metadata GETs; answers come back in request order."""
         requests_ = [
-            {"id": str(index), "method": "GET", "url": f"/users/{quote(user_id, safe='@')}/photo"}
+            {"id": str(index), "method": "GET", "url": f"{_user_path(user_id)}/photo"}
             for index, user_id in enumerate(user_ids)
         ]
         response = self._request("POST", self._url("/$batch"), json={"requests": requests_}, idempotent=True)
@@ -287,7 +292,7 @@ class GraphClient:
     def photo(self, user_id: str) -> bytes | None:
         """A user's photo bytes; None when the user has none."""
         try:
-            response = self._get(self._url(f"/users/{quote(user_id, safe='@')}/photo/$value"))
+            response = self._get(self._url(f"{_user_path(user_id)}/photo/$value"))
         except GraphApiError as error:
             if error.status == 404:
                 return None
@@ -308,7 +313,7 @@ class GraphClient:
             "$select": ",".join(EVENT_SELECT),
             "$top": str(CALENDAR_PAGE_SIZE),
         }
-        path = f"/users/{quote(user_id, safe='@')}/calendarView"
+        path = f"{_user_path(user_id)}/calendarView"
         events: list[GraphEvent] = []
         for page in self.iter_pages(path, params, headers={"Prefer": UTC_PREFERENCE}):
             for item in page.get("value", []):
@@ -329,7 +334,7 @@ class GraphClient:
         `mailbox` is a user id or an address. Graph lists one level per request, so this
         costs one request per folder plus one (more for folders with many children).
         """
-        base = _mailbox_path(mailbox)
+        base = _user_path(mailbox)
         params = {"$select": ",".join(CONTACT_FOLDER_SELECT)}
         headers = {"Prefer": CONTACT_PREFERENCES}
         folders: list[ContactFolder] = []
@@ -343,7 +348,7 @@ class GraphClient:
                         continue
                     seen.add(folder.id)
                     folders.append(folder)
-                    pending.append(f"{base}/contactFolders/{quote(folder.id, safe='')}/childFolders")
+                    pending.append(f"{base}/contactFolders/{_segment(folder.id)}/childFolders")
         return folders
 
     def contacts_delta(self, mailbox: str, folder_id: str | None, delta_link: str | None) -> ContactDeltaResult:
@@ -355,11 +360,11 @@ class GraphClient:
         `resyncRequired`) the round restarts from scratch and says so with `full=True`.
         A mailbox without Exchange or a folder that is gone raises GraphApiError 404.
         """
-        base = _mailbox_path(mailbox)
+        base = _user_path(mailbox)
         if folder_id is None:
             path = f"{base}/contacts/delta"
         else:
-            path = f"{base}/contactFolders/{quote(folder_id, safe='')}/contacts/delta"
+            path = f"{base}/contactFolders/{_segment(folder_id)}/contacts/delta"
         folder = folder_id or "(default)"
         contacts, link, full = self._delta(
             (path, {"$select": ",".join(CONTACT_SELECT)}),
@@ -425,7 +430,7 @@ class GraphClient:
         ]
 
     def _subscription_url(self, subscription_id: str) -> str:
-        return self._url(f"/subscriptions/{quote(subscription_id, safe='')}")
+        return self._url(_object_path("subscriptions", subscription_id))
 
     def _subscription(self, response: requests.Response) -> Subscription:
         try:
@@ -508,9 +513,31 @@ class GraphClient:
         return body
 
 
-def _mailbox_path(mailbox: str) -> str:
-    """`/users/{id or address}`: Outlook resolves a mailbox by object id, UPN or SMTP address."""
-    return f"/users/{quote(mailbox, safe='@')}"
+def _user_path(user: str) -> str:
+    """`/users/{id or address}`: Graph resolves a user or mailbox by object id, UPN or SMTP address.
+
+    Anything else is refused unsent (shared/identifiers.py says what is accepted).
+    """
+    try:
+        user_reference(user, "user")
+    except MalformedId as error:
+        raise GraphRequestRefused("malformedId", str(error)) from None
+    return f"/users/{quote(user, safe='@')}"
+
+
+def _object_path(collection: str, item_id: str) -> str:
+    """`/{collection}/{id}` for objects Graph names by GUID only (groups, subscriptions)."""
+    try:
+        return f"/{collection}/{object_id(item_id, collection.removesuffix('s'))}"
+    except MalformedId as error:
+        raise GraphRequestRefused("malformedId", str(error)) from None
+
+
+def _segment(item_id: str) -> str:
+    """One path segment from an id Graph gave us (a folder's): never empty, `.` or `..`."""
+    if item_id.strip(".") == "":
+        raise GraphRequestRefused("malformedId", f"{item_id!r} cannot name an item in a URL path")
+    return quote(item_id, safe="")
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -8,7 +8,6 @@ pydantic's errors into a `ConfigError` whose message is exactly that line.
 from __future__ import annotations
 
 import re
-import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.identifiers import is_address, is_object_id
 from shared.urls import redact_url, redact_urls
 
 __all__ = ["ConfigError"]  # re-exported: callers read settings errors from here too
@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_addresses(cls, value: list[str]) -> list[str]:
         for address in value:
-            if "@" not in address:
-                raise ValueError(f"{address!r} is not an e-mail address or UPN")
+            if not is_address(address):
+                raise ValueError(f"{address!r} is not an e-mail address or UPN (name@domain)")
         return [address.lower() for address in value]
 
     @field_validator("user_sync_groups")
@@ -281,10 +281,8 @@ def _require(settings: Settings, field: str, meaning: str) -> None:
 
 
 def _require_guid(value: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ValueError(f"must be a GUID, got {value!r}") from None
+    if not is_object_id(value):
+        raise ValueError(f"must be a GUID, got {value!r}")
     return value
 
 

@@ -164,11 +164,12 @@ def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
     from sync.runtime import process_runtime
 
     expires = datetime(2030, 1, 1, tzinfo=UTC)
+    user_id = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
     record = SubscriptionRecord(
         id="sub-1",
         kind="calendar",
-        resource="/users/u1/events",
-        user_id="u1",
+        resource=f"/users/{user_id}/events",
+        user_id=user_id,
         client_state="s" * 40,
         expires_at=expires,
     )
@@ -178,14 +179,14 @@ def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
         "clientState": "s" * 40,
         "changeType": "updated",
         "tenantId": tenant_env.env["GRAPH_TENANT_ID"],
-        "resource": "Users/u1/Events/e1",
+        "resource": f"Users/{user_id}/Events/e1",
         "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
     }
     response, out = _webhook("notifications", json.dumps({"value": [notification]}).encode())
     assert response.status_code == 202
     (message,) = out.value
     item = parse_work(message)
-    assert (item.kind, item.user_id) == ("calendar", "u1")
+    assert (item.kind, item.user_id) == ("calendar", user_id)
 
 
 def _queue_message(work: dict[str, object] | str) -> func.QueueMessage:
@@ -225,7 +226,13 @@ def test_work_that_must_wait_goes_back_on_the_queue(
 
 @pytest.mark.parametrize(
     "text",
-    ['{"kind": "reboot", "user_id": "u1"}', '{"kind": "boundary", "user_id": "u1"}', "not json", '{"kind": "user"}'],
+    [
+        '{"kind": "reboot", "user_id": "u1"}',
+        '{"kind": "boundary", "user_id": "u1"}',
+        "not json",
+        '{"kind": "user"}',
+        '{"kind": "user", "user_id": ".."}',  # the fault: it became GET /v1.0/ and a poison message
+    ],
 )
 def test_a_message_no_producer_writes_is_logged_and_dropped(tenant_env: Tenant, text: str, caplog) -> None:
     with caplog.at_level(logging.INFO):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import responses
@@ -86,6 +87,36 @@ def test_get_user_by_id_or_upn(fake: GraphFake, client: GraphClient) -> None:
     assert by_upn.id == ada
     assert not by_upn.has_exchange_mailbox()
     assert client.get_user("nobody@contoso.test") is None
+
+
+MALFORMED_IDS = ["..", ".", "", "ada", "../groups@contoso.test", "ada@contoso.test/../..", "ada@contoso"]
+
+
+@pytest.mark.parametrize("bad", MALFORMED_IDS)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client, bad: client.get_user(bad),
+        lambda client, bad: client.photo(bad),
+        lambda client, bad: client.photo_infos([bad]),
+        lambda client, bad: client.calendar_view(
+            bad, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+        ),
+        lambda client, bad: client.contact_folders(bad),
+        lambda client, bad: client.contacts_delta(bad, None, None),
+        lambda client, bad: client.group_member_user_ids(bad),
+    ],
+    ids=["get_user", "photo", "photo_infos", "calendar_view", "contact_folders", "contacts_delta", "group_members"],
+)
+def test_a_malformed_id_never_becomes_a_graph_url(
+    fake: GraphFake, client: GraphClient, transport: responses.RequestsMock, call, bad: str
+) -> None:
+    """Fault: get_user("..") became GET /v1.0/ (quote() leaves dots alone); ids must be GUIDs or addresses."""
+    fake.add_user("ada@contoso.test")
+    with pytest.raises(GraphApiError) as raised:
+        call(client, bad)
+    assert list(transport.calls) == []
+    assert "\n" not in str(raised.value)
 
 
 def test_users_tolerate_nulls_and_judge_mailboxes(fake: GraphFake, client: GraphClient) -> None:
@@ -378,6 +409,7 @@ def test_group_members_are_transitive(fake: GraphFake, client: GraphClient) -> N
 
 
 def test_unknown_group_names_the_group(fake: GraphFake, client: GraphClient) -> None:
-    with pytest.raises(GraphApiError, match="no-such-group") as raised:
-        client.group_member_user_ids("no-such-group")
+    unknown = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"  # group ids are GUIDs (USER_SYNC_GROUPS says so too)
+    with pytest.raises(GraphApiError, match=unknown) as raised:
+        client.group_member_user_ids(unknown)
     assert raised.value.status == 404

@@ -50,6 +50,10 @@ def test_lists_are_comma_separated_and_trimmed(monkeypatch: pytest.MonkeyPatch) 
         ("USER_SYNC_SCHEDULE", "0 2 * * *", "USER_SYNC_SCHEDULE"),
         ("DEPROVISION_MAX_PERCENT", "150", "DEPROVISION_MAX_PERCENT"),
         ("GRAPH_BASE_URL", "graph.microsoft.com", "GRAPH_BASE_URL"),
+        # users and mailboxes have the shapes Graph gives them (shared/identifiers.py)
+        ("SHARED_MAILBOXES", "sales@contoso.com,../groups@contoso.com", "SHARED_MAILBOXES"),
+        ("USER_SYNC_USERS", "ann@contoso", "USER_SYNC_USERS"),
+        ("USER_SYNC_GROUPS", "{" + GUID + "}", "USER_SYNC_GROUPS"),
     ],
 )
 def test_a_bad_value_gives_one_line_naming_the_setting(
