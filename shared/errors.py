@@ -14,10 +14,13 @@ the kind decides what happens next:
 
 `one_line` renders any of them (or anything else) as the one line that reaches logs, the
 CLI and HTTP answers; the messages are written to name what failed and never carry a
-secret.
+secret, and every URL in the line loses its query string and `user:password@`
+(shared/urls.py), whatever raised it.
 """
 
 from __future__ import annotations
+
+from shared.urls import redact_urls
 
 
 class ConnectorError(Exception):
@@ -41,5 +44,5 @@ class UpstreamRefused(UpstreamError):  # noqa: N818 - the condition callers act 
 
 
 def one_line(error: BaseException) -> str:
-    """The error as the one line an administrator reads: whitespace folded, never empty."""
-    return " ".join(str(error).split()) or type(error).__name__
+    """The error as the one line an administrator reads: whitespace folded, URLs redacted, never empty."""
+    return redact_urls(" ".join(str(error).split())) or type(error).__name__

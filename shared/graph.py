@@ -5,7 +5,9 @@ The client knows Graph's protocol (nextLink paging, delta rounds and their reset
 advanced-query headers, batch items throttled one by one) and nothing about the sync's
 rules. It takes the token as a callable so the credential stays with its owner (MSAL's
 cache in shared.entra) and tests can hand in any token source. Every request goes
-through shared.http.send, which retries 429/503/504 honouring Retry-After.
+through shared.http.send, which retries 429/503/504 honouring Retry-After, and only to
+GRAPH_BASE_URL's scheme, host and port: a nextLink or delta link (from an answer or from
+state) naming any other is refused unsent (`GraphRequestRefused`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from shared.graph_models import (
     format_graph_datetime,
 )
 from shared.http import RetriesExhausted, RetryPolicy, send
+from shared.identifiers import MalformedId, object_id, user_reference
+from shared.urls import redact_url, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,22 @@ class GraphApiError(UpstreamRefused):
         self.status = status
         self.code = code
         self.message = message
+
+
+class GraphRequestRefused(GraphApiError):
+    """The client refused to send a request: Graph never saw it, and repeating it cannot help.
+
+    `code` says why: `foreignLink` (a nextLink or delta link naming another scheme, host or
+    port than GRAPH_BASE_URL: the bearer token goes to Graph's host only) or `malformedId`
+    (an id that is not the shape Graph gives it, see shared/identifiers.py: it would make
+    another URL than the one meant, e.g. `/users/..` → `/v1.0/`).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(0, code, message)
+
+    def __str__(self) -> str:
+        return f"not sent to Microsoft Graph ({self.code}): {self.message}"
 
 
 class GraphUnavailable(UpstreamUnavailable):
@@ -102,6 +122,7 @@ class GraphClient:
         """Yield each page of a collection, following `@odata.nextLink` verbatim.
 
         `headers` go on every page: Graph does not carry ConsistencyLevel over to nextLink.
+        A link to any other origin than GRAPH_BASE_URL's is refused (`GraphRequestRefused`).
         """
         url: str | None = self._url(url_or_path)
         page_params = params
@@ -120,7 +141,7 @@ class GraphClient:
     def get_user(self, id_or_upn: str, select: Iterable[str] = USER_SELECT) -> GraphUser | None:
         """One user by object id or UPN; None when Graph does not know it."""
         try:
-            url = self._url(f"/users/{quote(id_or_upn, safe='@')}")
+            url = self._url(_user_path(id_or_upn))
             response = self._get(url, params={"$select": ",".join(select)})
         except GraphApiError as error:
             if error.status == 404:
@@ -184,12 +205,13 @@ class GraphClient:
             delta_link = page.get("@odata.deltaLink")
         if not delta_link:
             raise GraphApiError(200, "missingDeltaLink", f"the {what} delta round ended without an @odata.deltaLink")
-        return list(items.values()), delta_link
+        # Checked on arrival too, so a foreign link is never handed back to be stored.
+        return list(items.values()), self._on_graph(delta_link)
 
     # -- groups ------------------------------------------------------------------------
     def group_member_user_ids(self, group_id: str) -> set[str]:
         """Ids of the users in a group, directly or through nested groups."""
-        path = f"/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
+        path = f"{_object_path('groups', group_id)}/transitiveMembers/microsoft.graph.user"
         params = {"$count": "true", "$select": "id", "$top": str(MAX_PAGE_SIZE)}
         try:
             return {
@@ -215,6 +237,8 @@ class GraphClient:
         `$batch` request itself failing (an outage, not one user's photo).
         """
         pending: deque[str] = deque(dict.fromkeys(user_ids))
+        for user_id in pending:
+            _user_path(user_id)  # every id checked before the first batch goes out
         attempts: dict[str, int] = {}
         infos: dict[str, PhotoInfo | PhotoUnreadable] = {}
         while pending:
@@ -261,7 +285,7 @@ class GraphClient:
     def _photo_batch(self, user_ids: list[str]) -> list[dict[str, Any]]:
         """Send one `$batch` of photo-metadata GETs; answers come back in request order."""
         requests_ = [
-            {"id": str(index), "method": "GET", "url": f"/users/{quote(user_id, safe='@')}/photo"}
+            {"id": str(index), "method": "GET", "url": f"{_user_path(user_id)}/photo"}
             for index, user_id in enumerate(user_ids)
         ]
         response = self._request("POST", self._url("/$batch"), json={"requests": requests_}, idempotent=True)
@@ -274,7 +298,7 @@ class GraphClient:
     def photo(self, user_id: str) -> bytes | None:
         """A user's photo bytes; None when the user has none."""
         try:
-            response = self._get(self._url(f"/users/{quote(user_id, safe='@')}/photo/$value"))
+            response = self._get(self._url(f"{_user_path(user_id)}/photo/$value"))
         except GraphApiError as error:
             if error.status == 404:
                 return None
@@ -295,7 +319,7 @@ class GraphClient:
             "$select": ",".join(EVENT_SELECT),
             "$top": str(CALENDAR_PAGE_SIZE),
         }
-        path = f"/users/{quote(user_id, safe='@')}/calendarView"
+        path = f"{_user_path(user_id)}/calendarView"
         events: list[GraphEvent] = []
         for page in self.iter_pages(path, params, headers={"Prefer": UTC_PREFERENCE}):
             for item in page.get("value", []):
@@ -316,7 +340,7 @@ class GraphClient:
         `mailbox` is a user id or an address. Graph lists one level per request, so this
         costs one request per folder plus one (more for folders with many children).
         """
-        base = _mailbox_path(mailbox)
+        base = _user_path(mailbox)
         params = {"$select": ",".join(CONTACT_FOLDER_SELECT)}
         headers = {"Prefer": CONTACT_PREFERENCES}
         folders: list[ContactFolder] = []
@@ -330,7 +354,7 @@ class GraphClient:
                         continue
                     seen.add(folder.id)
                     folders.append(folder)
-                    pending.append(f"{base}/contactFolders/{quote(folder.id, safe='')}/childFolders")
+                    pending.append(f"{base}/contactFolders/{_segment(folder.id)}/childFolders")
         return folders
 
     def contacts_delta(self, mailbox: str, folder_id: str | None, delta_link: str | None) -> ContactDeltaResult:
@@ -342,11 +366,11 @@ class GraphClient:
         `resyncRequired`) the round restarts from scratch and says so with `full=True`.
         A mailbox without Exchange or a folder that is gone raises GraphApiError 404.
         """
-        base = _mailbox_path(mailbox)
+        base = _user_path(mailbox)
         if folder_id is None:
             path = f"{base}/contacts/delta"
         else:
-            path = f"{base}/contactFolders/{quote(folder_id, safe='')}/contacts/delta"
+            path = f"{base}/contactFolders/{_segment(folder_id)}/contacts/delta"
         folder = folder_id or "(default)"
         contacts, link, full = self._delta(
             (path, {"$select": ",".join(CONTACT_SELECT)}),
@@ -412,7 +436,7 @@ class GraphClient:
         ]
 
     def _subscription_url(self, subscription_id: str) -> str:
-        return self._url(f"/subscriptions/{quote(subscription_id, safe='')}")
+        return self._url(_object_path("subscriptions", subscription_id))
 
     def _subscription(self, response: requests.Response) -> Subscription:
         try:
@@ -428,6 +452,21 @@ class GraphClient:
             return url_or_path
         return f"{self.base_url}/{url_or_path.lstrip('/')}"
 
+    def _on_graph(self, url: str) -> str:
+        """`url` if it is on GRAPH_BASE_URL's scheme, host and port; otherwise refused.
+
+        Links come from answers (nextLink, deltaLink) and from state (stored delta links):
+        the bearer token must reach Graph's own host only, whatever they name.
+        """
+        if not same_origin(url, self.base_url):
+            graph = urlsplit(self.base_url)
+            raise GraphRequestRefused(
+                "foreignLink",
+                f"a link to {redact_url(url)} is not on {graph.scheme}://{graph.netloc} (GRAPH_BASE_URL),"
+                " the only host the token is sent to",
+            )
+        return url
+
     def _get(
         self, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
     ) -> requests.Response:
@@ -442,6 +481,7 @@ class GraphClient:
         idempotent: bool | None = None,
         **kwargs: Any,
     ) -> requests.Response:
+        url = self._on_graph(url)
         all_headers = {"Authorization": f"Bearer {self._token_provider()}", **(headers or {})}
         try:
             response = send(
@@ -458,12 +498,13 @@ class GraphClient:
             raise GraphUnavailable(f"Microsoft Graph unavailable: {error}") from None
         except requests.RequestException as error:
             raise GraphUnavailable(
-                f"Microsoft Graph unreachable: {method} {_short(url)} failed with {type(error).__name__}"
+                f"Microsoft Graph unreachable: {method} {redact_url(url)} failed with {type(error).__name__}"
             ) from None
         if response.status_code >= 500:
             code, message = _error_of(_body_of(response), response.status_code)
             raise GraphUnavailable(
-                f"Microsoft Graph unavailable: {method} {_short(url)} answered {response.status_code} {code}: {message}"
+                f"Microsoft Graph unavailable: {method} {redact_url(url)} answered {response.status_code}"
+                f" {code}: {message}"
             )
         if response.status_code >= 400:
             code, message = _error_of(_body_of(response), response.status_code)
@@ -478,9 +519,31 @@ class GraphClient:
         return body
 
 
-def _mailbox_path(mailbox: str) -> str:
-    """`/users/{id or address}`: Outlook resolves a mailbox by object id, UPN or SMTP address."""
-    return f"/users/{quote(mailbox, safe='@')}"
+def _user_path(user: str) -> str:
+    """`/users/{id or address}`: Graph resolves a user or mailbox by object id, UPN or SMTP address.
+
+    Anything else is refused unsent (shared/identifiers.py says what is accepted).
+    """
+    try:
+        user_reference(user, "user")
+    except MalformedId as error:
+        raise GraphRequestRefused("malformedId", str(error)) from None
+    return f"/users/{quote(user, safe='@')}"
+
+
+def _object_path(collection: str, item_id: str) -> str:
+    """`/{collection}/{id}` for objects Graph names by GUID only (groups, subscriptions)."""
+    try:
+        return f"/{collection}/{object_id(item_id, collection.removesuffix('s'))}"
+    except MalformedId as error:
+        raise GraphRequestRefused("malformedId", str(error)) from None
+
+
+def _segment(item_id: str) -> str:
+    """One path segment from an id Graph gave us (a folder's): never empty, `.` or `..`."""
+    if item_id.strip(".") == "":
+        raise GraphRequestRefused("malformedId", f"{item_id!r} cannot name an item in a URL path")
+    return quote(item_id, safe="")
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -528,10 +591,6 @@ def _item_retry_after(item: dict[str, Any], policy: RetryPolicy, attempt: int) -
         return max(0.0, float(headers["retry-after"]))
     except (KeyError, TypeError, ValueError):
         return min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
-
-
-def _short(url: str) -> str:
-    return url.split("?", 1)[0]
 
 
 def _first(error: ValidationError) -> str:

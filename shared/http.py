@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from shared.urls import redact_url
+
 log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -79,6 +81,7 @@ def send(
     unless every attempt failed on the network or was throttled past the policy.
     """
     method = method.upper()
+    shown = redact_url(url)  # what logs and messages may show of it
     safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
     kwargs.setdefault("timeout", policy.timeout)
     response: requests.Response | None = None
@@ -93,7 +96,7 @@ def send(
             log.debug(
                 "network error on %s %s (%s); retry %d in %.1fs",
                 method,
-                _short(url),
+                shown,
                 type(error).__name__,
                 attempt,
                 delay,
@@ -113,21 +116,16 @@ def send(
             delay = _backoff(policy, attempt)
         if delay > policy.max_delay:
             raise RetriesExhausted(
-                f"{method} {_short(url)}: asked to wait {delay:.0f}s, more than the {policy.max_delay:.0f}s allowed",
+                f"{method} {shown}: asked to wait {delay:.0f}s, more than the {policy.max_delay:.0f}s allowed",
                 response,
             )
-        log.debug("%s on %s %s; retry %d in %.1fs", status, method, _short(url), attempt, delay)
+        log.debug("%s on %s %s; retry %d in %.1fs", status, method, shown, attempt, delay)
         sleep(delay)
     assert response is not None
     raise RetriesExhausted(
-        f"{method} {_short(url)}: still {response.status_code} after {policy.max_attempts} attempts", response
+        f"{method} {shown}: still {response.status_code} after {policy.max_attempts} attempts", response
     )
 
 
 def _backoff(policy: RetryPolicy, attempt: int) -> float:
     return min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1) + random.uniform(0, policy.base_delay))
-
-
-def _short(url: str) -> str:
-    """The URL without its query string: query strings can carry tokens and PII."""
-    return url.partition("?")[0]

@@ -8,7 +8,6 @@ pydantic's errors into a `ConfigError` whose message is exactly that line.
 from __future__ import annotations
 
 import re
-import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.identifiers import is_address, is_object_id
+from shared.urls import redact_url, redact_urls
 
 __all__ = ["ConfigError"]  # re-exported: callers read settings errors from here too
 
@@ -107,8 +108,8 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_addresses(cls, value: list[str]) -> list[str]:
         for address in value:
-            if "@" not in address:
-                raise ValueError(f"{address!r} is not an e-mail address or UPN")
+            if not is_address(address):
+                raise ValueError(f"{address!r} is not an e-mail address or UPN (name@domain)")
         return [address.lower() for address in value]
 
     @field_validator("user_sync_groups")
@@ -165,7 +166,8 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not re.match(r"^https://[^/\s]+", value):
-            raise ValueError(f"must be an https:// URL, got {value!r}")
+            # Named without its query or user info: WEBHOOK_URL's `?code=` is a function key.
+            raise ValueError(f"must be an https:// URL, got {redact_url(value)!r}")
         return value.rstrip("/")
 
     @field_validator("status_map", mode="before")
@@ -279,15 +281,16 @@ def _require(settings: Settings, field: str, meaning: str) -> None:
 
 
 def _require_guid(value: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ValueError(f"must be a GUID, got {value!r}") from None
+    if not is_object_id(value):
+        raise ValueError(f"must be a GUID, got {value!r}")
     return value
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment; raise ConfigError with one line on a bad value."""
+    """Read settings from the environment; raise ConfigError with one line on a bad value.
+
+    The line never quotes a URL's query string or user info (see shared/urls.py).
+    """
     try:
         return Settings(**overrides)
     except ValidationError as error:
@@ -299,4 +302,5 @@ def load_settings(**overrides: Any) -> Settings:
             message = "must be true or false (1/0 and yes/no work too)"
         if first["type"] in ("bool_parsing", "enum", "int_parsing", "float_parsing"):
             message += f", got {first.get('input')!r}"
-        raise ConfigError(f"configuration error: {alias}: {message}") from None
+        # The line quotes the bad value: a URL in it is shown without its query or user info.
+        raise ConfigError(redact_urls(f"configuration error: {alias}: {message}")) from None

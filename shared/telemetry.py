@@ -3,7 +3,8 @@
 One structured line per applied action and one summary line per run. Each line is plain
 `key=value` text (readable in a terminal and in the Functions log stream) and carries the
 same values as `custom_dimensions` for Application Insights. Only ids, UPNs and numbers
-appear at INFO; never tokens, secrets or contact details.
+appear at INFO; never tokens, secrets or contact details. Every URL in a field value loses
+its query string and `user:password@` (shared/urls.py) in both the line and the dimensions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 from typing import Any
+
+from shared.urls import redact_urls
 
 LOGGER_NAME = "connector"
 
@@ -28,6 +31,13 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def _rendered(value: Any) -> Any:
+    """A field value as it may be logged: text with its URLs redacted; numbers and flags as they are."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_urls(str(value))
+
+
 def _format(event: str, fields: dict[str, Any]) -> str:
     parts = [event]
     for key, value in fields.items():
@@ -42,6 +52,7 @@ def _format(event: str, fields: dict[str, Any]) -> str:
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Emit one structured line; `fields` become App Insights custom dimensions too."""
+    fields = {key: _rendered(value) for key, value in fields.items()}
     logging.getLogger(LOGGER_NAME).log(
         level, _format(event, fields), extra={"custom_dimensions": {"event": event, **fields}}
     )

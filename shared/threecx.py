@@ -50,6 +50,7 @@ from shared.threecx_models import (
     TokenResponse,
     UserChanges,
 )
+from shared.urls import redact_url, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class TcxTokenRejected(TcxAuthError):
 
     The client cannot renew such a token; whoever issued it (e.g. a MyPhone session) can.
     """
+
+
+class TcxRequestRefused(TcxError, UpstreamRefused):
+    """The client refused to send a request: its URL is not on TCX_BASE_URL's scheme, host and port."""
 
 
 class TcxUnavailable(TcxError, UpstreamUnavailable):
@@ -486,10 +491,16 @@ class ThreeCXClient:
         """One request with the shared token; a 401 gets one new token and one repeat.
 
         `path` is relative to the XAPI root unless `root` names another (the PBX root for
-        the web client API). With `bearer`, that token is sent instead of the shared one,
-        and a 401 raises `TcxTokenRejected` without touching the shared token.
+        the web client API); a URL off TCX_BASE_URL's scheme, host and port is refused
+        unsent (`TcxRequestRefused`). With `bearer`, that token is sent instead of the
+        shared one, and a 401 raises `TcxTokenRejected` without touching the shared token.
         """
         url = (self._xapi if root is None else root.rstrip("/")) + path
+        if not same_origin(url, self.base_url):
+            # Only the PBX gets a bearer token, whatever `root` or `path` a caller passes.
+            raise TcxRequestRefused(
+                f"not sent to 3CX: {method} {redact_url(url)} is not on the PBX at {self.base_url} (TCX_BASE_URL)"
+            )
         if params:
             # %20 rather than '+' for spaces, and OData's $ ( ) ' , left readable.
             url += "?" + urlencode(params, quote_via=quote, safe="$(),'")

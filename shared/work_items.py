@@ -5,6 +5,10 @@ changed; the worker reads the current data and converges (level-triggered), so
 duplicates, reordering and loss cost nothing. Scheduled status boundaries ride the same
 queue with a visibility delay. `Work` is a union discriminated on `kind`; `parse_work`
 turns a message back into the one model its kind names, or raises `ValueError`.
+
+A user is named as our producers name it (shared/identifiers.py has the shapes): by object
+id (GUID) for calendar, user and boundary work, by object id or mailbox address for
+contacts and lifecycle work. A message naming one otherwise is no producer's, and refused.
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.identifiers import object_id, user_reference
 
 LifecycleEvent = Literal["reauthorizationRequired", "subscriptionRemoved", "missed"]
 GraphId = Annotated[str, Field(min_length=1, max_length=128)]
+# A Microsoft 365 user's object id; a user's object id or a mailbox's address.
+UserObjectId = Annotated[str, AfterValidator(lambda value: object_id(value, "user_id"))]
+MailboxId = Annotated[str, AfterValidator(lambda value: user_reference(value, "user_id"))]
 
 
 class _Message(BaseModel):
@@ -34,7 +43,7 @@ class CalendarWork(_Message):
     """Re-read `user_id`'s calendar and re-decide their status (a calendar change notification)."""
 
     kind: Literal["calendar"] = "calendar"
-    user_id: GraphId
+    user_id: UserObjectId
     subscription_id: GraphId | None = None
 
 
@@ -42,7 +51,7 @@ class UserWork(_Message):
     """Sync this one M365 user into 3CX now (a `/users` change notification)."""
 
     kind: Literal["user"] = "user"
-    user_id: GraphId
+    user_id: UserObjectId
     subscription_id: GraphId | None = None
 
 
@@ -50,7 +59,7 @@ class BoundaryWork(_Message):
     """An event of `user_id` starts or ends at `due`: decide their status as of then."""
 
     kind: Literal["boundary"] = "boundary"
-    user_id: GraphId
+    user_id: UserObjectId
     due: datetime
 
 
@@ -60,14 +69,14 @@ class LifecycleWork(_Message):
     kind: Literal["lifecycle"] = "lifecycle"
     subscription_id: GraphId
     lifecycle_event: LifecycleEvent
-    user_id: GraphId | None = None  # whose data the subscription watches, for the log
+    user_id: MailboxId | None = None  # whose data the subscription watches, for the log
 
 
 class ContactsWork(_Message):
     """Re-read mailbox `user_id`'s contacts (an M365 user id, or a shared mailbox's address)."""
 
     kind: Literal["contacts"] = "contacts"
-    user_id: GraphId
+    user_id: MailboxId
     subscription_id: GraphId | None = None
 
 

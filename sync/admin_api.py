@@ -2,7 +2,8 @@
 
 `function_app.py` turns a request into (route params, query, body), calls one function
 here and turns the `ApiResult` back into a response; `serve` does the same through the
-very same Function handlers.
+very same Function handlers. A user named in the request (`?only=`, `{upn}`) is checked
+first (shared/identifiers.py): a malformed one is answered 400 before anything is asked.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import UpstreamError, one_line
+from shared.identifiers import MalformedId, user_reference
 from shared.settings import ConfigError
 from shared.state import LockHeld
 from sync.option_admin import UnknownUser, options_report, set_user_options
@@ -38,10 +40,18 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 
 
+def _only(query: dict[str, str]) -> str | None:
+    """`?only=`: one user by UPN or object id; present but malformed (empty too) is `MalformedId`."""
+    only = query.get("only")
+    return None if only is None else user_reference(only, "only")
+
+
 def user_plan(rt: Runtime, query: dict[str, str]) -> ApiResult:
     """GET /api/admin/users/plan[?only=UPN]: the dry-run plan."""
     try:
-        result = run_user_sync(rt, dry_run=True, only_upn=query.get("only"))
+        result = run_user_sync(rt, dry_run=True, only_upn=_only(query))
+    except MalformedId as error:
+        return _error(400, str(error))
     except ConfigError as error:
         return _error(500, one_line(error))
     except UserNotFound as error:
@@ -56,10 +66,12 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
     try:
         result = run_user_sync(
             rt,
-            only_upn=query.get("only"),
+            only_upn=_only(query),
             allow_deprovision=_truthy(query.get("allow_deprovision")),
             trigger="admin",
         )
+    except MalformedId as error:
+        return _error(400, str(error))
     except ConfigError as error:
         return _error(500, one_line(error))
     except UserNotFound as error:
@@ -80,7 +92,9 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
 def options_get(rt: Runtime, upn: str | None) -> ApiResult:
     """GET /api/admin/options[/{upn}]."""
     try:
-        return ApiResult(200, options_report(rt, upn))
+        return ApiResult(200, options_report(rt, None if upn is None else user_reference(upn, "upn")))
+    except MalformedId as error:
+        return _error(400, str(error))
     except UnknownUser as error:
         return _error(404, str(error))
     except UpstreamError as error:
@@ -89,6 +103,10 @@ def options_get(rt: Runtime, upn: str | None) -> ApiResult:
 
 def options_put(rt: Runtime, upn: str, body: bytes) -> ApiResult:
     """PUT /api/admin/options/{upn} with {"photo": false, "sso": null, ...}; null = tenant default."""
+    try:
+        user_reference(upn, "upn")
+    except MalformedId as error:
+        return _error(400, str(error))
     try:
         payload = json.loads(body or b"{}")
     except ValueError:
@@ -112,7 +130,9 @@ def options_put(rt: Runtime, upn: str, body: bytes) -> ApiResult:
 def options_delete(rt: Runtime, upn: str) -> ApiResult:
     """DELETE /api/admin/options/{upn}: back to the tenant defaults."""
     try:
-        return ApiResult(200, set_user_options(rt, upn, dict.fromkeys(OPTION_NAMES)))
+        return ApiResult(200, set_user_options(rt, user_reference(upn, "upn"), dict.fromkeys(OPTION_NAMES)))
+    except MalformedId as error:
+        return _error(400, str(error))
     except UnknownUser as error:
         return _error(404, str(error))
     except UpstreamError as error:

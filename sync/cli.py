@@ -1,7 +1,8 @@
 """`python -m sync COMMAND`: what the timers and routes run, by hand.
 
-Exit codes follow the contract: 0 done, 1 failed, 2 bad configuration. Plans and `--json`
-go to stdout, logs and progress to stderr. A failure prints one line unless --verbose.
+Exit codes follow the contract: 0 done, 1 failed, 2 bad configuration or a malformed
+argument (a user that is neither a UPN nor an object id). Plans and `--json` go to
+stdout, logs and progress to stderr. A failure prints one line unless --verbose.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.errors import one_line
+from shared.identifiers import MalformedId, user_reference
 from shared.settings import ConfigError, load_settings
 from shared.state import LockHeld
 from shared.telemetry import configure_logging
@@ -142,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(one_line(error), file=sys.stderr)
         return EXIT_CONFIG
+    except MalformedId as error:  # a user argument that names no user: like a bad setting, fix and rerun
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_FAILED
     except Exception as error:
@@ -175,13 +180,14 @@ def _users(args: argparse.Namespace) -> int:
     from sync.plan_output import plan_to_json, render_plan
     from sync.user_sync import run_user_sync
 
+    only = None if args.only is None else user_reference(args.only, "--only")
     rt = _runtime()
     rt.settings.require_user_sync()
     try:
         result = run_user_sync(
             rt,
             dry_run=args.dry_run,
-            only_upn=args.only,
+            only_upn=only,
             allow_deprovision=args.allow_deprovision,
             full=args.full,
             progress=None if args.json else _progress(),
@@ -222,21 +228,22 @@ def _options(args: argparse.Namespace) -> int:
     from sync.option_admin import options_report, set_user_options
     from sync.options import parse_option_assignments
 
+    upn = None if args.options_command == "list" else user_reference(args.upn, "UPN")
     rt = _runtime()
-    if args.options_command == "list":
+    if upn is None:
         report = options_report(rt)
     elif args.options_command == "show":
-        report = options_report(rt, args.upn)
+        report = options_report(rt, upn)
     elif args.options_command == "set":
         try:
             assignments = parse_option_assignments(args.assignments)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CONFIG
-        report = set_user_options(rt, args.upn, assignments)
+        report = set_user_options(rt, upn, assignments)
     else:
         report = set_user_options(
-            rt, args.upn, dict.fromkeys(("sso", "office_phone", "photo", "personal_contacts", "calendar"))
+            rt, upn, dict.fromkeys(("sso", "office_phone", "photo", "personal_contacts", "calendar"))
         )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -159,12 +159,15 @@ def test_webhook_rejects_malformed_bodies_with_400(tenant_env: Tenant, body: byt
     assert out.value is None
 
 
+CALENDAR_USER = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+
+
 def _stored_calendar_subscription(rt) -> SubscriptionRecord:
     record = SubscriptionRecord(
         id="sub-1",
         kind="calendar",
-        resource="/users/u1/events",
-        user_id="u1",
+        resource=f"/users/{CALENDAR_USER}/events",
+        user_id=CALENDAR_USER,
         client_state="s" * 40,
         expires_at=datetime(2030, 1, 1, tzinfo=UTC),
     )
@@ -178,7 +181,7 @@ def _calendar_notification(tenant: Tenant, record: SubscriptionRecord) -> dict[s
         "clientState": record.client_state,
         "changeType": "updated",
         "tenantId": tenant.env["GRAPH_TENANT_ID"],
-        "resource": "Users/u1/Events/e1",
+        "resource": f"Users/{CALENDAR_USER}/Events/e1",
         "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
     }
 
@@ -203,7 +206,7 @@ def test_webhook_queues_a_valid_notification(tenant_env: Tenant) -> None:
     assert response.status_code == 202
     (message,) = out.value
     item = parse_work(message)
-    assert (item.kind, item.user_id) == ("calendar", "u1")
+    assert (item.kind, item.user_id) == ("calendar", CALENDAR_USER)
 
 
 @pytest.mark.parametrize("route", ["notifications", "lifecycle"])
@@ -261,7 +264,13 @@ def test_work_that_must_wait_goes_back_on_the_queue(
 
 @pytest.mark.parametrize(
     "text",
-    ['{"kind": "reboot", "user_id": "u1"}', '{"kind": "boundary", "user_id": "u1"}', "not json", '{"kind": "user"}'],
+    [
+        '{"kind": "reboot", "user_id": "u1"}',
+        '{"kind": "boundary", "user_id": "u1"}',
+        "not json",
+        '{"kind": "user"}',
+        '{"kind": "user", "user_id": ".."}',  # the fault: it became GET /v1.0/ and a poison message
+    ],
 )
 def test_a_message_no_producer_writes_is_logged_and_dropped(tenant_env: Tenant, text: str, caplog) -> None:
     with caplog.at_level(logging.INFO):

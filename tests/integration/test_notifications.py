@@ -20,7 +20,13 @@ from tests.conftest import TENANT_ID
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 
-def _record(sub_id: str, kind: str = "calendar", user_id: str | None = "user-a", secret: str | None = None):
+# Graph names users by object id (GUID); work items accept nothing else for calendars.
+USER_A = "a1b2c3d4-0000-4000-8000-00000000000a"
+USER_B = "b1b2c3d4-0000-4000-8000-00000000000b"
+USER_S = "c1b2c3d4-0000-4000-8000-00000000000c"
+
+
+def _record(sub_id: str, kind: str = "calendar", user_id: str | None = USER_A, secret: str | None = None):
     resource = {"calendar": f"users/{user_id}/events", "users": "/users", "contacts": f"users/{user_id}/contacts"}
     return SubscriptionRecord(
         id=sub_id,
@@ -35,10 +41,10 @@ def _record(sub_id: str, kind: str = "calendar", user_id: str | None = "user-a",
 RECORDS = {
     r.id: r
     for r in [
-        _record("sub-cal-a", user_id="user-a"),
-        _record("sub-cal-b", user_id="user-b"),
+        _record("sub-cal-a", user_id=USER_A),
+        _record("sub-cal-b", user_id=USER_B),
         _record("sub-users", kind="users"),
-        _record("sub-contacts", kind="contacts", user_id="user-a"),
+        _record("sub-contacts", kind="contacts", user_id=USER_A),
     ]
 }
 
@@ -76,11 +82,11 @@ def _post(body: bytes, route=receive_notifications, query: dict[str, str] | None
 
 @pytest.mark.azurite
 def test_the_cache_over_the_real_state_store(state: StateStore) -> None:
-    record = _record("sub-stored", user_id="user-s")
+    record = _record("sub-stored", user_id=USER_S)
     state.save_subscription(record)
     cache = SubscriptionCache(state)
     assert cache.get("sub-stored") == record
     assert cache.get("sub-absent") is None
     assert cache.get("bad/key#?") is None  # not a valid table key: simply not ours
     answer = _post(_body(_change(record)), lookup=cache.get)
-    assert [w.user_id for w in answer.work] == ["user-s"]
+    assert [w.user_id for w in answer.work] == [USER_S]

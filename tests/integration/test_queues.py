@@ -34,7 +34,15 @@ def raw(storage_connection: str, queue_name: str) -> QueueClient:
     return QueueClient.from_connection_string(storage_connection, queue_name)
 
 
-def _item(user_id: str = "u-1") -> CalendarWork:
+# Users are named by object id (GUID), as Graph and the work items name them.
+U1 = "00000000-0000-4000-8000-000000000001"
+U2 = "00000000-0000-4000-8000-000000000002"
+BAD = "00000000-0000-4000-8000-0000000000ba"
+GOOD = "00000000-0000-4000-8000-000000000060"
+FROM_HOST = "00000000-0000-4000-8000-0000000000f0"
+
+
+def _item(user_id: str = U1) -> CalendarWork:
     return CalendarWork(
         user_id=user_id,
         subscription_id="sub-1",
@@ -44,10 +52,10 @@ def _item(user_id: str = "u-1") -> CalendarWork:
 
 
 def test_send_receive_delete(queue: WorkQueue) -> None:
-    queue.send(_item("u-1"))
-    queue.send(_item("u-2"))
+    queue.send(_item(U1))
+    queue.send(_item(U2))
     messages = queue.receive(max_messages=10)
-    assert sorted(parse_work(m.text).user_id for m in messages) == ["u-1", "u-2"]
+    assert sorted(parse_work(m.text).user_id for m in messages) == [U1, U2]
     assert all(m.dequeue_count == 1 and m.pop_receipt for m in messages)
     assert queue.receive() == []  # both are hidden while being worked on
     for message in messages:
@@ -70,10 +78,10 @@ def test_messages_are_base64_on_the_wire_both_ways(queue: WorkQueue, raw: QueueC
 
     # What the Functions output binding writes (base64 of the UTF-8 text) reads back as text.
     raw.receive_message()  # take ours out of the way
-    host_written = _item("from-host").to_message()
+    host_written = _item(FROM_HOST).to_message()
     raw.send_message(base64.b64encode(host_written.encode("utf-8")).decode("ascii"))
-    (message,) = [m for m in queue.receive() if "from-host" in m.text]
-    assert parse_work(message.text) == _item("from-host")
+    (message,) = [m for m in queue.receive() if FROM_HOST in m.text]
+    assert parse_work(message.text) == _item(FROM_HOST)
 
 
 def test_a_delayed_message_is_hidden_until_due(queue: WorkQueue) -> None:
@@ -91,22 +99,22 @@ def test_a_delayed_message_is_hidden_until_due(queue: WorkQueue) -> None:
 
 def test_delays_beyond_seven_days_are_clamped_not_refused(queue: WorkQueue) -> None:
     queue.send(_item(), visible_after=timedelta(days=30))
-    queue.send(_item("u-2"), visible_after=timedelta(seconds=-5))  # in the past: visible now
-    assert [parse_work(text).user_id for text in queue.peek()] == ["u-2"]
+    queue.send(_item(U2), visible_after=timedelta(seconds=-5))  # in the past: visible now
+    assert [parse_work(text).user_id for text in queue.peek()] == [U2]
     assert queue.approximate_message_count() == 2
 
 
 def test_poison_moves_the_message_where_the_host_puts_it(
     queue: WorkQueue, storage_connection: str, queue_name: str
 ) -> None:
-    queue.send(_item("bad"))
-    queue.send(_item("good"))
+    queue.send(_item(BAD))
+    queue.send(_item(GOOD))
     messages = {parse_work(m.text).user_id: m for m in queue.receive()}
-    queue.poison(messages["bad"])
-    queue.delete(messages["good"])
+    queue.poison(messages[BAD])
+    queue.delete(messages[GOOD])
     assert queue.approximate_message_count() == 0
     poison = WorkQueue.from_connection_string(storage_connection, f"{queue_name}-poison")
-    assert [parse_work(text).user_id for text in poison.peek()] == ["bad"]
+    assert [parse_work(text).user_id for text in poison.peek()] == [BAD]
 
 
 def test_a_message_that_is_not_base64_goes_to_poison(

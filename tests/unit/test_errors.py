@@ -6,10 +6,10 @@ import pytest
 
 from shared.entra import EntraUnavailable, GraphAuthError
 from shared.errors import ConfigError, UpstreamRefused, UpstreamUnavailable, one_line
-from shared.graph import GraphApiError, GraphUnavailable
+from shared.graph import GraphApiError, GraphRequestRefused, GraphUnavailable
 from shared.personal_phonebook import MyPhoneSessionError
 from shared.settings import ConfigError as SettingsConfigError
-from shared.threecx import TcxApiError, TcxAuthError, TcxUnavailable
+from shared.threecx import TcxApiError, TcxAuthError, TcxRequestRefused, TcxUnavailable
 from sync.contact_sync import ContactRunAborted
 from sync.user_sync import RunAborted
 
@@ -37,6 +37,8 @@ def test_outages_are_retried(error: Exception) -> None:
         TcxAuthError("3CX rejected the API client credentials (401)"),
         MyPhoneSessionError("no session for extension 101", 403),
         ConfigError("TCX_BASE_URL: required"),
+        GraphRequestRefused("foreignLink", "a link to https://attacker.test/v1.0/users is not on Graph's host"),
+        TcxRequestRefused("not sent to 3CX: GET https://attacker.test/x is not on the PBX"),
     ],
 )
 def test_refusals_and_bad_settings_are_not_retried(error: Exception) -> None:
@@ -51,3 +53,15 @@ def test_settings_raise_the_familys_config_error() -> None:
 def test_one_line_folds_whitespace_and_is_never_empty() -> None:
     assert one_line(ValueError("first line\n  second\tpart ")) == "first line second part"
     assert one_line(KeyError()) == "KeyError"
+
+
+def test_one_line_never_shows_a_urls_query_or_credentials() -> None:
+    """Fault: an error quoted a whole URL, function key (`?code=`) or user:password@ included."""
+    error = RuntimeError(
+        "POST https://admin:hunter2@connector.example.com/api/graph/notifications?code=SECRETKEY failed;"
+        " then 'http://pbx.example.com:5001/xapi/v1/Users?$filter=x#frag' answered 404"
+    )
+    assert one_line(error) == (
+        "POST https://connector.example.com/api/graph/notifications failed;"
+        " then 'http://pbx.example.com:5001/xapi/v1/Users' answered 404"
+    )

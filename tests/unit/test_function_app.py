@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import azure.functions as func
 import pytest
+import responses
 
+from fakes.graph import GraphFake
+from fakes.transport import install
 from function_app import registered_functions
+from tests.conftest import CLIENT_ID, GRAPH_SECRET, TENANT_ID
 
 
 def _function(name: str):
@@ -80,3 +86,70 @@ def test_the_webhook_handshake_answer_tells_browsers_not_to_sniff_its_type(route
     assert (response.status_code, response.mimetype, response.get_body().decode()) == (200, "text/plain", token)
     assert response.headers.get("X-Content-Type-Options") == "nosniff"
     assert out.value is None
+
+
+def test_a_bad_webhook_url_answers_500_without_its_function_key(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fault: the 500 body and the `config_error` log line quoted WEBHOOK_URL's `?code=<function key>`."""
+    monkeypatch.setenv("WEBHOOK_URL", "http://connector.example.com/api/graph/notifications?code=SECRETKEY")
+    caplog.set_level(logging.INFO)
+    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    assert response.status_code == 500
+    body = response.get_body().decode()
+    assert json.loads(body)["error"] == (
+        "configuration error: WEBHOOK_URL: must be an https:// URL,"
+        " got 'http://connector.example.com/api/graph/notifications'"
+    )
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("config_error")] == [
+        'config_error error="configuration error: WEBHOOK_URL: must be an https:// URL,'
+        " got 'http://connector.example.com/api/graph/notifications'\""
+    ]
+    assert "SECRETKEY" not in body + caplog.text
+
+
+GRAPH_ROOT = "https://graph.fake.test"
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[responses.RequestsMock]:
+    """Settings that reach a simulated Graph; every request anything sends is recorded."""
+    for name, value in {
+        "GRAPH_TENANT_ID": TENANT_ID,
+        "GRAPH_CLIENT_ID": CLIENT_ID,
+        "GRAPH_CLIENT_SECRET": GRAPH_SECRET,
+        "GRAPH_AUTHORITY_HOST": GRAPH_ROOT,
+        "GRAPH_BASE_URL": f"{GRAPH_ROOT}/v1.0",
+        "TCX_BASE_URL": "https://pbx.fake.test:5001",
+        "TCX_CLIENT_ID": "m365connector",
+        "TCX_CLIENT_SECRET": "pbx-test-secret-value",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        install(mock, GRAPH_ROOT, GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=GRAPH_SECRET))
+        yield mock
+
+
+@pytest.mark.parametrize("bad", ["..", "", "ada", "../groups@contoso.com"])
+@pytest.mark.parametrize(
+    ("name", "method", "route", "where"),
+    [
+        ("admin_user_plan", "GET", "admin/users/plan", "only"),
+        ("admin_user_run", "POST", "admin/users/run", "only"),
+        ("admin_options_user", "GET", "admin/options/{upn}", "upn"),
+        ("admin_options_user", "PUT", "admin/options/{upn}", "upn"),
+        ("admin_options_user", "DELETE", "admin/options/{upn}", "upn"),
+    ],
+)
+def test_a_malformed_user_is_answered_400_and_nothing_is_asked(
+    configured: responses.RequestsMock, name: str, method: str, route: str, where: str, bad: str
+) -> None:
+    """Fault: `?only=..` or `/options/..` reached Graph as GET /v1.0/ and ended in an unhandled 500."""
+    if where == "only":
+        response = _call(name, method, route, params={"only": bad})
+    else:
+        response = _call(name, method, route, route_params={"upn": bad}, body=b'{"photo": false}')
+    assert response.status_code == 400
+    [line] = json.loads(response.get_body())["error"].splitlines()
+    assert line.startswith(f"{where}: {bad!r} is neither")
+    assert list(configured.calls) == []

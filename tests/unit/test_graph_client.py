@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import responses
@@ -13,6 +14,7 @@ from fakes.transport import FakeRequest, FakeResponse, install
 from shared.graph import GraphApiError, GraphClient, GraphUnavailable
 from shared.graph_models import PhotoInfo, PhotoUnreadable
 from shared.http import RetryPolicy
+from shared.urls import same_origin
 
 ROOT = "https://graph.fake.test"
 TENANT = "6f1c2b9e-0d7a-4c55-9d0e-3b1f2a4c5d6e"
@@ -21,11 +23,17 @@ SECRET = "s3cr3t-value~for.tests"
 
 
 @pytest.fixture
-def fake() -> Iterator[GraphFake]:
-    graph = GraphFake(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET)
+def transport() -> Iterator[responses.RequestsMock]:
+    """Every request the client sends, answered by the fake under ROOT (and recorded, wherever it went)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        install(mock, ROOT, graph)
-        yield graph
+        yield mock
+
+
+@pytest.fixture
+def fake(transport: responses.RequestsMock) -> GraphFake:
+    graph = GraphFake(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET)
+    install(transport, ROOT, graph)
+    return graph
 
 
 @pytest.fixture
@@ -80,6 +88,36 @@ def test_get_user_by_id_or_upn(fake: GraphFake, client: GraphClient) -> None:
     assert by_upn.id == ada
     assert not by_upn.has_exchange_mailbox()
     assert client.get_user("nobody@contoso.test") is None
+
+
+MALFORMED_IDS = ["..", ".", "", "ada", "../groups@contoso.test", "ada@contoso.test/../..", "ada@contoso"]
+
+
+@pytest.mark.parametrize("bad", MALFORMED_IDS)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client, bad: client.get_user(bad),
+        lambda client, bad: client.photo(bad),
+        lambda client, bad: client.photo_infos([bad]),
+        lambda client, bad: client.calendar_view(
+            bad, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+        ),
+        lambda client, bad: client.contact_folders(bad),
+        lambda client, bad: client.contacts_delta(bad, None, None),
+        lambda client, bad: client.group_member_user_ids(bad),
+    ],
+    ids=["get_user", "photo", "photo_infos", "calendar_view", "contact_folders", "contacts_delta", "group_members"],
+)
+def test_a_malformed_id_never_becomes_a_graph_url(
+    fake: GraphFake, client: GraphClient, transport: responses.RequestsMock, call, bad: str
+) -> None:
+    """Fault: get_user("..") became GET /v1.0/ (quote() leaves dots alone); ids must be GUIDs or addresses."""
+    fake.add_user("ada@contoso.test")
+    with pytest.raises(GraphApiError) as raised:
+        call(client, bad)
+    assert list(transport.calls) == []
+    assert "\n" not in str(raised.value)
 
 
 def test_users_tolerate_nulls_and_judge_mailboxes(fake: GraphFake, client: GraphClient) -> None:
@@ -188,6 +226,87 @@ def test_delta_merges_a_user_seen_twice_in_one_round(
     assert by_id[ada].display_name == "Ada, edited mid-round"
     assert by_id[bob].removal_reason == "changed"
     assert not by_id[cy].is_removed
+
+
+# -- links: the token goes to Graph's host only ---------------------------------------------------
+FOREIGN_ROOTS = [
+    "https://attacker.test",  # another host
+    "http://graph.fake.test",  # Graph's host, another scheme
+    "https://graph.fake.test:8443",  # Graph's host, another port
+    "https://graph.fake.test@attacker.test",  # looks like Graph's host, is the attacker's
+]
+
+
+def _links_moved_to(fake: GraphFake, monkeypatch: pytest.MonkeyPatch, foreign_root: str, key: str) -> None:
+    """Make the fake's answers name `foreign_root` instead of its own root in their `key` link."""
+    original_route = fake.route
+
+    def route(request: FakeRequest) -> FakeResponse:
+        response = original_route(request)
+        if isinstance(response.body, dict) and key in response.body:
+            response.body[key] = response.body[key].replace(ROOT, foreign_root, 1)
+        return response
+
+    monkeypatch.setattr(fake, "route", route)
+
+
+def _sent_elsewhere(transport: responses.RequestsMock) -> list[str]:
+    return [call.request.url for call in transport.calls if not same_origin(call.request.url, ROOT)]
+
+
+@pytest.mark.parametrize("foreign_root", FOREIGN_ROOTS)
+def test_a_next_link_to_another_host_is_not_followed(
+    fake: GraphFake,
+    client: GraphClient,
+    transport: responses.RequestsMock,
+    sleeps: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    foreign_root: str,
+) -> None:
+    """Fault: the client sent its bearer token to whatever host an @odata.nextLink named."""
+    fake.delta_page_size = 1
+    seed(fake, 2)
+    _links_moved_to(fake, monkeypatch, foreign_root, "@odata.nextLink")
+    with pytest.raises(GraphApiError) as raised:
+        client.users_delta(None)
+    assert _sent_elsewhere(transport) == []
+    assert sleeps == []  # a refusal, not an outage: nothing to retry
+    assert "\n" not in str(raised.value)
+    assert "skiptoken" not in str(raised.value)  # the link is named without its query
+
+
+def test_a_next_link_of_a_plain_listing_is_checked_too(
+    fake: GraphFake, client: GraphClient, transport: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(fake, 1000)  # two pages of 999
+    _links_moved_to(fake, monkeypatch, "https://attacker.test", "@odata.nextLink")
+    with pytest.raises(GraphApiError, match="attacker.test"):
+        client.list_users()
+    assert _sent_elsewhere(transport) == []
+
+
+def test_a_stored_delta_link_to_another_host_is_not_followed(
+    fake: GraphFake, client: GraphClient, transport: responses.RequestsMock, sleeps: list[float]
+) -> None:
+    """Fault: a delta link read back from state was followed to any host, the token with it."""
+    seed(fake, 2)
+    link = client.users_delta(None).delta_link
+    transport.calls.reset()
+    with pytest.raises(GraphApiError):
+        client.users_delta(link.replace(ROOT, "https://attacker.test", 1))
+    assert list(transport.calls) == []
+    assert sleeps == []
+
+
+def test_a_delta_link_to_another_host_is_refused_when_it_arrives(
+    fake: GraphFake, client: GraphClient, transport: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused on arrival, so it is never handed back to be stored and followed next time."""
+    seed(fake, 2)
+    _links_moved_to(fake, monkeypatch, "https://attacker.test", "@odata.deltaLink")
+    with pytest.raises(GraphApiError, match="attacker.test"):
+        client.users_delta(None)
+    assert _sent_elsewhere(transport) == []
 
 
 # -- throttling --------------------------------------------------------------------------------
@@ -325,6 +444,7 @@ def test_group_members_are_transitive(fake: GraphFake, client: GraphClient) -> N
 
 
 def test_unknown_group_names_the_group(fake: GraphFake, client: GraphClient) -> None:
-    with pytest.raises(GraphApiError, match="no-such-group") as raised:
-        client.group_member_user_ids("no-such-group")
+    unknown = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"  # group ids are GUIDs (USER_SYNC_GROUPS says so too)
+    with pytest.raises(GraphApiError, match=unknown) as raised:
+        client.group_member_user_ids(unknown)
     assert raised.value.status == 404

@@ -35,7 +35,13 @@ OTHER_TENANT = "0c9e7a5b-3d1f-4e2a-8b6c-9d0e1f2a3b4c"
 ROUTES = [receive_notifications, receive_lifecycle]
 
 
-def _record(sub_id: str, kind: str = "calendar", user_id: str | None = "user-a", secret: str | None = None):
+# Graph names users by object id (GUID); work items accept nothing else for calendars.
+USER_A = "a1b2c3d4-0000-4000-8000-00000000000a"
+USER_B = "b1b2c3d4-0000-4000-8000-00000000000b"
+USER_C = "d1b2c3d4-0000-4000-8000-00000000000d"
+
+
+def _record(sub_id: str, kind: str = "calendar", user_id: str | None = USER_A, secret: str | None = None):
     resource = {"calendar": f"users/{user_id}/events", "users": "/users", "contacts": f"users/{user_id}/contacts"}
     return SubscriptionRecord(
         id=sub_id,
@@ -50,10 +56,10 @@ def _record(sub_id: str, kind: str = "calendar", user_id: str | None = "user-a",
 RECORDS = {
     r.id: r
     for r in [
-        _record("sub-cal-a", user_id="user-a"),
-        _record("sub-cal-b", user_id="user-b"),
+        _record("sub-cal-a", user_id=USER_A),
+        _record("sub-cal-b", user_id=USER_B),
         _record("sub-users", kind="users"),
-        _record("sub-contacts", kind="contacts", user_id="user-a"),
+        _record("sub-contacts", kind="contacts", user_id=USER_A),
     ]
 }
 
@@ -145,7 +151,7 @@ def test_a_calendar_notification_becomes_calendar_work() -> None:
     answer = _post(_body(_change(RECORDS["sub-cal-a"], change_type="created")))
     assert (answer.status, answer.body, answer.content_type) == (202, "{}", "application/json")
     assert answer.work == [
-        CalendarWork(user_id="user-a", subscription_id="sub-cal-a", change_type="created", received_at=NOW)
+        CalendarWork(user_id=USER_A, subscription_id="sub-cal-a", change_type="created", received_at=NOW)
     ]
 
 
@@ -172,24 +178,34 @@ def test_a_users_notification_without_a_user_is_dropped(log: pytest.LogCaptureFi
 def test_contacts_notifications_queue_the_mailbox(log: pytest.LogCaptureFixture) -> None:
     answer = _post(_body(_change(RECORDS["sub-contacts"])))
     assert answer.status == 202
-    assert [(w.kind, w.user_id) for w in answer.work] == [("contacts", "user-a")]
+    assert [(w.kind, w.user_id) for w in answer.work] == [("contacts", USER_A)]
     assert _lines(log) == []
 
 
 def test_several_subscriptions_in_one_post() -> None:
     body = _body(
         _change(RECORDS["sub-cal-a"]),
-        _change(RECORDS["sub-users"], item="u-42"),
+        _change(RECORDS["sub-users"], item=USER_C),
         _change(RECORDS["sub-cal-b"], change_type="deleted"),
         _change(RECORDS["sub-contacts"]),
         _change(_record("sub-rogue")),
     )
     work = _post(body).work
     assert [(w.kind, w.user_id, w.change_type) for w in work] == [
-        ("calendar", "user-a", "updated"),
-        ("user", "u-42", "updated"),
-        ("calendar", "user-b", "deleted"),
-        ("contacts", "user-a", "updated"),
+        ("calendar", USER_A, "updated"),
+        ("user", USER_C, "updated"),
+        ("calendar", USER_B, "deleted"),
+        ("contacts", USER_A, "updated"),
+    ]
+
+
+@pytest.mark.parametrize("item", ["..", ".", "not-a-guid"])
+def test_a_users_notification_naming_a_malformed_user_is_dropped(item: str, log: pytest.LogCaptureFixture) -> None:
+    """Fault: `Users/..` became user work for "..", then GET /v1.0/ in the worker and a poison message."""
+    answer = _post(_body(_change(RECORDS["sub-users"], item=item)))
+    assert (answer.status, answer.work) == (202, [])
+    assert _lines(log) == [
+        'notification_dropped route=notifications subscription_id=sub-users reason="does not fit a work item"'
     ]
 
 
@@ -286,7 +302,7 @@ def test_ids_that_cannot_be_subscription_ids_are_dropped_without_a_lookup(
 def test_a_flood_of_forged_notifications_does_not_flood_the_log(log: pytest.LogCaptureFixture) -> None:
     forged = [_change(RECORDS["sub-cal-a"], clientState=f"guess-{i}", item=f"e{i}") for i in range(999)]
     answer = _post(_body(*forged, _change(RECORDS["sub-cal-b"])))
-    assert (answer.status, [w.user_id for w in answer.work]) == (202, ["user-b"])
+    assert (answer.status, [w.user_id for w in answer.work]) == (202, [USER_B])
     lines = _lines(log)
     assert len(lines) == MAX_DROP_LINES_PER_POST + 1
     assert "count=979" in lines[-1] and "clientState mismatch: 979" in lines[-1]
@@ -317,7 +333,7 @@ def test_lifecycle_events_become_lifecycle_work(route, event: str) -> None:
     answer = _post(_body(_lifecycle(RECORDS["sub-cal-b"], event)), route)
     assert answer.status == 202
     assert answer.work == [
-        LifecycleWork(subscription_id="sub-cal-b", lifecycle_event=event, user_id="user-b", received_at=NOW)
+        LifecycleWork(subscription_id="sub-cal-b", lifecycle_event=event, user_id=USER_B, received_at=NOW)
     ]
 
 
@@ -329,7 +345,7 @@ def test_lifecycle_events_of_users_and_contacts_subscriptions_are_queued_too() -
     work = _post(body, receive_lifecycle).work
     assert [(w.subscription_id, w.lifecycle_event, w.user_id) for w in work] == [
         ("sub-users", "reauthorizationRequired", None),
-        ("sub-contacts", "missed", "user-a"),
+        ("sub-contacts", "missed", USER_A),
     ]
 
 
@@ -611,7 +627,7 @@ def test_a_storage_failure_while_looking_up_the_subscription_answers_503_and_is_
     table.error = None  # storage is back: Graph's redelivery is read afresh, not answered from a cached miss
     answer = _post(_body(notification), route, lookup=cache.get)
     assert answer.status == 202
-    assert [work.user_id for work in answer.work] == ["user-a"]
+    assert [work.user_id for work in answer.work] == [USER_A]
     assert table.reads == 2
 
 

@@ -50,6 +50,10 @@ def test_lists_are_comma_separated_and_trimmed(monkeypatch: pytest.MonkeyPatch) 
         ("USER_SYNC_SCHEDULE", "0 2 * * *", "USER_SYNC_SCHEDULE"),
         ("DEPROVISION_MAX_PERCENT", "150", "DEPROVISION_MAX_PERCENT"),
         ("GRAPH_BASE_URL", "graph.microsoft.com", "GRAPH_BASE_URL"),
+        # users and mailboxes have the shapes Graph gives them (shared/identifiers.py)
+        ("SHARED_MAILBOXES", "sales@contoso.com,../groups@contoso.com", "SHARED_MAILBOXES"),
+        ("USER_SYNC_USERS", "ann@contoso", "USER_SYNC_USERS"),
+        ("USER_SYNC_GROUPS", "{" + GUID + "}", "USER_SYNC_GROUPS"),
     ],
 )
 def test_a_bad_value_gives_one_line_naming_the_setting(
@@ -120,3 +124,33 @@ def test_a_malformed_account_name_is_named(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AzureWebJobsStorage__accountName", "Not_A_Name")
     with pytest.raises(ConfigError, match="AzureWebJobsStorage__accountName"):
         load_settings()
+
+
+def test_a_bad_webhook_url_is_named_without_its_function_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault: the ConfigError line quoted the whole WEBHOOK_URL, `?code=<function key>` included."""
+    monkeypatch.setenv("WEBHOOK_URL", "http://connector.example.com/api/graph/notifications?code=SECRETKEY")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "configuration error: WEBHOOK_URL: must be an https:// URL,"
+        " got 'http://connector.example.com/api/graph/notifications'"
+    )
+
+
+def test_a_url_without_scheme_is_named_without_its_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_URL", "connector.example.com/api/graph/notifications?code=SECRETKEY")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "SECRETKEY" not in str(raised.value)
+    assert "connector.example.com/api/graph/notifications" in str(raised.value)
+
+
+def test_no_validation_message_quotes_a_urls_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any setting's message, not only the URL settings': a URL pasted into the wrong setting keeps its secret."""
+    monkeypatch.setenv("CALENDAR_TIME_ZONE", "https://connector.example.com/api/graph/notifications?code=SECRETKEY")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "configuration error: CALENDAR_TIME_ZONE: must be an IANA time zone such as Europe/Berlin,"
+        " got 'https://connector.example.com/api/graph/notifications'"
+    )
