@@ -8,7 +8,9 @@ nothing when it does nothing (paused, another run still going, nothing configure
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from shared.errors import one_line
@@ -26,14 +28,31 @@ from sync.worker import RequeueAfter, handle_work
 
 T = TypeVar("T")
 
+# How long the nightly run waits for a run holding the user-sync lock, and how often it looks.
+NIGHTLY_LOCK_WAIT = timedelta(minutes=10)
+LOCK_POLL = timedelta(seconds=15)
 
-def nightly_sync(rt: Runtime) -> None:
-    """The nightly sequence: users, then subscriptions for whoever is new, then every calendar re-read."""
+
+def nightly_sync(rt: Runtime, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    """The nightly sequence: users, then subscriptions for whoever is new, then every calendar re-read.
+
+    A run holding the user-sync lock (usually a one-user sync from a notification, which takes
+    seconds) is waited for, up to NIGHTLY_LOCK_WAIT; the subscriptions and the calendar re-read
+    run in any case.
+    """
     if is_paused(rt.settings):
         log_event("run_skipped", kind="users", reason="SYNC_PAUSED is true")
         return
-    if _unless_running("users", lambda: run_user_sync(rt, trigger="timer")) is None:
-        return
+    deadline = time.monotonic() + NIGHTLY_LOCK_WAIT.total_seconds()
+    while True:
+        try:
+            run_user_sync(rt, trigger="timer")
+            break
+        except LockHeld as error:
+            if time.monotonic() >= deadline:
+                log_event("run_skipped", logging.WARNING, kind="users", reason=f"{error}; waited {NIGHTLY_LOCK_WAIT}")
+                break
+            sleep(LOCK_POLL.total_seconds())
     if rt.settings.webhook_url:
         _unless_running("subscriptions", lambda: reconcile_subscriptions(rt, trigger="timer"))
     _unless_running(

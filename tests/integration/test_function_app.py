@@ -61,6 +61,9 @@ def test_timer_skips_when_paused_or_busy(tenant_env: Tenant, monkeypatch: pytest
 
     reset_process_runtime()
     monkeypatch.setenv("SYNC_PAUSED", "false")
+    from sync import jobs
+
+    monkeypatch.setattr(jobs, "NIGHTLY_LOCK_WAIT", timedelta(0))  # busy past the wait (waiting: tested below)
     with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)), caplog.at_level(logging.INFO):
         _function("user_sync_timer").get_user_function()(_Timer())
     assert not tenant_env.pbx.users
@@ -302,3 +305,39 @@ def test_a_user_change_for_someone_never_linked_changes_nothing_and_fails_nothin
 
     assert len(tenant_env.pbx.users) == before
     assert [run.status for run in tenant_env.state.recent_runs("users")] in (["succeeded"], ["succeeded", "succeeded"])
+
+
+def test_the_nightly_run_waits_for_a_one_user_sync_and_still_runs(tenant_env: Tenant) -> None:
+    """The fault: a one-user sync holding the lock made the nightly run skip, and with it the
+    subscription upkeep and the nightly calendar re-read."""
+    from sync import jobs
+    from sync.runtime import process_runtime
+
+    tenant_env.add_users(2)
+    other = tenant_env.state.lease(LOCK_NAME, timedelta(minutes=5))
+    other.acquire()  # a one-user sync in another instance
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        other.release()  # ...which ends while the nightly run waits
+
+    jobs.nightly_sync(process_runtime(), sleep=sleep)
+
+    assert len(tenant_env.pbx.users) == 2
+    assert waits == [jobs.LOCK_POLL.total_seconds()]
+    assert [run.trigger for run in tenant_env.state.recent_runs("presence")] == ["timer"]  # the re-read ran too
+
+
+def test_a_nightly_run_that_cannot_get_the_lock_still_renews_subscriptions_and_calendars(
+    tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync import jobs
+    from sync.runtime import process_runtime
+
+    tenant_env.add_users(1)
+    monkeypatch.setattr(jobs, "NIGHTLY_LOCK_WAIT", timedelta(0))
+    with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)):
+        jobs.nightly_sync(process_runtime(), sleep=lambda _: pytest.fail("no time left to wait"))
+    assert not tenant_env.pbx.users
+    assert [run.trigger for run in tenant_env.state.recent_runs("presence")] == ["timer"]
