@@ -52,6 +52,8 @@ LOCK_NAME = "user-sync"
 _TCX_SELECT = ("Id", "Number", *USER_FIELDS)
 _APPLY_ORDER = ("link", "update", "create", "avatar", "disable", "delete", "forget")
 _NUMBER_RETRIES = 20
+# Linked users a listing may miss before it is distrusted (each is confirmed with a direct read).
+MAX_UNLISTED = 200
 GUARD_WINDOW = timedelta(hours=24)
 
 Progress = Callable[[int, int], None]
@@ -249,8 +251,8 @@ def _plan(
             members |= rt.graph.group_member_user_ids(group_id)
         group_members = frozenset(members)
     config = sync_config(rt, allow_deprovision, group_members)
-    target = _list_tcx_users(rt)
     links = rt.state.links()
+    target = _list_tcx_users(rt, links)
     audience = Audience(links, tenant_defaults(settings), rt.state.option_overrides())  # links read once
     defaults, options = audience.defaults, audience.effective_options()
     photos = _photo_infos(rt, source, config, options, defaults)
@@ -260,11 +262,30 @@ def _plan(
     return plan
 
 
-def _list_tcx_users(rt: Runtime) -> list[TcxUser]:
+def _list_tcx_users(rt: Runtime, links: Mapping[str, Link]) -> list[TcxUser]:
+    """Every 3CX user, with each linked user the listing missed confirmed by a direct read.
+
+    3CX pages `/Users` with `$skip`: a user deleted by someone else mid-listing shifts another
+    one out of the pages. A linked user is planned for re-creation only once a direct read
+    says it is gone; a listing missing more than MAX_UNLISTED linked users is not trusted at all.
+    """
     try:
-        return rt.tcx.list_users(select=_TCX_SELECT)
+        listed = rt.tcx.list_users(select=_TCX_SELECT)
+        present = {user.id for user in listed}
+        missing = [link for link in links.values() if link.tcx_user_id not in present]
+        if len(missing) > MAX_UNLISTED:
+            raise RunAborted(
+                f"3CX listed {len(listed)} users but {len(missing)} linked users were not among them; the listing"
+                " looks incomplete, so nothing was changed (check the PBX, then run again)"
+            )
+        for link in missing:
+            user = rt.tcx.get_user(link.tcx_user_id)
+            if user is not None:
+                log_event("tcx_user_confirmed", kind="users", upn=link.upn, extension=user.number)
+                listed.append(user)
     except TcxUnavailable as error:
         raise RunAborted(one_line(error)) from error
+    return listed
 
 
 def _photo_infos(
@@ -392,6 +413,16 @@ class _Applier:
             except TcxApiError as error:
                 if number is None or not _number_taken(error):
                     raise
+                if action.recreate:
+                    # Its own number or none: the 3CX user may still exist where the list did not show it.
+                    raise TcxApiError(
+                        409,
+                        "",
+                        f"number {number} is in use, so the 3CX user it belonged to may still exist;"
+                        " not created under another number",
+                        "Number",
+                        [],
+                    ) from error
                 # Taken by a DN the user list does not show (queue, ring group, ...): next one.
                 number = str(int(number) + 1)
         else:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from fakes.transport import FakeResponse
 from shared.state import LockHeld
 from sync.user_sync import LOCK_NAME, UserNotFound, run_user_sync
 from tests.conftest import Tenant
@@ -347,3 +348,95 @@ def test_removals_arriving_one_at_a_time_add_up_against_the_guard(tenant: Tenant
     assert guard is not None
     assert "after 2 in the last 24 hours" in guard.describe()
     assert sum(1 for u in tenant.pbx.users.values() if u["Enabled"] is False) == 2
+
+
+def test_a_linked_user_shifted_out_of_a_listing_page_is_confirmed_and_never_duplicated(tenant: Tenant) -> None:
+    """The fault: `/Users` pages with $skip, so a user someone deletes mid-listing shifts another
+    linked user out of the pages; that user was re-created under a new number, the old one orphaned."""
+    hand_made = tenant.pbx.add_user(FirstName="Temp", EmailAddress="temp@contoso.com")  # nobody's, the lowest Id
+    tenant.add_users(25)
+    run_user_sync(tenant.runtime())
+    pages = 0
+    original_route = tenant.pbx.route
+
+    def route(request):  # someone deletes the hand-made user right after the first page
+        nonlocal pages
+        answer = original_route(request)
+        if request.method == "GET" and request.path.endswith("/Users"):
+            pages += 1
+            if pages == 1 and hand_made["Id"] in tenant.pbx.users:
+                tenant.pbx.delete_user(hand_made["Id"])
+        return answer
+
+    tenant.pbx.route = route  # type: ignore[method-assign]
+    before = {user["Number"] for user in tenant.pbx.users.values()} - {hand_made["Number"]}
+    rt = tenant.runtime()
+    rt.tcx.page_size = 10
+
+    result = run_user_sync(rt)
+
+    assert pages >= 2
+    assert result.counts["created"] == 0
+    assert {user["Number"] for user in tenant.pbx.users.values()} == before  # no duplicate, none orphaned
+
+
+def _empty_user_listing(tenant: Tenant) -> None:
+    """3CX answers one `/Users` listing with no users at all (a PBX restarting, say)."""
+    original_route = tenant.pbx.route
+    answered: list[bool] = []
+
+    def route(request):
+        if request.method == "GET" and request.path.endswith("/Users") and not answered:
+            answered.append(True)
+            return FakeResponse(200, {"@odata.count": 0, "value": []})
+        return original_route(request)
+
+    tenant.pbx.route = route  # type: ignore[method-assign]
+
+
+def test_an_empty_user_listing_makes_no_duplicate(tenant: Tenant) -> None:
+    """The fault: one empty `/Users` answer made 19 duplicate extensions out of 30 users."""
+    tenant.add_users(30)
+    run_user_sync(tenant.runtime())
+    numbers = sorted(user["Number"] for user in tenant.pbx.users.values())
+    _empty_user_listing(tenant)
+
+    result = run_user_sync(tenant.runtime())
+
+    assert (result.status, result.counts["created"], result.counts["unchanged"]) == ("succeeded", 0, 30)
+    assert sorted(user["Number"] for user in tenant.pbx.users.values()) == numbers
+
+
+def test_a_listing_missing_too_many_linked_users_is_not_trusted(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync import user_sync
+
+    tenant.add_users(8)
+    run_user_sync(tenant.runtime())
+    monkeypatch.setattr(user_sync, "MAX_UNLISTED", 5)
+    _empty_user_listing(tenant)
+
+    result = run_user_sync(tenant.runtime())
+
+    assert result.status == "failed"
+    assert "8 linked users were not among them" in (result.aborted or "")
+    assert len(tenant.pbx.users) == 8
+
+
+def test_a_user_deleted_in_3cx_comes_back_only_under_its_own_number(tenant: Tenant) -> None:
+    """A re-create never steps to another number: if its number is taken where the user list
+    cannot see (the old user may still exist), the action fails and says so; no second extension."""
+    (user_id,) = tenant.add_users(1)
+    run_user_sync(tenant.runtime())
+    (old,) = tenant.pbx.users.values()
+    tenant.pbx.delete_user(old["Id"])
+    tenant.pbx.other_dn_numbers.add(old["Number"])  # its number now answers ALREADY_IN_USE
+
+    result = run_user_sync(tenant.runtime())
+
+    assert tenant.pbx.users == {}
+    assert result.counts["created"] == 0 and result.counts["failed"] == 1
+    (failure,) = [o.error for o in result.outcomes if not o.ok]
+    assert f"number {old['Number']}" in (failure or "")
+    assert tenant.state.links()[user_id].extension == old["Number"]  # kept for when it is free again
