@@ -10,30 +10,10 @@ from datetime import UTC, datetime, timedelta
 import azure.functions as func
 import pytest
 
-from function_app import registered_functions
 from sync.records import SubscriptionRecord
 from sync.user_sync import LOCK_NAME
 from tests.conftest import Tenant
-
-
-def _function(name: str):
-    for function in registered_functions():
-        if function.get_function_name() == name:
-            return function
-    raise AssertionError(f"no function {name}")
-
-
-def _call(
-    name: str, method: str, route: str, *, params=None, route_params=None, body: bytes = b""
-) -> func.HttpResponse:
-    request = func.HttpRequest(
-        method=method,
-        url=f"http://localhost/api/{route}",
-        params=params or {},
-        route_params=route_params or {},
-        body=body,
-    )
-    return _function(name).get_user_function()(request)
+from tests.function_app_support import call, function
 
 
 class _Timer(func.TimerRequest):
@@ -44,7 +24,7 @@ class _Timer(func.TimerRequest):
 
 def test_timer_runs_the_user_sync(tenant_env: Tenant) -> None:
     tenant_env.add_users(2)
-    _function("user_sync_timer").get_user_function()(_Timer())
+    function("user_sync_timer").get_user_function()(_Timer())
     assert len(tenant_env.pbx.users) == 2
     assert tenant_env.state.recent_runs("users")[0].status == "succeeded"
 
@@ -53,7 +33,7 @@ def test_timer_skips_when_paused_or_busy(tenant_env: Tenant, monkeypatch: pytest
     tenant_env.add_users(1)
     monkeypatch.setenv("SYNC_PAUSED", "true")
     with caplog.at_level(logging.INFO):
-        _function("user_sync_timer").get_user_function()(_Timer())
+        function("user_sync_timer").get_user_function()(_Timer())
     assert not tenant_env.pbx.users
     assert any("SYNC_PAUSED" in r.getMessage() for r in caplog.records)
 
@@ -65,14 +45,14 @@ def test_timer_skips_when_paused_or_busy(tenant_env: Tenant, monkeypatch: pytest
 
     monkeypatch.setattr(jobs, "NIGHTLY_LOCK_WAIT", timedelta(0))  # busy past the wait (waiting: tested below)
     with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)), caplog.at_level(logging.INFO):
-        _function("user_sync_timer").get_user_function()(_Timer())
+        function("user_sync_timer").get_user_function()(_Timer())
     assert not tenant_env.pbx.users
     assert any("run_skipped" in r.getMessage() for r in caplog.records)
 
 
 def test_plan_route_returns_the_plan_and_writes_nothing(tenant_env: Tenant) -> None:
     tenant_env.add_users(2)
-    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    response = call("admin_user_plan", "GET", "admin/users/plan")
     assert response.status_code == 200
     body = json.loads(response.get_body())
     assert body["created"] == 2 and len(body["actions"]) == 2
@@ -81,31 +61,31 @@ def test_plan_route_returns_the_plan_and_writes_nothing(tenant_env: Tenant) -> N
 
 def test_run_route_runs_now_and_provisions_one_user_on_demand(tenant_env: Tenant) -> None:
     tenant_env.add_users(3)
-    response = _call("admin_user_run", "POST", "admin/users/run", params={"only": "user002@contoso.com"})
+    response = call("admin_user_run", "POST", "admin/users/run", params={"only": "user002@contoso.com"})
     assert response.status_code == 200
     assert json.loads(response.get_body())["created"] == 1
     assert [u["EmailAddress"] for u in tenant_env.pbx.users.values()] == ["user002@contoso.com"]
-    missing = _call("admin_user_run", "POST", "admin/users/run", params={"only": "ghost@contoso.com"})
+    missing = call("admin_user_run", "POST", "admin/users/run", params={"only": "ghost@contoso.com"})
     assert missing.status_code == 404
 
 
 def test_run_route_answers_409_while_a_run_is_in_progress(tenant_env: Tenant) -> None:
     with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)):
-        response = _call("admin_user_run", "POST", "admin/users/run")
+        response = call("admin_user_run", "POST", "admin/users/run")
     assert response.status_code == 409
 
 
 def test_options_routes(tenant_env: Tenant) -> None:
     tenant_env.add_users(1)
     upn = {"upn": "user000@contoso.com"}
-    put = _call(
+    put = call(
         "admin_options_user", "PUT", "admin/options/user000@contoso.com", route_params=upn, body=b'{"photo": true}'
     )
     assert put.status_code == 200
     assert json.loads(put.get_body())["user"]["effective"]["photo"] is True
-    listing = json.loads(_call("admin_options_list", "GET", "admin/options").get_body())
+    listing = json.loads(call("admin_options_list", "GET", "admin/options").get_body())
     assert [u["upn"] for u in listing["users"]] == ["user000@contoso.com"]
-    reset = _call("admin_options_user", "DELETE", "admin/options/user000@contoso.com", route_params=upn)
+    reset = call("admin_options_user", "DELETE", "admin/options/user000@contoso.com", route_params=upn)
     assert json.loads(reset.get_body())["user"]["overrides"] == {}
 
 
@@ -115,7 +95,7 @@ def test_options_routes(tenant_env: Tenant) -> None:
 )
 def test_options_route_rejects_bad_bodies(tenant_env: Tenant, body: bytes, status: int) -> None:
     tenant_env.add_users(1)
-    response = _call(
+    response = call(
         "admin_options_user", "PUT", "admin/options/x", route_params={"upn": "user000@contoso.com"}, body=body
     )
     assert response.status_code == status
@@ -123,7 +103,7 @@ def test_options_route_rejects_bad_bodies(tenant_env: Tenant, body: bytes, statu
 
 
 def test_options_route_for_an_unknown_user_is_404(tenant_env: Tenant) -> None:
-    response = _call("admin_options_user", "GET", "admin/options/x", route_params={"upn": "ghost@contoso.com"})
+    response = call("admin_options_user", "GET", "admin/options/x", route_params={"upn": "ghost@contoso.com"})
     assert response.status_code == 404
 
 
@@ -141,7 +121,7 @@ class _Out(func.Out):
 def _webhook(name: str, body: bytes, params=None) -> tuple[func.HttpResponse, _Out]:
     request = func.HttpRequest(method="POST", url=f"http://localhost/api/graph/{name}", params=params or {}, body=body)
     out = _Out()
-    response = _function(f"graph_{name}").get_user_function()(request, work=out)
+    response = function(f"graph_{name}").get_user_function()(request, work=out)
     return response, out
 
 
@@ -243,7 +223,7 @@ def test_a_user_change_while_3cx_is_down_goes_back_to_the_host_for_a_retry(tenan
     (user_id,) = tenant_env.add_users(1)
     tenant_env.pbx.inject(503, count=100)
     with pytest.raises(UpstreamUnavailable):
-        _function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
+        function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
     (record,) = tenant_env.state.recent_runs("users")
     assert (record.trigger, record.subject, record.status) == ("queue", user_id, "failed")
 
@@ -258,7 +238,7 @@ def test_work_that_must_wait_goes_back_on_the_queue(
     (user_id,) = tenant_env.add_users(1)
     queue = process_runtime().queue
     with tenant_env.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)), caplog.at_level(logging.INFO):
-        _function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
+        function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
     assert not tenant_env.pbx.users
     assert queue.approximate_message_count() == 1  # invisible for now: LOCK_RETRY
     assert queue.peek() == []
@@ -277,7 +257,7 @@ def test_work_that_must_wait_goes_back_on_the_queue(
 )
 def test_a_message_no_producer_writes_is_logged_and_dropped(tenant_env: Tenant, text: str, caplog) -> None:
     with caplog.at_level(logging.INFO):
-        _function("work_queue_worker").get_user_function()(_queue_message(text))
+        function("work_queue_worker").get_user_function()(_queue_message(text))
     assert any(r.getMessage().startswith("work_rejected ") for r in caplog.records)
     assert tenant_env.state.recent_runs("users") == []
 
@@ -289,7 +269,7 @@ def test_a_user_change_for_someone_never_linked_changes_nothing_and_fails_nothin
     """The fault: a /users notification for a deleted guest or an out-of-scope account raised,
     recorded a failed run (which the alert watches) and ended in the poison queue."""
     tenant_env.add_users(1)
-    _function("user_sync_timer").get_user_function()(_Timer())
+    function("user_sync_timer").get_user_function()(_Timer())
     if who == "gone":
         user_id = "6f0c5d1e-2a3b-4c4d-8e5f-7a8b9c0d1e2f"  # a deleted guest: Graph no longer knows it
     else:
@@ -301,7 +281,7 @@ def test_a_user_change_for_someone_never_linked_changes_nothing_and_fails_nothin
         user_id = tenant_env.graph.add_user("outsider@contoso.com")
     before = len(tenant_env.pbx.users)
 
-    _function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
+    function("work_queue_worker").get_user_function()(_queue_message({"kind": "user", "user_id": user_id}))
 
     assert len(tenant_env.pbx.users) == before
     assert [run.status for run in tenant_env.state.recent_runs("users")] in (["succeeded"], ["succeeded", "succeeded"])

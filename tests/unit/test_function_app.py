@@ -14,26 +14,7 @@ from fakes.graph import GraphFake
 from fakes.transport import install
 from function_app import registered_functions
 from tests.conftest import CLIENT_ID, GRAPH_SECRET, TENANT_ID
-
-
-def _function(name: str):
-    for function in registered_functions():
-        if function.get_function_name() == name:
-            return function
-    raise AssertionError(f"no function {name}")
-
-
-def _call(
-    name: str, method: str, route: str, *, params=None, route_params=None, body: bytes = b""
-) -> func.HttpResponse:
-    request = func.HttpRequest(
-        method=method,
-        url=f"http://localhost/api/{route}",
-        params=params or {},
-        route_params=route_params or {},
-        body=body,
-    )
-    return _function(name).get_user_function()(request)
+from tests.function_app_support import call, function
 
 
 def test_registered_triggers_match_the_contract() -> None:
@@ -58,7 +39,7 @@ def test_registered_triggers_match_the_contract() -> None:
 
 def test_a_bad_setting_answers_500_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNC_SSO", "sometimes")
-    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    response = call("admin_user_plan", "GET", "admin/users/plan")
     assert response.status_code == 500
     assert json.loads(response.get_body())["error"].startswith("configuration error: SYNC_SSO")
 
@@ -82,7 +63,7 @@ def test_the_webhook_handshake_answer_tells_browsers_not_to_sniff_its_type(route
         method="POST", url=f"http://localhost/api/graph/{route}", params={"validationToken": token}, body=b""
     )
     out = _Out()
-    response = _function(f"graph_{route}").get_user_function()(request, work=out)
+    response = function(f"graph_{route}").get_user_function()(request, work=out)
     assert (response.status_code, response.mimetype, response.get_body().decode()) == (200, "text/plain", token)
     assert response.headers.get("X-Content-Type-Options") == "nosniff"
     assert out.value is None
@@ -94,7 +75,7 @@ def test_a_bad_webhook_url_answers_500_without_its_function_key(
     """Fault: the 500 body and the `config_error` log line quoted WEBHOOK_URL's `?code=<function key>`."""
     monkeypatch.setenv("WEBHOOK_URL", "http://connector.example.com/api/graph/notifications?code=SECRETKEY")
     caplog.set_level(logging.INFO)
-    response = _call("admin_user_plan", "GET", "admin/users/plan")
+    response = call("admin_user_plan", "GET", "admin/users/plan")
     assert response.status_code == 500
     body = response.get_body().decode()
     assert json.loads(body)["error"] == (
@@ -146,9 +127,9 @@ def test_a_malformed_user_is_answered_400_and_nothing_is_asked(
 ) -> None:
     """Fault: `?only=..` or `/options/..` reached Graph as GET /v1.0/ and ended in an unhandled 500."""
     if where == "only":
-        response = _call(name, method, route, params={"only": bad})
+        response = call(name, method, route, params={"only": bad})
     else:
-        response = _call(name, method, route, route_params={"upn": bad}, body=b'{"photo": false}')
+        response = call(name, method, route, route_params={"upn": bad}, body=b'{"photo": false}')
     assert response.status_code == 400
     [line] = json.loads(response.get_body())["error"].splitlines()
     assert line.startswith(f"{where}: {bad!r} is neither")

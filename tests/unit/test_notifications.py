@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,82 +28,23 @@ from sync.notifications import (
 )
 from sync.records import SubscriptionRecord
 from tests.conftest import TENANT_ID
+from tests.notifications_support import (
+    NOW,
+    RECORDS,
+    USER_A,
+    USER_B,
+    change_notification,
+    lifecycle_notification,
+    notification_body,
+    post_to_webhook,
+    subscription_record,
+)
 
-NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 OTHER_TENANT = "0c9e7a5b-3d1f-4e2a-8b6c-9d0e1f2a3b4c"
 ROUTES = [receive_notifications, receive_lifecycle]
 
 
-# Graph names users by object id (GUID); work items accept nothing else for calendars.
-USER_A = "a1b2c3d4-0000-4000-8000-00000000000a"
-USER_B = "b1b2c3d4-0000-4000-8000-00000000000b"
 USER_C = "d1b2c3d4-0000-4000-8000-00000000000d"
-
-
-def _record(sub_id: str, kind: str = "calendar", user_id: str | None = USER_A, secret: str | None = None):
-    resource = {"calendar": f"users/{user_id}/events", "users": "/users", "contacts": f"users/{user_id}/contacts"}
-    return SubscriptionRecord(
-        id=sub_id,
-        kind=kind,
-        resource=resource[kind],
-        user_id=user_id if kind != "users" else None,
-        client_state=secret or f"state-of-{sub_id}-7Hq2",
-        expires_at=NOW + timedelta(days=2),
-    )
-
-
-RECORDS = {
-    r.id: r
-    for r in [
-        _record("sub-cal-a", user_id=USER_A),
-        _record("sub-cal-b", user_id=USER_B),
-        _record("sub-users", kind="users"),
-        _record("sub-contacts", kind="contacts", user_id=USER_A),
-    ]
-}
-
-
-def _change(record: SubscriptionRecord, *, change_type: str = "updated", item: str = "AAMkEv1", **overrides: Any):
-    """A change notification shaped as Graph sends it for `record`'s resource."""
-    if record.kind == "users":
-        resource, odata_type, item = f"Users/{item}", "#Microsoft.Graph.User", item
-    elif record.kind == "contacts":
-        resource, odata_type = f"Users/{record.user_id}/Contacts/{item}", "#Microsoft.Graph.Contact"
-    else:
-        resource, odata_type = f"Users/{record.user_id}/Events/{item}", "#Microsoft.Graph.Event"
-    notification = {
-        "id": f"n-{item}",
-        "subscriptionId": record.id,
-        "subscriptionExpirationDateTime": record.expires_at.isoformat(),
-        "changeType": change_type,
-        "resource": resource,
-        "resourceData": {"@odata.type": odata_type, "@odata.id": resource, "@odata.etag": 'W/"1"', "id": item},
-        "clientState": record.client_state,
-        "tenantId": TENANT_ID,
-    }
-    notification.update(overrides)
-    return {key: value for key, value in notification.items() if value is not None}
-
-
-def _lifecycle(record: SubscriptionRecord, event: str, **overrides: Any) -> dict[str, Any]:
-    notification = {
-        "subscriptionId": record.id,
-        "subscriptionExpirationDateTime": record.expires_at.isoformat(),
-        "tenantId": TENANT_ID,
-        "clientState": record.client_state,
-        "lifecycleEvent": event,
-    }
-    notification.update(overrides)
-    return {key: value for key, value in notification.items() if value is not None}
-
-
-def _body(*notifications: dict[str, Any]) -> bytes:
-    return json.dumps({"value": list(notifications)}).encode()
-
-
-def _post(body: bytes, route=receive_notifications, query: dict[str, str] | None = None, **kwargs) -> WebhookAnswer:
-    options = {"tenant_id": TENANT_ID, "lookup": RECORDS.get, "now": lambda: NOW, **kwargs}
-    return route(query or {}, body, **options)
 
 
 @pytest.fixture
@@ -123,21 +63,21 @@ def _lines(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> li
 @pytest.mark.parametrize("route", ROUTES)
 def test_handshake_echoes_the_decoded_token_as_plain_text(route) -> None:
     token = "Validation: Token with spaces/+&=<script>alert(1)</script> %20 ü"  # as the query layer decoded it
-    answer = _post(b"", route, {"validationToken": token})
+    answer = post_to_webhook(b"", route, {"validationToken": token})
     assert (answer.status, answer.body, answer.content_type, answer.work) == (200, token, "text/plain", [])
 
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_handshake_does_not_decode_twice(route) -> None:
-    answer = _post(b"", route, {"validationToken": "a%2Bb+c"})
+    answer = post_to_webhook(b"", route, {"validationToken": "a%2Bb+c"})
     assert answer.body == "a%2Bb+c"
 
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_handshake_tokens_are_bounded(route, log: pytest.LogCaptureFixture) -> None:
-    assert _post(b"", route, {"validationToken": "x" * MAX_VALIDATION_TOKEN_CHARS}).status == 200
+    assert post_to_webhook(b"", route, {"validationToken": "x" * MAX_VALIDATION_TOKEN_CHARS}).status == 200
     for bad in ["x" * (MAX_VALIDATION_TOKEN_CHARS + 1), "", "lone \ud800 surrogate"]:
-        answer = _post(b"", route, {"validationToken": bad})
+        answer = post_to_webhook(b"", route, {"validationToken": bad})
         assert answer.status == 400
         assert answer.content_type == "application/json"
         assert bad[:20] not in answer.body or bad == ""
@@ -148,7 +88,7 @@ def test_handshake_tokens_are_bounded(route, log: pytest.LogCaptureFixture) -> N
 
 
 def test_a_calendar_notification_becomes_calendar_work() -> None:
-    answer = _post(_body(_change(RECORDS["sub-cal-a"], change_type="created")))
+    answer = post_to_webhook(notification_body(change_notification(RECORDS["sub-cal-a"], change_type="created")))
     assert (answer.status, answer.body, answer.content_type) == (202, "{}", "application/json")
     assert answer.work == [
         CalendarWork(user_id=USER_A, subscription_id="sub-cal-a", change_type="created", received_at=NOW)
@@ -163,34 +103,34 @@ USER_GUID = "9f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
     [f"Users/{USER_GUID}", f"users/{USER_GUID}", f"Users('{USER_GUID}')", f"Users/{USER_GUID}@{TENANT_ID}"],
 )
 def test_a_users_notification_names_the_user_from_its_resource(resource: str) -> None:
-    notification = _change(RECORDS["sub-users"], item="other-id", resource=resource)
-    (item,) = _post(_body(notification)).work
+    notification = change_notification(RECORDS["sub-users"], item="other-id", resource=resource)
+    (item,) = post_to_webhook(notification_body(notification)).work
     assert (item.kind, item.user_id, item.change_type) == ("user", USER_GUID, "updated")
 
 
 def test_a_users_notification_without_a_user_is_dropped(log: pytest.LogCaptureFixture) -> None:
-    notification = _change(RECORDS["sub-users"], resource="Users", resourceData={"id": "../etc"})
-    answer = _post(_body(notification))
+    notification = change_notification(RECORDS["sub-users"], resource="Users", resourceData={"id": "../etc"})
+    answer = post_to_webhook(notification_body(notification))
     assert (answer.status, answer.work) == (202, [])
     assert "resource names no user" in _lines(log)[0]
 
 
 def test_contacts_notifications_queue_the_mailbox(log: pytest.LogCaptureFixture) -> None:
-    answer = _post(_body(_change(RECORDS["sub-contacts"])))
+    answer = post_to_webhook(notification_body(change_notification(RECORDS["sub-contacts"])))
     assert answer.status == 202
     assert [(w.kind, w.user_id) for w in answer.work] == [("contacts", USER_A)]
     assert _lines(log) == []
 
 
 def test_several_subscriptions_in_one_post() -> None:
-    body = _body(
-        _change(RECORDS["sub-cal-a"]),
-        _change(RECORDS["sub-users"], item=USER_C),
-        _change(RECORDS["sub-cal-b"], change_type="deleted"),
-        _change(RECORDS["sub-contacts"]),
-        _change(_record("sub-rogue")),
+    body = notification_body(
+        change_notification(RECORDS["sub-cal-a"]),
+        change_notification(RECORDS["sub-users"], item=USER_C),
+        change_notification(RECORDS["sub-cal-b"], change_type="deleted"),
+        change_notification(RECORDS["sub-contacts"]),
+        change_notification(subscription_record("sub-rogue")),
     )
-    work = _post(body).work
+    work = post_to_webhook(body).work
     assert [(w.kind, w.user_id, w.change_type) for w in work] == [
         ("calendar", USER_A, "updated"),
         ("user", USER_C, "updated"),
@@ -202,7 +142,7 @@ def test_several_subscriptions_in_one_post() -> None:
 @pytest.mark.parametrize("item", ["..", ".", "not-a-guid"])
 def test_a_users_notification_naming_a_malformed_user_is_dropped(item: str, log: pytest.LogCaptureFixture) -> None:
     """Fault: `Users/..` became user work for "..", then GET /v1.0/ in the worker and a poison message."""
-    answer = _post(_body(_change(RECORDS["sub-users"], item=item)))
+    answer = post_to_webhook(notification_body(change_notification(RECORDS["sub-users"], item=item)))
     assert (answer.status, answer.work) == (202, [])
     assert _lines(log) == [
         'notification_dropped route=notifications subscription_id=sub-users reason="does not fit a work item"'
@@ -211,15 +151,19 @@ def test_a_users_notification_naming_a_malformed_user_is_dropped(item: str, log:
 
 def test_identical_work_within_one_post_collapses() -> None:
     a = RECORDS["sub-cal-a"]
-    body = _body(*[_change(a, item=f"ev{i}") for i in range(5)], _change(a, change_type="deleted"), _change(a))
-    work = _post(body).work
+    body = notification_body(
+        *[change_notification(a, item=f"ev{i}") for i in range(5)],
+        change_notification(a, change_type="deleted"),
+        change_notification(a),
+    )
+    work = post_to_webhook(body).work
     assert Counter(w.change_type for w in work) == {"updated": 1, "deleted": 1}
 
 
 def test_unknown_extra_fields_are_tolerated() -> None:
-    notification = _change(RECORDS["sub-cal-a"], encryptedContent={"data": "..."}, futureField=[1, 2])
+    notification = change_notification(RECORDS["sub-cal-a"], encryptedContent={"data": "..."}, futureField=[1, 2])
     notification["resourceData"]["newProperty"] = True
-    assert len(_post(json.dumps({"value": [notification], "extra": 1}).encode()).work) == 1
+    assert len(post_to_webhook(json.dumps({"value": [notification], "extra": 1}).encode()).work) == 1
 
 
 # -- dropped notifications ---------------------------------------------------------------------
@@ -234,36 +178,46 @@ def _assert_dropped(answer: WebhookAnswer, caplog: pytest.LogCaptureFixture, sub
 
 def test_client_state_mismatch_is_dropped_and_logged_without_the_secret(log: pytest.LogCaptureFixture) -> None:
     record = RECORDS["sub-cal-a"]
-    answer = _post(_body(_change(record, clientState="guessed-secret")))
+    answer = post_to_webhook(notification_body(change_notification(record, clientState="guessed-secret")))
     _assert_dropped(answer, log, "sub-cal-a", "clientState mismatch")
     assert "guessed-secret" not in log.text and record.client_state not in log.text
 
 
 def test_missing_client_state_is_dropped(log: pytest.LogCaptureFixture) -> None:
-    notification = _change(RECORDS["sub-cal-a"])
+    notification = change_notification(RECORDS["sub-cal-a"])
     del notification["clientState"]
-    _assert_dropped(_post(_body(notification)), log, "sub-cal-a", "clientState mismatch")
+    _assert_dropped(post_to_webhook(notification_body(notification)), log, "sub-cal-a", "clientState mismatch")
 
 
 def test_an_empty_stored_secret_authenticates_nothing(log: pytest.LogCaptureFixture) -> None:
-    record = _record("sub-empty").model_copy(update={"client_state": ""})
-    answer = _post(_body(_change(record)), lookup={record.id: record}.get)
+    record = subscription_record("sub-empty").model_copy(update={"client_state": ""})
+    answer = post_to_webhook(notification_body(change_notification(record)), lookup={record.id: record}.get)
     _assert_dropped(answer, log, "sub-empty", "clientState mismatch")
 
 
 def test_unknown_subscription_is_dropped(log: pytest.LogCaptureFixture) -> None:
-    _assert_dropped(_post(_body(_change(_record("sub-gone")))), log, "sub-gone", "unknown subscription")
+    _assert_dropped(
+        post_to_webhook(notification_body(change_notification(subscription_record("sub-gone")))),
+        log,
+        "sub-gone",
+        "unknown subscription",
+    )
 
 
 def test_foreign_tenant_is_dropped(log: pytest.LogCaptureFixture) -> None:
-    answer = _post(_body(_change(RECORDS["sub-cal-a"], tenantId=OTHER_TENANT)))
+    answer = post_to_webhook(notification_body(change_notification(RECORDS["sub-cal-a"], tenantId=OTHER_TENANT)))
     _assert_dropped(answer, log, "sub-cal-a", "foreign tenant")
 
 
 def test_tenant_ids_compare_as_guids() -> None:
     for spelling in [TENANT_ID.upper(), "{" + TENANT_ID + "}", TENANT_ID.replace("-", "")]:
-        assert len(_post(_body(_change(RECORDS["sub-cal-a"], tenantId=spelling))).work) == 1
-    assert _post(_body(_change(RECORDS["sub-cal-a"], tenantId="not-a-guid"))).work == []
+        assert (
+            len(post_to_webhook(notification_body(change_notification(RECORDS["sub-cal-a"], tenantId=spelling))).work)
+            == 1
+        )
+    assert (
+        post_to_webhook(notification_body(change_notification(RECORDS["sub-cal-a"], tenantId="not-a-guid"))).work == []
+    )
 
 
 def test_client_state_is_compared_in_constant_time_as_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,7 +230,9 @@ def test_client_state_is_compared_in_constant_time_as_bytes(monkeypatch: pytest.
 
     monkeypatch.setattr(hmac, "compare_digest", recording)
     record = RECORDS["sub-cal-b"]
-    _post(_body(_change(record), _change(record, clientState="wrong", item="x")))
+    post_to_webhook(
+        notification_body(change_notification(record), change_notification(record, clientState="wrong", item="x"))
+    )
     assert calls == [
         (record.client_state.encode(), record.client_state.encode()),
         (b"wrong", record.client_state.encode()),
@@ -284,8 +240,13 @@ def test_client_state_is_compared_in_constant_time_as_bytes(monkeypatch: pytest.
 
 
 def test_a_rogue_sender_learns_nothing_from_the_answer() -> None:
-    genuine = _post(_body(_change(RECORDS["sub-cal-a"])))
-    rogue = _post(_body(_change(RECORDS["sub-cal-a"], clientState="x"), _change(_record("sub-nope"))))
+    genuine = post_to_webhook(notification_body(change_notification(RECORDS["sub-cal-a"])))
+    rogue = post_to_webhook(
+        notification_body(
+            change_notification(RECORDS["sub-cal-a"], clientState="x"),
+            change_notification(subscription_record("sub-nope")),
+        )
+    )
     assert (genuine.status, genuine.body) == (rogue.status, rogue.body)
 
 
@@ -294,14 +255,16 @@ def test_ids_that_cannot_be_subscription_ids_are_dropped_without_a_lookup(
     sub_id: str, log: pytest.LogCaptureFixture
 ) -> None:
     looked_up: list[str] = []
-    answer = _post(_body(_change(_record(sub_id))), lookup=lambda s: looked_up.append(s))
+    answer = post_to_webhook(
+        notification_body(change_notification(subscription_record(sub_id))), lookup=lambda s: looked_up.append(s)
+    )
     assert (answer.status, answer.work, looked_up) == (202, [], [])
     assert "not a subscription id" in _lines(log)[0]
 
 
 def test_a_flood_of_forged_notifications_does_not_flood_the_log(log: pytest.LogCaptureFixture) -> None:
-    forged = [_change(RECORDS["sub-cal-a"], clientState=f"guess-{i}", item=f"e{i}") for i in range(999)]
-    answer = _post(_body(*forged, _change(RECORDS["sub-cal-b"])))
+    forged = [change_notification(RECORDS["sub-cal-a"], clientState=f"guess-{i}", item=f"e{i}") for i in range(999)]
+    answer = post_to_webhook(notification_body(*forged, change_notification(RECORDS["sub-cal-b"])))
     assert (answer.status, [w.user_id for w in answer.work]) == (202, [USER_B])
     lines = _lines(log)
     assert len(lines) == MAX_DROP_LINES_PER_POST + 1
@@ -309,8 +272,8 @@ def test_a_flood_of_forged_notifications_does_not_flood_the_log(log: pytest.LogC
 
 
 def test_fields_too_long_for_a_work_item_are_dropped_not_raised(log: pytest.LogCaptureFixture) -> None:
-    record = _record("sub-long", user_id="u" * 129)
-    answer = _post(_body(_change(record)), lookup={record.id: record}.get)
+    record = subscription_record("sub-long", user_id="u" * 129)
+    answer = post_to_webhook(notification_body(change_notification(record)), lookup={record.id: record}.get)
     _assert_dropped(answer, log, "sub-long", "does not fit a work item")
 
 
@@ -319,7 +282,7 @@ def _failing_lookup(subscription_id: str) -> SubscriptionRecord | None:
 
 
 def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> None:
-    answer = _post(_body(_change(RECORDS["sub-cal-a"])), lookup=_failing_lookup)
+    answer = post_to_webhook(notification_body(change_notification(RECORDS["sub-cal-a"])), lookup=_failing_lookup)
     assert (answer.status, answer.work) == (503, [])
     assert _lines(log, logging.ERROR)
 
@@ -330,7 +293,7 @@ def test_a_storage_outage_asks_graph_to_retry(log: pytest.LogCaptureFixture) -> 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])
 def test_lifecycle_events_become_lifecycle_work(route, event: str) -> None:
-    answer = _post(_body(_lifecycle(RECORDS["sub-cal-b"], event)), route)
+    answer = post_to_webhook(notification_body(lifecycle_notification(RECORDS["sub-cal-b"], event)), route)
     assert answer.status == 202
     assert answer.work == [
         LifecycleWork(subscription_id="sub-cal-b", lifecycle_event=event, user_id=USER_B, received_at=NOW)
@@ -338,11 +301,11 @@ def test_lifecycle_events_become_lifecycle_work(route, event: str) -> None:
 
 
 def test_lifecycle_events_of_users_and_contacts_subscriptions_are_queued_too() -> None:
-    body = _body(
-        _lifecycle(RECORDS["sub-users"], "reauthorizationRequired"),
-        _lifecycle(RECORDS["sub-contacts"], "missed"),
+    body = notification_body(
+        lifecycle_notification(RECORDS["sub-users"], "reauthorizationRequired"),
+        lifecycle_notification(RECORDS["sub-contacts"], "missed"),
     )
-    work = _post(body, receive_lifecycle).work
+    work = post_to_webhook(body, receive_lifecycle).work
     assert [(w.subscription_id, w.lifecycle_event, w.user_id) for w in work] == [
         ("sub-users", "reauthorizationRequired", None),
         ("sub-contacts", "missed", USER_A),
@@ -351,18 +314,20 @@ def test_lifecycle_events_of_users_and_contacts_subscriptions_are_queued_too() -
 
 def test_lifecycle_notifications_are_authenticated_like_changes(log: pytest.LogCaptureFixture) -> None:
     record = RECORDS["sub-cal-a"]
-    body = _body(
-        _lifecycle(record, "subscriptionRemoved", clientState="forged"),
-        _lifecycle(record, "missed", tenantId=OTHER_TENANT),
-        _lifecycle(_record("sub-unknown"), "missed"),
+    body = notification_body(
+        lifecycle_notification(record, "subscriptionRemoved", clientState="forged"),
+        lifecycle_notification(record, "missed", tenantId=OTHER_TENANT),
+        lifecycle_notification(subscription_record("sub-unknown"), "missed"),
     )
-    answer = _post(body, receive_lifecycle)
+    answer = post_to_webhook(body, receive_lifecycle)
     assert (answer.status, answer.work) == (202, [])
     assert len(_lines(log)) == 3
 
 
 def test_an_unknown_lifecycle_event_is_dropped_not_refused(log: pytest.LogCaptureFixture) -> None:
-    answer = _post(_body(_lifecycle(RECORDS["sub-cal-a"], "somethingNew")), receive_lifecycle)
+    answer = post_to_webhook(
+        notification_body(lifecycle_notification(RECORDS["sub-cal-a"], "somethingNew")), receive_lifecycle
+    )
     _assert_dropped(answer, log, "sub-cal-a", "unsupported lifecycle event")
 
 
@@ -384,7 +349,7 @@ def test_an_unknown_lifecycle_event_is_dropped_not_refused(log: pytest.LogCaptur
     ],
 )
 def test_malformed_bodies_are_refused_with_400(route, body: bytes, reason: str, log: pytest.LogCaptureFixture) -> None:
-    answer = _post(body, route)
+    answer = post_to_webhook(body, route)
     assert answer.status == 400
     assert answer.content_type == "application/json"
     assert "error" in json.loads(answer.body)
@@ -394,31 +359,36 @@ def test_malformed_bodies_are_refused_with_400(route, body: bytes, reason: str, 
 
 
 def test_the_log_never_carries_payload_contents(log: pytest.LogCaptureFixture) -> None:
-    secret_looking = _change(RECORDS["sub-cal-a"], clientState="Z" * 300)  # too long: schema error
-    _post(_body(secret_looking))
+    secret_looking = change_notification(RECORDS["sub-cal-a"], clientState="Z" * 300)  # too long: schema error
+    post_to_webhook(notification_body(secret_looking))
     assert "ZZZZ" not in log.text
     assert "Events" not in log.text
 
 
 def test_overlong_fields_are_refused() -> None:
     record = RECORDS["sub-cal-a"]
-    assert _post(_body(_change(record, clientState="s" * 256))).status == 400
-    assert _post(_body(_change(record, subscriptionId="s" * 257))).status == 400
-    assert _post(_body(_change(record, clientState="s" * 255))).status == 202  # dropped, not refused
+    assert post_to_webhook(notification_body(change_notification(record, clientState="s" * 256))).status == 400
+    assert post_to_webhook(notification_body(change_notification(record, subscriptionId="s" * 257))).status == 400
+    assert (
+        post_to_webhook(notification_body(change_notification(record, clientState="s" * 255))).status == 202
+    )  # dropped, not refused
 
 
 def test_too_many_notifications_in_one_post_are_refused() -> None:
     record = RECORDS["sub-cal-a"]
-    assert _post(_body(*[_change(record)] * MAX_NOTIFICATIONS_PER_POST)).status == 202
-    assert _post(_body(*[_change(record)] * (MAX_NOTIFICATIONS_PER_POST + 1))).status == 400
+    assert post_to_webhook(notification_body(*[change_notification(record)] * MAX_NOTIFICATIONS_PER_POST)).status == 202
+    assert (
+        post_to_webhook(notification_body(*[change_notification(record)] * (MAX_NOTIFICATIONS_PER_POST + 1))).status
+        == 400
+    )
 
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_oversized_bodies_are_refused_with_413(route, log: pytest.LogCaptureFixture) -> None:
-    answer = _post(b" " * (MAX_BODY_BYTES + 1), route)
+    answer = post_to_webhook(b" " * (MAX_BODY_BYTES + 1), route)
     assert (answer.status, answer.content_type, answer.work) == (413, "application/json", [])
     assert f"body_bytes={MAX_BODY_BYTES + 1}" in _lines(log)[0]
-    assert _post(b" " * MAX_BODY_BYTES, route).status == 400  # at the limit: parsed (and refused as not JSON)
+    assert post_to_webhook(b" " * MAX_BODY_BYTES, route).status == 400  # at the limit: parsed (and refused as not JSON)
 
 
 # -- no input makes the routes fail ------------------------------------------------------------
@@ -452,7 +422,7 @@ _query = st.one_of(
 @given(query=_query, body=st.one_of(st.binary(max_size=300), _json_body))
 def test_no_input_makes_the_routes_raise_or_fail(query: dict[str, str], body: bytes) -> None:
     for route in ROUTES:
-        answer = _post(body, route, query)
+        answer = post_to_webhook(body, route, query)
         assert answer.status < 500
         assert answer.content_type in ("text/plain", "application/json")
         answer.body.encode("utf-8")  # the HTTP layer can always send it
@@ -500,7 +470,7 @@ def test_cache_remembers_misses_briefly() -> None:
     for _ in range(100):
         assert cache.get("sub-flood") is None
     assert store.reads["sub-flood"] == 1
-    store.records["sub-flood"] = _record("sub-flood")  # created meanwhile
+    store.records["sub-flood"] = subscription_record("sub-flood")  # created meanwhile
     clock.now += 4.9
     assert cache.get("sub-flood") is None
     clock.now += 0.2  # past 5 s
@@ -547,7 +517,15 @@ def test_the_cache_plugs_into_the_route_as_lookup() -> None:
     cache = SubscriptionCache(store, clock=_Clock())
     record = RECORDS["sub-cal-a"]
     for _ in range(3):
-        assert len(_post(_body(_change(record), _change(record, item="e2")), lookup=cache.get).work) == 1
+        assert (
+            len(
+                post_to_webhook(
+                    notification_body(change_notification(record), change_notification(record, item="e2")),
+                    lookup=cache.get,
+                ).work
+            )
+            == 1
+        )
     assert store.reads["sub-cal-a"] == 1
 
 
@@ -617,15 +595,17 @@ def test_a_storage_failure_while_looking_up_the_subscription_answers_503_and_is_
     record = RECORDS["sub-cal-a"]
     state.save_subscription(record)
     cache = SubscriptionCache(state, clock=_Clock())
-    notification = _lifecycle(record, "missed") if route is receive_lifecycle else _change(record)
+    notification = (
+        lifecycle_notification(record, "missed") if route is receive_lifecycle else change_notification(record)
+    )
 
     table.error = failure
-    answer = _post(_body(notification), route, lookup=cache.get)
+    answer = post_to_webhook(notification_body(notification), route, lookup=cache.get)
     assert (answer.status, answer.work) == (503, [])
     assert any("webhook_lookup_failed" in line for line in _lines(log, logging.ERROR))
 
     table.error = None  # storage is back: Graph's redelivery is read afresh, not answered from a cached miss
-    answer = _post(_body(notification), route, lookup=cache.get)
+    answer = post_to_webhook(notification_body(notification), route, lookup=cache.get)
     assert answer.status == 202
     assert [work.user_id for work in answer.work] == [USER_A]
     assert table.reads == 2
@@ -635,7 +615,7 @@ def test_an_id_table_storage_refuses_as_a_key_is_still_not_ours(log: pytest.LogC
     table = _SubscriptionsTable()
     table.error = _storage_answer(400)  # Table Storage's answer to a key it cannot use
     cache = SubscriptionCache(StateStore(table), clock=_Clock())  # type: ignore[arg-type]
-    answer = _post(_body(_change(_record("sub-odd"))), lookup=cache.get)
+    answer = post_to_webhook(notification_body(change_notification(subscription_record("sub-odd"))), lookup=cache.get)
     _assert_dropped(answer, log, "sub-odd", "unknown subscription")
 
 
@@ -645,7 +625,7 @@ def test_an_id_table_storage_refuses_as_a_key_is_still_not_ours(log: pytest.LogC
 @pytest.mark.parametrize("route", ROUTES)
 def test_the_handshake_echo_tells_browsers_not_to_sniff_its_type(route) -> None:
     """The echoed token is attacker-chosen text: it must never be taken for HTML or script."""
-    answer = _post(b"", route, {"validationToken": "<script>alert(1)</script>"})
+    answer = post_to_webhook(b"", route, {"validationToken": "<script>alert(1)</script>"})
     assert (answer.status, answer.content_type) == (200, "text/plain")
     assert answer.headers == {"X-Content-Type-Options": "nosniff"}
 
@@ -653,13 +633,13 @@ def test_the_handshake_echo_tells_browsers_not_to_sniff_its_type(route) -> None:
 @pytest.mark.parametrize(
     ("body", "lookup", "status"),
     [
-        (_body(_change(RECORDS["sub-cal-a"])), RECORDS.get, 202),
+        (notification_body(change_notification(RECORDS["sub-cal-a"])), RECORDS.get, 202),
         (b"{not json", RECORDS.get, 400),
         (b"x" * (MAX_BODY_BYTES + 1), RECORDS.get, 413),
-        (_body(_change(RECORDS["sub-cal-a"])), _failing_lookup, 503),
+        (notification_body(change_notification(RECORDS["sub-cal-a"])), _failing_lookup, 503),
     ],
 )
 def test_every_json_answer_tells_browsers_not_to_sniff_its_type(body: bytes, lookup, status: int) -> None:
-    answer = _post(body, lookup=lookup)
+    answer = post_to_webhook(body, lookup=lookup)
     assert (answer.status, answer.content_type) == (status, "application/json")
     assert answer.headers == {"X-Content-Type-Options": "nosniff"}
