@@ -224,6 +224,20 @@ class StateStore:
     def delete_presence(self, m365_id: str) -> None:
         self._table("presence").delete_entity("user", m365_id)
 
+    # -- tenant-wide markers -------------------------------------------------------------------------
+    def graph_brake_until(self) -> datetime | None:
+        """Until when calendar reads are held back because Graph was unavailable (None: not braked)."""
+        try:
+            entity = self._table("markers").get_entity("marker", "graph-brake")
+        except ResourceNotFoundError:
+            return None
+        until: datetime = entity["until"]
+        return until
+
+    def brake_graph(self, until: datetime) -> None:
+        entity = {"PartitionKey": "marker", "RowKey": "graph-brake", "until": until}
+        self._table("markers").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
     # -- contacts: the mirror of Outlook contacts per mailbox, folders, phonebooks written ---
     def contact_mirror(self, mailbox: str) -> dict[str, dict[str, Any]]:
         """The mailbox's contacts as of the last delta rounds, keyed by contact id (raw Graph JSON)."""

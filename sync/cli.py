@@ -371,6 +371,8 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"{run.started_at:%Y-%m-%d %H:%M:%S} {run.kind:<13} {run.trigger:<6} {run.status:<9}{about} {counts}")
         if run.guard:
             print(f"    ! {run.guard}")
+        for line in run.skipped[:5]:
+            print(f"    ~ {line}")
         for error in run.errors[:5]:
             print(f"    ✗ {error}")
     return EXIT_OK

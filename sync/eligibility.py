@@ -84,3 +84,20 @@ def calendar_is_stale(state: PresenceState | None, at: datetime, refresh_minutes
     if state is None or state.refreshed_at is None:
         return True
     return at - state.refreshed_at > timedelta(minutes=refresh_minutes)
+
+
+# A queued calendar read not done within this is taken as lost, and queued again.
+QUEUED_READ_GRACE = timedelta(minutes=15)
+
+
+def calendar_read_due(state: PresenceState | None, at: datetime, refresh_minutes: int, *, everyone: bool) -> bool:
+    """Whether the presence pass should have this calendar read now (`everyone`: the nightly re-read).
+
+    Not while backing off after failed reads or while Graph refuses the calendar (until
+    `read_again_at`), and not while a read is already queued (at most one per calendar).
+    """
+    if state is not None and state.read_again_at is not None and at < state.read_again_at:
+        return False
+    if not everyone and not calendar_is_stale(state, at, refresh_minutes):
+        return False
+    return state is None or state.refresh_queued_at is None or at - state.refresh_queued_at >= QUEUED_READ_GRACE

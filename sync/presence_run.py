@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.errors import UpstreamUnavailable, one_line
+from shared.graph import GraphApiError
 from shared.graph_models import GraphEvent
 from shared.queues import WorkQueue
 from shared.settings import Settings
@@ -26,7 +27,7 @@ from shared.state import ConcurrentUpdate
 from shared.telemetry import log_event
 from shared.threecx_models import TcxUser
 from shared.work_items import BoundaryWork, Work
-from sync.eligibility import Audience, calendar_is_stale
+from sync.eligibility import Audience, calendar_read_due
 from sync.envelope import RunReport, RunStore, run_envelope
 from sync.options import tenant_defaults
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
@@ -38,6 +39,12 @@ WINDOW_BEFORE = timedelta(minutes=5)
 WINDOW_AFTER = timedelta(days=2)
 _CONFLICT_RETRIES = 4
 PRESENCE_LOCK = "presence-pass"
+# A calendar Graph refuses (403: outside an Exchange RBAC scope; 404: no mailbox) is read again
+# this rarely; one that fails for an outage backs off from a minute, doubling, up to an hour;
+# an outage holds every calendar read back for GRAPH_BRAKE.
+UNREADABLE_RETRY = timedelta(hours=6)
+READ_BACKOFF_MAX = timedelta(hours=1)
+GRAPH_BRAKE = timedelta(minutes=15)
 
 Outcome = Literal["changed", "reverted", "unchanged", "failed", "skipped"]
 
@@ -60,6 +67,10 @@ class PresenceStore(Protocol):
         ...
 
     def delete_presence(self, m365_id: str) -> None: ...
+
+    def graph_brake_until(self) -> datetime | None: ...
+
+    def brake_graph(self, until: datetime) -> None: ...
 
 
 class PassStore(PresenceStore, RunStore, Protocol):
@@ -121,7 +132,10 @@ class PresenceCounts:
     unchanged: int = 0
     failed: int = 0
     refreshed: int = 0
+    held: int = 0  # calendar reads held back while Graph is unavailable
+    unreadable: int = 0  # calendars Graph refuses, read again only rarely
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     aborted: str | None = None  # an outage stopped the pass
 
     def add(self, outcome: Outcome) -> None:
@@ -144,6 +158,8 @@ class PresenceCounts:
             "unchanged": self.unchanged,
             "failed": self.failed,
             "refreshed": self.refreshed,
+            "held": self.held,
+            "unreadable": self.unreadable,
         }
 
 
@@ -178,12 +194,22 @@ def reconcile_user(
     elif state.tcx_user_id != link.tcx_user_id:  # its 3CX user was recreated: start afresh
         state = PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id, etag=state.etag)
     intervals = None
+    if refresh and _braked(rt, now):
+        refresh = False  # Graph was unavailable a moment ago: decide on what is stored
     if refresh:
-        events = rt.graph.calendar_view(m365_id, now - WINDOW_BEFORE, now + WINDOW_AFTER)
-        intervals = map_events(events, rt.settings.status_map, ZoneInfo(rt.settings.calendar_time_zone))
+        try:
+            events = rt.graph.calendar_view(m365_id, now - WINDOW_BEFORE, now + WINDOW_AFTER)
+            intervals = map_events(events, rt.settings.status_map, ZoneInfo(rt.settings.calendar_time_zone))
+        except GraphApiError as error:  # refused: this calendar only, read again rarely
+            state = _read_failed(state, now, unreadable=f"{error.status} {error.code}")
+            log_event("calendar_unreadable", logging.WARNING, kind="presence", user=m365_id, error=one_line(error))
+        except UpstreamUnavailable as error:  # an outage: back off, and hold every read back for a while
+            state = _read_failed(state, now, unreadable=None)
+            rt.state.brake_graph(now + GRAPH_BRAKE)
+            log_event("calendar_read_failed", logging.WARNING, kind="presence", user=m365_id, error=one_line(error))
     for _attempt in range(_CONFLICT_RETRIES):
         if intervals is not None:
-            state = state.model_copy(update={"intervals": intervals, "refreshed_at": now})
+            state = state.model_copy(update={"intervals": intervals, "refreshed_at": now, **_READ_OK})
         decision = _decide(rt, state, now)
         # Claim the decision in state first (ETag): a conflict then costs nothing but a re-read,
         # because 3CX has not been written yet. Only the winner writes to 3CX.
@@ -213,6 +239,28 @@ def reconcile_user(
             scheduler.schedule(BoundaryWork(user_id=m365_id, due=due), due - now)
         return decision.outcome
     raise ConcurrentUpdate(m365_id)
+
+
+_READ_OK: dict[str, object] = {"refresh_queued_at": None, "read_failures": 0, "read_again_at": None, "unreadable": None}
+
+
+def _read_failed(state: PresenceState, now: datetime, *, unreadable: str | None) -> PresenceState:
+    """The state after a failed calendar read: when to try again, and why not sooner."""
+    failures = state.read_failures + 1
+    wait = UNREADABLE_RETRY if unreadable else min(READ_BACKOFF_MAX, timedelta(minutes=2 ** (failures - 1)))
+    update = {"read_failures": failures, "read_again_at": now + wait, "unreadable": unreadable}
+    return state.model_copy(update={**update, "refresh_queued_at": None})
+
+
+def _mark_queued(rt: PassPorts, state: PresenceState, now: datetime) -> None:
+    """Remember that a read is queued, so the next passes do not queue it again."""
+    with contextlib.suppress(ConcurrentUpdate):  # someone else is deciding for this user: fine
+        rt.state.save_presence(state.model_copy(update={"refresh_queued_at": now}))
+
+
+def _braked(rt: PresencePorts, now: datetime) -> bool:
+    until = rt.state.graph_brake_until()
+    return until is not None and now < until
 
 
 @dataclass
@@ -292,7 +340,9 @@ def run_presence_pass(
         except UpstreamUnavailable as error:
             counts.aborted = one_line(error)
         finally:
-            run.report = RunReport(counts=counts.as_dict(), failures=list(counts.errors), aborted=counts.aborted)
+            run.report = RunReport(
+                counts=counts.as_dict(), failures=list(counts.errors), skipped=counts.skipped, aborted=counts.aborted
+            )
     return counts
 
 
@@ -310,16 +360,25 @@ def _pass(
     # Users who left or turned the option off: forget their state (their status is never touched).
     for m365_id in set(states) - set(calendar_users):
         rt.state.delete_presence(m365_id)
+    braked = _braked(rt, now)
     for m365_id, link in calendar_users.items():
         state = states.get(m365_id)
-        due = refresh_all or calendar_is_stale(state, now, rt.settings.calendar_refresh_minutes)
+        if state is not None and state.unreadable:
+            counts.unreadable += 1
+            again = f"{state.read_again_at:%Y-%m-%d %H:%M} UTC" if state.read_again_at else "later"
+            counts.skipped.append(f"{link.upn}: calendar unreadable ({state.unreadable}); read again after {again}")
+        due = calendar_read_due(state, now, rt.settings.calendar_refresh_minutes, everyone=refresh_all)
+        if due and braked:
+            counts.held += 1  # Graph was unavailable a moment ago: no read now, the brake lifts by itself
+            due = False
         if due and enqueue_refresh is not None:
             enqueue_refresh(m365_id)
+            _mark_queued(rt, state or PresenceState(m365_id=m365_id, tcx_user_id=link.tcx_user_id), now)
             counts.refreshed += 1
             continue
-        if not due and state is not None:
-            interval = wanted_interval(state.intervals, now)
-            if not needs_attention(state, interval.status if interval else None):
+        if not due:
+            interval = wanted_interval(state.intervals, now) if state is not None else None
+            if state is None or not needs_attention(state, interval.status if interval else None):
                 counts.unchanged += 1
                 continue
         try:

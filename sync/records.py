@@ -88,5 +88,9 @@ class PresenceState(BaseModel):
     # A status the connector wrote whose answer never came (a 504 after 3CX applied it, say):
     # if 3CX shows it at the next look, it is the connector's own, never the user's "previous".
     pending_status: str | None = None
+    refresh_queued_at: datetime | None = None  # a calendar read was queued then, not done yet
+    read_failures: int = 0  # calendar reads that failed in a row
+    read_again_at: datetime | None = None  # no read before then (backing off, or unreadable)
+    unreadable: str | None = None  # why Graph refuses this calendar (e.g. "403 ErrorAccessDenied")
     next_boundary: datetime | None = None  # the boundary a queue message is scheduled for
     etag: str | None = Field(None, exclude=True)

@@ -327,3 +327,56 @@ def test_paused_means_queued_work_changes_nothing(office: Tenant, monkeypatch: p
     reset_process_runtime()
     assert _drain(office, Recorder(), T0) == ["paused"]
     assert _status(office, "user000@contoso.com") == "Available"
+
+
+def _queued_pass(rt, now: datetime) -> tuple[list[str], object]:
+    """A presence pass as the timer runs it: due calendars handed to the queue (recorded here)."""
+    queued: list[str] = []
+    counts = run_presence_pass(rt, now=now, scheduler=Recorder(), enqueue_refresh=queued.append)
+    return queued, counts
+
+
+def test_a_calendar_is_queued_for_a_refresh_at_most_once(office: Tenant) -> None:
+    """The fault: every pass queued every stale calendar again, with no memory of what was queued."""
+    rt = process_runtime()
+    first, _ = _queued_pass(rt, T0)
+    assert len(first) == 3
+    again, _ = _queued_pass(rt, T0 + timedelta(minutes=1))
+    assert again == []  # still queued: not again
+    lost, _ = _queued_pass(rt, T0 + timedelta(minutes=16))
+    assert sorted(lost) == sorted(first)  # queued long ago and never read: the message is taken as lost
+
+
+def test_a_calendar_graph_refuses_is_marked_unreadable_and_read_rarely(office: Tenant) -> None:
+    """The fault: a calendar answering 403 (an Exchange RBAC scope) was queued every minute and poisoned."""
+    uid = _id(office, "user001@contoso.com")
+    office.graph.inject(403, count=100, path_pattern=rf"/users/{uid}/calendarView")
+    rt = process_runtime()
+    queued, _ = _queued_pass(rt, T0)
+    for user_id in queued:
+        result = handle_work(rt, CalendarWork(user_id=user_id), Recorder(), now=T0)
+        assert isinstance(result, Done)  # nothing raised: no retry, no poison queue
+
+    queued, counts = _queued_pass(rt, T0 + timedelta(hours=1))
+    assert uid not in queued and len(queued) == 2  # the others are simply due again
+    (record,) = [r for r in office.state.recent_runs("presence", 10) if r.trigger == "cli"][:1]
+    assert record.counts["unreadable"] == 1
+    assert any(line.startswith("user001@contoso.com: calendar unreadable (403") for line in record.skipped)
+    later, _ = _queued_pass(rt, T0 + timedelta(hours=7))
+    assert uid in later  # tried again, rarely
+
+
+def test_while_graph_is_unavailable_the_pass_queues_no_refresh(office: Tenant) -> None:
+    """The fault: in a Graph outage every stale calendar was queued every minute (600,000 messages an
+    hour for 10,000 users)."""
+    office.graph.inject(503, count=1000, path_pattern=r"/calendarView")
+    rt = process_runtime()
+    queued, _ = _queued_pass(rt, T0)
+    handle_work(rt, CalendarWork(user_id=queued[0]), Recorder(), now=T0)  # meets the outage
+
+    braked, counts = _queued_pass(rt, T0 + timedelta(minutes=10))
+    assert braked == []
+    assert counts.held == 1  # due again after its backoff, held back by the brake (the others are still queued)
+    office.graph.faults.clear()
+    after, _ = _queued_pass(rt, T0 + timedelta(hours=2))
+    assert len(after) == 3

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.settings import load_settings
-from sync.eligibility import Audience, calendar_is_stale, is_paused
+from sync.eligibility import Audience, calendar_is_stale, calendar_read_due, is_paused
 from sync.options import UserOptions
 from sync.records import Link, OptionOverrides, PresenceState
 
@@ -89,3 +89,41 @@ def test_a_calendar_is_stale_when_never_read_or_older_than_the_refresh_age(
 def test_paused_follows_sync_paused() -> None:
     assert is_paused(load_settings(SYNC_PAUSED="true")) is True
     assert is_paused(load_settings()) is False
+
+
+@pytest.mark.parametrize(
+    ("state", "everyone", "due"),
+    [
+        pytest.param(None, False, True, id="never read"),
+        pytest.param(PresenceState(m365_id="a", tcx_user_id=1, refreshed_at=NOW), False, False, id="fresh"),
+        pytest.param(PresenceState(m365_id="a", tcx_user_id=1, refreshed_at=NOW), True, True, id="fresh, nightly"),
+        pytest.param(
+            PresenceState(m365_id="a", tcx_user_id=1, refresh_queued_at=NOW - timedelta(minutes=14)),
+            True,
+            False,
+            id="already queued",
+        ),
+        pytest.param(
+            PresenceState(m365_id="a", tcx_user_id=1, refresh_queued_at=NOW - timedelta(minutes=15)),
+            False,
+            True,
+            id="queued so long ago the message is taken as lost",
+        ),
+        pytest.param(
+            PresenceState(m365_id="a", tcx_user_id=1, read_again_at=NOW + timedelta(seconds=1), unreadable="403 x"),
+            True,
+            False,
+            id="unreadable until later, even at night",
+        ),
+        pytest.param(
+            PresenceState(m365_id="a", tcx_user_id=1, read_again_at=NOW, read_failures=3),
+            False,
+            True,
+            id="backoff over",
+        ),
+    ],
+)
+def test_a_calendar_read_is_due_once_stale_never_twice_queued_and_not_while_backing_off(
+    state: PresenceState | None, everyone: bool, due: bool
+) -> None:
+    assert calendar_read_due(state, NOW, 15, everyone=everyone) is due

@@ -63,6 +63,14 @@ class MemoryStore:
     def delete_presence(self, m365_id: str) -> None:
         self.states.pop(m365_id, None)
 
+    brake: datetime | None = None
+
+    def graph_brake_until(self) -> datetime | None:
+        return self.brake
+
+    def brake_graph(self, until: datetime) -> None:
+        self.brake = until
+
 
 @dataclass
 class Pbx:
