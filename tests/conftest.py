@@ -38,6 +38,19 @@ WEBHOOK_URL = f"https://connector.fake.test/api/graph/notifications?code={FUNCTI
 PBX_ROOT = "https://pbx.fake.test:5001"
 
 
+# Every setting the commands need to reach the simulated Graph and 3CX (storage aside).
+SERVICE_SETTINGS = {
+    "GRAPH_TENANT_ID": TENANT_ID,
+    "GRAPH_CLIENT_ID": CLIENT_ID,
+    "GRAPH_CLIENT_SECRET": GRAPH_SECRET,
+    "GRAPH_AUTHORITY_HOST": GRAPH_ROOT,
+    "GRAPH_BASE_URL": f"{GRAPH_ROOT}/v1.0",
+    "TCX_BASE_URL": PBX_ROOT,
+    "TCX_CLIENT_ID": PBX_CLIENT_ID,
+    "TCX_CLIENT_SECRET": PBX_SECRET,
+}
+
+
 @pytest.fixture(autouse=True)
 def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No setting from the machine running the tests may leak into them."""
@@ -154,14 +167,7 @@ def tenant(
     graph = GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=GRAPH_SECRET)
     pbx = ThreeCXFake(client_id=PBX_CLIENT_ID, client_secret=PBX_SECRET)
     env = {
-        "GRAPH_TENANT_ID": TENANT_ID,
-        "GRAPH_CLIENT_ID": CLIENT_ID,
-        "GRAPH_CLIENT_SECRET": GRAPH_SECRET,
-        "GRAPH_AUTHORITY_HOST": GRAPH_ROOT,
-        "GRAPH_BASE_URL": f"{GRAPH_ROOT}/v1.0",
-        "TCX_BASE_URL": PBX_ROOT,
-        "TCX_CLIENT_ID": PBX_CLIENT_ID,
-        "TCX_CLIENT_SECRET": PBX_SECRET,
+        **SERVICE_SETTINGS,
         "AzureWebJobsStorage": storage_connection,
         "STATE_TABLE_PREFIX": table_prefix,
     }

@@ -6,18 +6,9 @@ import pytest
 import responses
 
 from sync.cli import main
-from tests.conftest import CLIENT_ID, GRAPH_ROOT, GRAPH_SECRET, PBX_CLIENT_ID, PBX_ROOT, PBX_SECRET, TENANT_ID
+from tests.conftest import SERVICE_SETTINGS
 
-CONFIGURED = {  # every setting the commands need, reaching hosts that answer nothing
-    "GRAPH_TENANT_ID": TENANT_ID,
-    "GRAPH_CLIENT_ID": CLIENT_ID,
-    "GRAPH_CLIENT_SECRET": GRAPH_SECRET,
-    "GRAPH_AUTHORITY_HOST": GRAPH_ROOT,
-    "GRAPH_BASE_URL": f"{GRAPH_ROOT}/v1.0",
-    "TCX_BASE_URL": PBX_ROOT,
-    "TCX_CLIENT_ID": PBX_CLIENT_ID,
-    "TCX_CLIENT_SECRET": PBX_SECRET,
-}
+CONFIGURED = SERVICE_SETTINGS  # every setting the commands need, reaching hosts that answer nothing
 
 
 def test_a_missing_setting_stops_with_exit_2_and_one_line(capsys: pytest.CaptureFixture[str]) -> None:
