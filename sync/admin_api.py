@@ -62,12 +62,13 @@ def user_plan(rt: Runtime, query: dict[str, str]) -> ApiResult:
 
 
 def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
-    """POST /api/admin/users/run[?only=UPN][&allow_deprovision=true]: run now."""
+    """POST /api/admin/users/run[?only=UPN][&allow_deprovision=true][&allow_mass_create=true]: run now."""
     try:
         result = run_user_sync(
             rt,
             only_upn=_only(query),
             allow_deprovision=_truthy(query.get("allow_deprovision")),
+            allow_mass_create=_truthy(query.get("allow_mass_create")),
             trigger="admin",
         )
     except MalformedId as error:
@@ -86,6 +87,8 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
     ]
     if result.plan.guard:
         body["guard"] = result.plan.guard.describe()
+    if result.plan.creation_guard:
+        body["creation_guard"] = result.plan.creation_guard.describe()
     return ApiResult(502 if result.aborted else 200, body)
 
 

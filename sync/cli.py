@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         help="apply disables/deletes even beyond the deletion guard (after checking the plan)",
     )
     users.add_argument(
+        "--allow-mass-create",
+        action="store_true",
+        help="apply creations even beyond the same guard's limits (after checking the plan)",
+    )
+    users.add_argument(
         "--full", action="store_true", help="re-read every Graph user instead of the changes since last run"
     )
     users.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)
@@ -189,6 +194,7 @@ def _users(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             only_upn=only,
             allow_deprovision=args.allow_deprovision,
+            allow_mass_create=args.allow_mass_create,
             full=args.full,
             progress=None if args.json else _progress(),
         )

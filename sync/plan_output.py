@@ -74,9 +74,14 @@ def render_plan(plan: UserPlan, *, title: str = "User sync plan") -> str:
         lines.append(f"  ! held back: {plan.guard.describe()}")
         lines.extend(f"      ! {action.kind} {describe_action(action)}" for action in plan.guard.held[:_MAX_SHOWN])
         lines.append("")
+    if plan.creation_guard:
+        creation = plan.creation_guard
+        lines.append(f"  ! held back: {creation.describe()}")
+        lines.extend(f"      ! {action.kind} {describe_action(action)}" for action in creation.held[:_MAX_SHOWN])
+        lines.append("")
     counts = [f"{len(plan.of_kind(kind))} to {kind}" for kind in ("create", "link", "update", "disable", "delete")]
     lines.append("Plan: " + ", ".join(counts) + f"; {plan.unchanged} unchanged.")
-    if not plan.actions and not plan.guard:
+    if not plan.actions and not plan.guard and not plan.creation_guard:
         lines.insert(2, "  No changes. 3CX matches Microsoft 365.\n")
     return "\n".join(lines)
 
@@ -104,5 +109,14 @@ def plan_to_json(plan: UserPlan) -> dict[str, Any]:
             "would_remove": plan.guard.would_remove,
             "synced": plan.guard.synced,
             "held": [action_to_json(action) for action in plan.guard.held],
+        },
+        "creation_guard": None
+        if plan.creation_guard is None
+        else {
+            "message": plan.creation_guard.describe(),
+            "would_create": plan.creation_guard.would_create,
+            "recreated": plan.creation_guard.recreated,
+            "synced": plan.creation_guard.known,
+            "held": [action_to_json(action) for action in plan.creation_guard.held],
         },
     }

@@ -97,6 +97,7 @@ class UserSyncResult:
             "failed": sum(1 for o in self.outcomes if not o.ok),
             "skipped": len(self.plan.skipped),
             "held_by_guard": self.plan.guard.would_remove if self.plan.guard else 0,
+            "held_creations": self.plan.creation_guard.would_create if self.plan.creation_guard else 0,
             "avatars": done.count("avatar"),
         }
 
@@ -104,13 +105,16 @@ class UserSyncResult:
     def status(self) -> str:
         if self.aborted:
             return "failed"
-        if any(not o.ok for o in self.outcomes) or self.plan.guard:
+        if any(not o.ok for o in self.outcomes) or self.plan.guard or self.plan.creation_guard:
             return "partial"
         return "succeeded"
 
 
 def sync_config(
-    rt: Runtime, allow_deprovision: bool = False, group_members: frozenset[str] = frozenset()
+    rt: Runtime,
+    allow_deprovision: bool = False,
+    group_members: frozenset[str] = frozenset(),
+    allow_mass_create: bool = False,
 ) -> UserSyncConfig:
     settings = rt.settings
     recent = rt.state.deprovisions_since(utcnow() - GUARD_WINDOW)
@@ -121,6 +125,7 @@ def sync_config(
         deprovision=settings.deprovision,
         guard=DeprovisionGuard(settings.deprovision_max_count, settings.deprovision_max_percent),
         allow_deprovision=allow_deprovision,
+        allow_mass_create=allow_mass_create,
     )
 
 
@@ -130,6 +135,7 @@ def run_user_sync(
     dry_run: bool = False,
     only_upn: str | None = None,
     allow_deprovision: bool = False,
+    allow_mass_create: bool = False,
     full: bool = False,
     progress: Progress | None = None,
     only_user_id: str | None = None,
@@ -139,7 +145,10 @@ def run_user_sync(
 
     `only_upn` / `only_user_id` limit it to one user (provision on demand, and the path a
     `/users` change notification takes). A dry run writes nothing, not even a run record.
+    `allow_deprovision` and `allow_mass_create` release what the guard would hold back (after
+    the administrator read the plan).
     """
+    approvals = Approvals(allow_deprovision, allow_mass_create)
     rt.settings.require_user_sync()
     only_upn = only_upn or only_user_id
     # The one user, before anything is locked or recorded: someone neither Graph nor the links
@@ -147,12 +156,12 @@ def run_user_sync(
     one = _source_for_one(rt, only_upn) if only_upn else None
     if dry_run:
         run_id = uuid.uuid4().hex[:12]
-        plan = _plan(rt, run_id, dry_run=True, one=one, allow_deprovision=allow_deprovision, full=full)
+        plan = _plan(rt, run_id, dry_run=True, one=one, approvals=approvals, full=full)
         return UserSyncResult(run_id, plan, dry_run=True)
     with run_envelope(rt.state, "users", trigger=trigger, lock=LOCK_NAME, subject=only_upn) as run:
         result = UserSyncResult(run.run_id, UserPlan(), dry_run=False)
         try:
-            result.plan = _plan(rt, run.run_id, dry_run=False, one=one, allow_deprovision=allow_deprovision, full=full)
+            result.plan = _plan(rt, run.run_id, dry_run=False, one=one, approvals=approvals, full=full)
             _apply(rt, result, progress)
         except RunAborted as error:
             result.aborted = str(error)
@@ -163,7 +172,7 @@ def run_user_sync(
 
 def _report(result: UserSyncResult) -> RunReport:
     """The run's own account of itself, for the envelope's record and summary line."""
-    guard = result.plan.guard
+    guard, creation = result.plan.guard, result.plan.creation_guard
     if guard is not None:
         log_event(
             "ALERT deletion_guard",
@@ -174,12 +183,25 @@ def _report(result: UserSyncResult) -> RunReport:
             synced=guard.synced,
             limit=guard.limit,
         )
+    if creation is not None:
+        log_event(
+            "ALERT creation_guard",
+            logging.ERROR,
+            run=result.run_id,
+            kind="users",
+            would_create=creation.would_create,
+            recreated=creation.recreated,
+            synced=creation.known,
+            limit=creation.limit,
+        )
+    held = [*(guard.held if guard else ()), *(creation.held if creation else ())]
+    reasons = [hold.describe() for hold in (guard, creation) if hold is not None]
     return RunReport(
         counts=result.counts,
         failures=[f"{o.action.upn}: {o.error}" for o in result.outcomes if not o.ok],
         skipped=[f"{skip.upn}: {skip.reason}" for skip in result.plan.skipped],
-        held=[_describe_held(action) for action in guard.held] if guard else [],
-        guard=guard.describe() if guard else None,
+        held=[_describe_held(action) for action in held],
+        guard=" ".join(reasons) or None,
         aborted=result.aborted,
     )
 
@@ -238,8 +260,16 @@ def _source_for_one(rt: Runtime, upn: str) -> list[GraphUser]:
     raise UserNotFound(f"{upn} is neither a Microsoft 365 user nor linked to a 3CX user")
 
 
+@dataclass(frozen=True)
+class Approvals:
+    """What the administrator released beyond the guard for this run."""
+
+    deprovision: bool = False
+    mass_create: bool = False
+
+
 def _plan(
-    rt: Runtime, run_id: str, *, dry_run: bool, one: list[GraphUser] | None, allow_deprovision: bool, full: bool
+    rt: Runtime, run_id: str, *, dry_run: bool, one: list[GraphUser] | None, approvals: Approvals, full: bool
 ) -> UserPlan:
     """The plan for everyone (from the delta mirror), or for `one` user (provision on demand)."""
     settings = rt.settings
@@ -250,7 +280,7 @@ def _plan(
         for group_id in settings.user_sync_groups:
             members |= rt.graph.group_member_user_ids(group_id)
         group_members = frozenset(members)
-    config = sync_config(rt, allow_deprovision, group_members)
+    config = sync_config(rt, approvals.deprovision, group_members, approvals.mass_create)
     links = rt.state.links()
     target = _list_tcx_users(rt, links)
     audience = Audience(links, tenant_defaults(settings), rt.state.option_overrides())  # links read once
@@ -303,6 +333,7 @@ def _plan_counts(plan: UserPlan) -> dict[str, int]:
     counts = {kind: len(plan.of_kind(kind)) for kind in _APPLY_ORDER}
     counts["unchanged"] = plan.unchanged
     counts["held_by_guard"] = plan.guard.would_remove if plan.guard else 0
+    counts["held_creations"] = plan.creation_guard.would_create if plan.creation_guard else 0
     return counts
 
 

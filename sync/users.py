@@ -141,12 +141,37 @@ class GuardHold:
         )
 
 
+@dataclass(frozen=True)
+class CreationHold:
+    """Creation of many 3CX users held back by the same guard.
+
+    Hires arrive a few at a time; dozens of creations at once mean a 3CX listing that came back
+    short (each linked user it missed looks deleted and would be created again, next to its
+    orphaned original) or a tenant-side change worth a second look (a widened scope).
+    """
+
+    would_create: int
+    recreated: int  # of them, linked users the listing did not show
+    known: int  # users the connector links
+    limit: str
+    held: tuple[UserAction, ...]
+
+    def describe(self) -> str:
+        again = f" ({self.recreated} of them linked users 3CX no longer lists)" if self.recreated else ""
+        return (
+            f"creation guard: {self.would_create} 3CX users would be created{again} beside the {self.known}"
+            f" the connector links, more than {self.limit}; none were. Check that 3CX lists every user and"
+            " that the tenant change is intended, then run `python -m sync users --allow-mass-create` to apply them."
+        )
+
+
 @dataclass
 class UserPlan:
     actions: list[UserAction] = field(default_factory=list)
     unchanged: int = 0
     skipped: list[Skip] = field(default_factory=list)
     guard: GuardHold | None = None
+    creation_guard: CreationHold | None = None
 
     def of_kind(self, kind: str) -> list[UserAction]:
         return [action for action in self.actions if action.kind == kind]
@@ -192,6 +217,7 @@ class UserSyncConfig:
     deprovision: DeprovisionPolicy = DeprovisionPolicy.DISABLE
     guard: DeprovisionGuard = DeprovisionGuard()
     allow_deprovision: bool = False  # the administrator approved what the guard holds back
+    allow_mass_create: bool = False  # ... and the creations it holds back
     # Disables/deletes already applied in the last 24 hours. They count against the guard too,
     # so leavers arriving one notification at a time cannot add up to a mass deletion.
     recent_removals: int = 0
@@ -381,6 +407,7 @@ def plan_users(
                     plan.actions.append(avatar)
 
     _plan_deprovisioning(plan, links, tcx_by_id, participating, reasons, config, only)
+    _hold_mass_creation(plan, links, config, only)
     return plan
 
 
@@ -416,6 +443,29 @@ def _avatar_action(user: GraphUser, link: Link | None, photo: PhotoInfo | None) 
     if photo.etag == known:
         return None
     return SetAvatar(user.id, _upn(user), photo.etag)
+
+
+def _hold_mass_creation(
+    plan: UserPlan, links: Mapping[str, Link], config: UserSyncConfig, only: frozenset[str] | None
+) -> None:
+    """Hold every creation (and its avatar) when more are planned than the guard's limits allow.
+
+    The first sync (nothing linked yet) creates everyone by nature, and one creation is a hire,
+    never mass creation (in a small company it is more than the share limit): neither is held,
+    nor is a run for one user on demand. The share is of the users the connector
+    links, not of those the listing showed, so a listing that lost everyone trips it too.
+    """
+    if only is not None or not links or config.allow_mass_create:
+        return
+    creates = [action for action in plan.actions if isinstance(action, CreateUser)]
+    limit = config.guard.exceeded(len(creates), len(links))
+    if limit is None or len(creates) == 1:
+        return
+    creating = {action.m365_id for action in creates}
+    held = [action for action in plan.actions if action.m365_id in creating]
+    plan.actions = [action for action in plan.actions if action.m365_id not in creating]
+    recreated = sum(1 for action in creates if action.recreate)
+    plan.creation_guard = CreationHold(len(creates), recreated, len(links), limit, tuple(held))
 
 
 def _plan_deprovisioning(

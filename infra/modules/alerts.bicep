@@ -48,12 +48,14 @@ traces
 | project timestamp, ['kind'], trigger, subject, run, error
 '''
 
-var deletionGuardQuery = '''
+// Both guards: mass deprovisioning (`ALERT deletion_guard`) and mass creation (`ALERT creation_guard`).
+var guardQuery = '''
 traces
-| where message startswith "ALERT deletion_guard "
-| extend pairs = substring(message, strlen("ALERT deletion_guard "))
-| parse-kv pairs as (run: string, would_remove: long, synced: long) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
-| project timestamp, run, would_remove, synced
+| where message startswith "ALERT deletion_guard " or message startswith "ALERT creation_guard "
+| extend guard = extract(@"^ALERT (\S+) ", 1, message)
+| extend pairs = substring(message, strlen("ALERT ") + strlen(guard) + 1)
+| parse-kv pairs as (run: string, would_remove: long, would_create: long, synced: long) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
+| project timestamp, guard, run, would_remove, would_create, synced
 '''
 
 var webhookErrorsQuery = '''
@@ -81,10 +83,10 @@ var rules = [
   }
   {
     name: 'deletion-guard'
-    displayName: 'Connector: deletion guard held back deprovisioning'
-    description: 'A user sync would have disabled or deleted more users than DEPROVISION_MAX_COUNT / DEPROVISION_MAX_PERCENT allow and stopped. Review the plan, then run `python -m sync users --allow-deprovision` if it is right.'
+    displayName: 'Connector: the guard held back mass deprovisioning or creation'
+    description: 'A user sync would have disabled or deleted (deletion_guard), or created (creation_guard), more users than DEPROVISION_MAX_COUNT / DEPROVISION_MAX_PERCENT allow, and held those back. Review the plan (`python -m sync users --dry-run`), then run `python -m sync users --allow-deprovision` or `--allow-mass-create` if it is right.'
     severity: 2
-    query: deletionGuardQuery
+    query: guardQuery
   }
   {
     name: 'webhook-5xx'

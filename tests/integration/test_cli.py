@@ -80,6 +80,32 @@ def test_text_run_prints_the_plan_grouped_and_the_result(
     assert "Applied: 2 created" in out
 
 
+def test_held_mass_creation_is_shown_in_the_plan_and_applied_only_when_allowed(
+    tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant_env.add_users(4)
+    assert main(["users"]) == 0
+    tenant_env.add_users(3, prefix="hire")
+    monkeypatch.setenv("DEPROVISION_MAX_COUNT", "2")
+    capsys.readouterr()
+
+    assert main(["users", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "! held back: creation guard: 3 3CX users would be created beside the 4 the connector links" in text
+    assert "--allow-mass-create" in text
+    assert text.count("      ! create hire") == 3
+    assert main(["users", "--dry-run", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["held_creations"] == 3 and payload["created"] == 0
+    assert [held["upn"] for held in payload["creation_guard"]["held"]] == [
+        f"hire{i:03d}@contoso.com" for i in range(3)
+    ]
+
+    assert main(["users", "--allow-mass-create"]) == 0
+    assert "Applied: 3 created" in capsys.readouterr().out
+    assert len(tenant_env.pbx.users) == 7
+
+
 def test_unreachable_pbx_exits_1_with_one_line(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
     tenant_env.add_users(1)
     tenant_env.pbx.inject(503, count=50, retry_after=0)

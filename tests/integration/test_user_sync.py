@@ -159,6 +159,35 @@ def test_the_guard_stops_mass_deprovisioning_records_why_and_alerts(
     assert len(tenant.pbx.users) == 5
 
 
+def test_fault_mass_recreation_is_held_back_recorded_and_alerted_until_approved(
+    tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four linked 3CX users deleted in 3CX at once: re-creating them all waits for the administrator."""
+    tenant.add_users(10)
+    run_user_sync(tenant.runtime(EXTENSION_START="300"))
+    gone = sorted(tenant.pbx.users.values(), key=lambda user: user["Number"])[:4]
+    for user in gone:
+        tenant.pbx.delete_user(user["Id"])
+
+    with caplog.at_level(logging.INFO):
+        result = run_user_sync(tenant.runtime(EXTENSION_START="300", DEPROVISION_MAX_COUNT="3"))
+
+    assert result.counts["created"] == 0
+    assert result.counts["held_creations"] == 4
+    assert len(tenant.pbx.users) == 6
+    record = tenant.state.recent_runs("users")[0]
+    assert record.status == "partial"
+    assert "creation guard: 4 3CX users would be created (4 of them linked users" in (record.guard or "")
+    assert sorted(record.held) == [f"create user00{i}@contoso.com (ext 30{i})" for i in range(4)]
+    assert any(r.getMessage().startswith("ALERT creation_guard ") for r in caplog.records)
+
+    approved = run_user_sync(
+        tenant.runtime(EXTENSION_START="300", DEPROVISION_MAX_COUNT="3"), allow_mass_create=True
+    )
+    assert approved.counts["created"] == 4
+    assert sorted(user["Number"] for user in tenant.pbx.users.values()) == [str(n) for n in range(300, 310)]
+
+
 def test_one_failing_user_does_not_stop_the_others(tenant: Tenant) -> None:
     tenant.add_users(4)
     tenant.pbx.inject(400, count=1, path_pattern=r"^/xapi/v1/Users$", method="POST")

@@ -492,7 +492,7 @@ def test_every_alert_reads_a_log_line_or_function_the_code_has() -> None:
         for listed in re.findall(r"name in \(([^)]*)\)", query):
             names = set(re.findall(r'"([^"]+)"', listed))
             assert names and names <= functions, f"alert watches {sorted(names - functions)}: no such function"
-    assert seen_events == {"run_summary", "ALERT deletion_guard", "subscription_failed"}
+    assert seen_events == {"run_summary", "ALERT deletion_guard", "ALERT creation_guard", "subscription_failed"}
     assert any('status == "failed"' in query for query in queries)
     (group,) = resources_of_type(path, "Microsoft.Insights/actionGroups")
     (receiver,) = group.body["properties"]["emailReceivers"]

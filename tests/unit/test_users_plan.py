@@ -15,6 +15,7 @@ from sync.options import UserOptions
 from sync.records import Link
 from sync.users import (
     CreateUser,
+    CreationHold,
     DeleteUser,
     DeprovisionGuard,
     DisableUser,
@@ -212,7 +213,8 @@ def test_without_extension_start_3cx_picks_the_number() -> None:
 
 def test_numbers_of_vanished_linked_users_are_not_handed_to_newcomers() -> None:
     gone, new = graph_user("gone@contoso.com"), graph_user("new@contoso.com")
-    result = plan([gone, new], [], links=[link(gone, 9, "100")], config=UserSyncConfig(extension_start=100))
+    config = UserSyncConfig(extension_start=100, allow_mass_create=True)  # two creations beside one link
+    result = plan([gone, new], [], links=[link(gone, 9, "100")], config=config)
     creates = {a.upn: a for a in result.of_kind("create")}
     assert creates["gone@contoso.com"].extension == "100"
     assert creates["gone@contoso.com"].recreate
@@ -732,6 +734,139 @@ def test_guard_message_names_earlier_removals_only_when_there_were_some() -> Non
     )
     assert GuardHold(4, 20, limit, ()).describe() == (
         f"deletion guard: 4 of 20 synced users would be disabled or deleted, more than {limit}{hint}"
+    )
+
+
+# -- the creation guard: mass creation is held back like mass deletion --------------------------------
+
+
+def _missing_from_listing(count: int, gone: int) -> tuple[list[GraphUser], list[TcxUser], list[Link]]:
+    """A tenant whose first `gone` linked 3CX users a listing (or someone) lost."""
+    users, target, links = _tenant(count)
+    return users, target[gone:], links
+
+
+def test_fault_mass_recreation_after_a_short_listing_is_held_back_but_not_the_rest() -> None:
+    users, target, links = _missing_from_listing(20, 4)
+    renamed = [*users[:19], graph_user("u019@contoso.com", displayName="Renamed")]
+    result = plan(renamed, target, links, config=UserSyncConfig(guard=COUNT_3))
+    assert result.of_kind("create") == []
+    assert [a.upn for a in result.actions] == ["u019@contoso.com"]  # the update still applies
+    assert result.creation_guard is not None
+    assert result.creation_guard.would_create == 4
+    assert result.creation_guard.recreated == 4
+    assert result.creation_guard.known == 20
+    assert [(a.kind, a.upn) for a in result.creation_guard.held] == [
+        ("create", f"u00{i}@contoso.com") for i in range(4)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("gone", "newcomers", "guard", "held"),
+    [
+        (3, 0, COUNT_3, False),  # exactly the limit is allowed
+        (4, 0, COUNT_3, True),
+        (2, 1, COUNT_3, False),  # new users and re-created ones count together
+        (2, 2, COUNT_3, True),
+        (0, 4, COUNT_3, True),  # new users alone
+        (2, 0, DeprovisionGuard(max_count=None, max_percent=10), False),  # 2 of 20 known: exactly 10%
+        (3, 0, DeprovisionGuard(max_count=None, max_percent=10), True),
+    ],
+)
+def test_creation_guard_limits_are_the_deletion_guards_and_inclusive(
+    gone: int, newcomers: int, guard: DeprovisionGuard, held: bool
+) -> None:
+    users, target, links = _missing_from_listing(20, gone)
+    source = users + [graph_user(f"new{i}@contoso.com") for i in range(newcomers)]
+    result = plan(source, target, links, config=UserSyncConfig(guard=guard))
+    assert (result.creation_guard is not None) is held
+    assert len(result.of_kind("create")) == (0 if held else gone + newcomers)
+
+
+def test_fault_a_listing_missing_every_linked_user_is_held_by_the_share_limit_too() -> None:
+    """Nothing listed means no synced user to compare with: the share is of the users the connector knows."""
+    users, _target, links = _tenant(10)
+    result = plan(users, [], links, config=UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=20)))
+    assert result.creation_guard is not None
+    assert "DEPROVISION_MAX_PERCENT" in result.creation_guard.limit
+    assert result.of_kind("create") == []
+
+
+def test_the_first_sync_creates_everyone_whatever_the_limits() -> None:
+    users = [graph_user(f"u{i:03d}@contoso.com") for i in range(30)]
+    result = plan(users, [], [], config=UserSyncConfig(guard=COUNT_3))
+    assert result.creation_guard is None
+    assert len(result.of_kind("create")) == 30
+
+
+def test_one_creation_is_a_hire_not_mass_creation_even_in_a_small_company() -> None:
+    users, target, links = _tenant(2)
+    one, two = graph_user("new1@contoso.com"), graph_user("new2@contoso.com")
+    assert plan([*users, one], target, links).creation_guard is None  # 1 of 2: beyond 20%, still a hire
+    held = plan([*users, one, two], target, links)
+    assert held.creation_guard is not None
+    assert held.creation_guard.recreated == 0
+
+
+def test_approved_mass_creation_is_applied() -> None:
+    users, target, links = _missing_from_listing(20, 5)
+    result = plan(users, target, links, config=UserSyncConfig(guard=COUNT_3, allow_mass_create=True))
+    assert result.creation_guard is None
+    assert len(result.of_kind("create")) == 5
+
+
+def test_approving_deprovisioning_does_not_approve_mass_creation() -> None:
+    users, target, links = _missing_from_listing(20, 5)
+    result = plan(users, target, links, config=UserSyncConfig(guard=COUNT_3, allow_deprovision=True))
+    assert result.creation_guard is not None
+
+
+def test_users_provisioned_on_demand_are_never_held_as_mass_creation() -> None:
+    """The administrator named them: a run limited to named users creates just those."""
+    users, target, links = _tenant(3)
+    newcomers = [graph_user("new1@contoso.com"), graph_user("new2@contoso.com")]
+    config = UserSyncConfig(guard=DeprovisionGuard(max_count=0, max_percent=1))
+    result = plan(newcomers, target, links, config=config, only=frozenset(user.id for user in newcomers))
+    assert result.creation_guard is None
+    assert [a.upn for a in result.of_kind("create")] == ["new1@contoso.com", "new2@contoso.com"]
+
+
+def test_the_avatar_of_a_held_creation_is_held_with_it() -> None:
+    users, target, links = _missing_from_listing(5, 0)
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    newcomers = [graph_user(f"new{i}@contoso.com") for i in range(2)]
+    result = plan(
+        users + newcomers,
+        target,
+        links,
+        config=UserSyncConfig(guard=DeprovisionGuard(max_count=1, max_percent=None)),
+        options={user.id: photo_on for user in newcomers},
+        photos={user.id: PhotoInfo(user_id=user.id, etag="e1") for user in newcomers},
+    )
+    assert result.actions == []
+    assert result.creation_guard is not None
+    assert [(a.kind, a.upn) for a in result.creation_guard.held] == [
+        ("create", "new0@contoso.com"),
+        ("avatar", "new0@contoso.com"),
+        ("create", "new1@contoso.com"),
+        ("avatar", "new1@contoso.com"),
+    ]
+    assert result.creation_guard.would_create == 2
+
+
+def test_creation_guard_message_names_re_creations_and_the_approval() -> None:
+    # The administrator reads this message and copies the command from it: its wording is the contract.
+    limit = "the limit of 3 users (DEPROVISION_MAX_COUNT)"
+    hint = (
+        "; none were. Check that 3CX lists every user and that the tenant change is intended, then run"
+        " `python -m sync users --allow-mass-create` to apply them."
+    )
+    assert CreationHold(5, 4, 20, limit, ()).describe() == (
+        f"creation guard: 5 3CX users would be created (4 of them linked users 3CX no longer lists)"
+        f" beside the 20 the connector links, more than {limit}{hint}"
+    )
+    assert CreationHold(5, 0, 20, limit, ()).describe() == (
+        f"creation guard: 5 3CX users would be created beside the 20 the connector links, more than {limit}{hint}"
     )
 
 
