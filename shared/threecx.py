@@ -330,13 +330,18 @@ class ThreeCXClient:
     # -- users ------------------------------------------------------------------------------------
     def list_users(self, select: Sequence[str] | None = None) -> list[TcxUser]:
         """Every user (with the `select`ed properties, plus Id and Number), in `Id` order."""
-        extra = {} if select is None else {"$select": ",".join(dict.fromkeys(["Id", "Number", *select]))}
-        return _every(self._call, "/Users", Page[TcxUser], self.page_size, extra)
+        return _every(self._call, "/Users", Page[TcxUser], self.page_size, _selecting(select))
 
-    def get_user(self, user_id: int) -> TcxUser | None:
-        """One user by Id; None when there is none."""
+    def find_users_by_email(self, address: str, select: Sequence[str] | None = None) -> list[TcxUser]:
+        """The users whose e-mail is `address`, case ignored (3CX does not keep e-mails unique)."""
+        literal = address.lower().replace("'", "''")
+        options = {"$filter": f"tolower(EmailAddress) eq '{literal}'", **_selecting(select)}
+        return _every(self._call, "/Users", Page[TcxUser], self.page_size, options)
+
+    def get_user(self, user_id: int, select: Sequence[str] | None = None) -> TcxUser | None:
+        """One user by Id (with the `select`ed properties, plus Id and Number); None when there is none."""
         try:
-            response = self._call("GET", f"/Users({int(user_id)})")
+            response = self._call("GET", f"/Users({int(user_id)})", params=_selecting(select))
         except TcxApiError as error:
             if error.status == 404:
                 return None
@@ -566,6 +571,11 @@ def _delete(call: XapiCall, path: str) -> None:
     except TcxApiError as error:
         if error.status != 404:
             raise
+
+
+def _selecting(select: Sequence[str] | None) -> dict[str, str]:
+    """`$select` for these properties plus Id and Number (which every read needs); none: everything."""
+    return {} if select is None else {"$select": ",".join(dict.fromkeys(["Id", "Number", *select]))}
 
 
 def _every(

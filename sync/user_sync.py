@@ -282,12 +282,16 @@ def _plan(
         group_members = frozenset(members)
     config = sync_config(rt, approvals.deprovision, group_members, approvals.mass_create)
     links = rt.state.links()
-    target = _list_tcx_users(rt, links)
+    target = _list_tcx_users(rt, links) if one is None else _tcx_users_of(rt, one, links)
     audience = Audience(links, tenant_defaults(settings), rt.state.option_overrides())  # links read once
     defaults, options = audience.defaults, audience.effective_options()
     photos = _photo_infos(rt, source, config, options, defaults)
     only = frozenset(user.id for user in source) if one is not None else None
     plan = plan_users(source, target, links, options, defaults, config, photos, only)
+    if one is not None and plan.of_kind("create"):
+        # A creation needs the numbers in use (its own one, or the lowest free): read those, then plan again.
+        target = _with_numbers_in_use(rt, target)
+        plan = plan_users(source, target, links, options, defaults, config, photos, only)
     log_event("plan", run=run_id, kind="users", dry_run=dry_run, **_plan_counts(plan))
     return plan
 
@@ -316,6 +320,40 @@ def _list_tcx_users(rt: Runtime, links: Mapping[str, Link]) -> list[TcxUser]:
     except TcxUnavailable as error:
         raise RunAborted(one_line(error)) from error
     return listed
+
+
+def _tcx_users_of(rt: Runtime, source: list[GraphUser], links: Mapping[str, Link]) -> list[TcxUser]:
+    """The 3CX users a run for these users needs, read one by one instead of listing every user.
+
+    A linked user's 3CX user is read directly (gone: it is created again); an unlinked user's
+    addresses are looked up, so an existing 3CX user with its e-mail is linked, not duplicated,
+    and one that already belongs to someone else is seen.
+    """
+    found: dict[int, TcxUser] = {}
+    try:
+        for user in source:
+            link = links.get(user.id)
+            if link is not None:
+                tcx_user = rt.tcx.get_user(link.tcx_user_id, select=USER_FIELDS)
+                if tcx_user is not None:
+                    found[tcx_user.id] = tcx_user
+                continue
+            for address in dict.fromkeys(name.casefold() for name in (user.user_principal_name, user.mail) if name):
+                for tcx_user in rt.tcx.find_users_by_email(address, select=USER_FIELDS):
+                    found.setdefault(tcx_user.id, tcx_user)
+    except TcxUnavailable as error:
+        raise RunAborted(one_line(error)) from error
+    return list(found.values())
+
+
+def _with_numbers_in_use(rt: Runtime, target: list[TcxUser]) -> list[TcxUser]:
+    """`target` plus every other 3CX user by Id and Number only: the numbers a creation must avoid."""
+    try:
+        numbers = rt.tcx.list_users(select=())
+    except TcxUnavailable as error:
+        raise RunAborted(one_line(error)) from error
+    read = {user.id for user in target}
+    return target + [user for user in numbers if user.id not in read]
 
 
 def _photo_infos(

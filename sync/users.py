@@ -482,7 +482,9 @@ def _plan_deprovisioning(
     for m365_id, link in sorted(links.items(), key=lambda item: item[1].upn.lower()):
         present = link.tcx_user_id in tcx_by_id
         enabled = present and tcx_by_id[link.tcx_user_id].enabled is not False
-        if enabled:
+        # A run for named users reads only their 3CX users; the guard's share is still of every
+        # synced user, as the links remember them.
+        if enabled if only is None else link.deprovisioned is None:
             synced += 1
         if m365_id in participating or (only is not None and m365_id not in only):
             continue

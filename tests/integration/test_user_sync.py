@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -240,6 +241,85 @@ def test_provision_on_demand_syncs_just_that_user(tenant: Tenant) -> None:
     assert list(_by_email(tenant)) == ["user003@contoso.com"]
     with pytest.raises(UserNotFound):
         run_user_sync(tenant.runtime(), only_upn="nobody@contoso.com")
+
+
+def _user_reads(tenant: Tenant) -> tuple[list[str], list[str]]:
+    """The `/Users` listings and the single-user reads sent to 3CX, as query strings / paths."""
+    gets = [r.request for r in tenant.mock.calls if r.request.method == "GET" and "/xapi/v1/Users" in r.request.url]
+    listings = [unquote(r.url.split("?", 1)[1]) for r in gets if urlsplit(r.url).path == "/xapi/v1/Users"]
+    singles = [urlsplit(r.url).path for r in gets if urlsplit(r.url).path != "/xapi/v1/Users"]
+    return listings, singles
+
+
+def test_fault_a_one_user_sync_reads_that_3cx_user_not_the_whole_list(tenant: Tenant) -> None:
+    """The fault: each `/users` notification re-listed every 3CX user, with every property."""
+    ids = tenant.add_users(30)
+    run_user_sync(tenant.runtime())
+    tenant.graph.update_user(ids[7], displayName="Renamed Person")
+    tcx_id = tenant.state.links()[ids[7]].tcx_user_id
+    tenant.mock.calls.reset()
+
+    result = run_user_sync(tenant.runtime(), only_user_id=ids[7])
+
+    assert [(a.kind, a.upn) for a in result.plan.actions] == [("update", "user007@contoso.com")]
+    listings, singles = _user_reads(tenant)
+    assert listings == []
+    assert singles == [f"/xapi/v1/Users({tcx_id})"]
+    assert tenant.pbx.users[tcx_id]["DisplayName"] == "Renamed Person"
+
+
+def test_a_one_user_sync_links_an_existing_3cx_user_found_by_its_e_mail(tenant: Tenant) -> None:
+    tenant.add_users(5)
+    run_user_sync(tenant.runtime())
+    hand_made = tenant.pbx.add_user(FirstName="Nia", EmailAddress="NIA@contoso.com", Number="777")
+    nia = tenant.graph.add_user("nia@contoso.com")
+    tenant.mock.calls.reset()
+
+    result = run_user_sync(tenant.runtime(), only_user_id=nia)
+
+    assert [(a.kind, a.upn) for a in result.plan.actions] == [("link", "nia@contoso.com")]
+    assert tenant.state.links()[nia].tcx_user_id == hand_made["Id"]
+    listings, _singles = _user_reads(tenant)
+    assert listings and all("$filter=tolower(EmailAddress) eq 'nia@contoso.com'" in query for query in listings)
+    assert len(tenant.pbx.users) == 6
+
+
+def test_a_one_user_sync_creates_under_the_lowest_free_number_reading_numbers_only(tenant: Tenant) -> None:
+    tenant.add_users(5)
+    run_user_sync(tenant.runtime(EXTENSION_START="100"))
+    hire = tenant.graph.add_user("hire@contoso.com")
+    tenant.mock.calls.reset()
+
+    run_user_sync(tenant.runtime(EXTENSION_START="100"), only_user_id=hire)
+
+    assert tenant.state.links()[hire].extension == "105"
+    listings, _singles = _user_reads(tenant)
+    numbers = [query for query in listings if "$filter" not in query]
+    assert numbers and all("$select=Id,Number&" in query + "&" for query in numbers)
+
+
+def test_a_one_user_sync_re_creates_a_user_deleted_in_3cx_under_its_own_number(tenant: Tenant) -> None:
+    ids = tenant.add_users(4)
+    run_user_sync(tenant.runtime(EXTENSION_START="100"))
+    old = tenant.state.links()[ids[2]]
+    tenant.pbx.delete_user(old.tcx_user_id)
+
+    run_user_sync(tenant.runtime(EXTENSION_START="100"), only_user_id=ids[2])
+
+    assert tenant.state.links()[ids[2]].extension == old.extension
+    assert len(tenant.pbx.users) == 4
+
+
+def test_fault_a_leaver_arriving_alone_is_measured_against_every_synced_user(tenant: Tenant) -> None:
+    """A one-user run reads one 3CX user; the guard's share is still of all the users it links."""
+    ids = tenant.add_users(10)
+    run_user_sync(tenant.runtime())
+    tenant.graph.update_user(ids[4], accountEnabled=False)
+
+    result = run_user_sync(tenant.runtime(DEPROVISION_MAX_COUNT="", DEPROVISION_MAX_PERCENT="20"), only_user_id=ids[4])
+
+    assert result.plan.guard is None
+    assert result.counts["deprovisioned"] == 1
 
 
 def test_runs_never_overlap(tenant: Tenant) -> None:

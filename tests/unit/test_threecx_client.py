@@ -425,6 +425,28 @@ def test_get_user_and_missing_user(pbx: ThreeCXFake, client: ThreeCXClient) -> N
     assert client.get_user(ada["Id"] + 1000) is None
 
 
+def test_get_user_can_select_only_what_the_caller_needs(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    ada = pbx.add_user(FirstName="Ada", Mobile="+4930111")
+    mark = len(XAPI_JOURNAL)
+
+    user = client.get_user(ada["Id"], select=["FirstName"])
+
+    assert XAPI_JOURNAL[mark].query["$select"] == "Id,Number,FirstName"
+    assert user is not None and (user.first_name, user.mobile) == ("Ada", None)
+
+
+def test_find_users_by_email_ignores_case_and_quotes_the_literal(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    pat = pbx.add_user(FirstName="Pat", EmailAddress="Pat.O'Brien@Contoso.com")
+    pbx.add_user(FirstName="Other", EmailAddress="other@contoso.com")
+    mark = len(XAPI_JOURNAL)
+
+    found = client.find_users_by_email("pat.o'brien@CONTOSO.com", select=["EmailAddress"])
+
+    assert [user.id for user in found] == [pat["Id"]]
+    assert XAPI_JOURNAL[mark].query["$filter"] == "tolower(EmailAddress) eq 'pat.o''brien@contoso.com'"
+    assert client.find_users_by_email("nobody@contoso.com") == []
+
+
 def test_update_user_is_idempotent(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
     ada = pbx.add_user(FirstName="Ada", Mobile="+4930111")
     change = {"LastName": "Lovelace", "Mobile": None, "Enabled": False}

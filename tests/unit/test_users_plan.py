@@ -821,6 +821,36 @@ def test_approving_deprovisioning_does_not_approve_mass_creation() -> None:
     assert result.creation_guard is not None
 
 
+def test_fault_a_one_user_run_measures_the_guard_against_every_user_it_links() -> None:
+    """A run for one user reads only that 3CX user; the share is still of all the synced users
+    (those the links remember as not deprovisioned), not of the one 3CX user read."""
+    users, target, links = _tenant(10)
+    links[9] = links[9].model_copy(update={"deprovisioned": "disabled"})  # not synced any more
+    leaver = graph_user("u004@contoso.com", accountEnabled=False)
+    config = UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=11.2))
+    result = plan([leaver], [target[4]], links, config=config, only=frozenset({leaver.id}))
+    assert result.guard is None
+    assert result.of_kind("disable") == [
+        DisableUser(leaver.id, "u004@contoso.com", 5, "104", "disabled in Microsoft 365")
+    ]
+    tighter = UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=11.1))  # 1 of 9 is 11.11 %
+    held = plan([leaver], [target[4]], links, config=tighter, only=frozenset({leaver.id}))
+    assert held.guard is not None
+    assert held.guard.synced == 9
+
+
+def test_a_full_run_measures_the_guard_against_the_3cx_users_it_reads() -> None:
+    """A full run reads every 3CX user: one disabled by hand in 3CX is not a synced user now,
+    whatever its link remembers."""
+    users, target, links = _tenant(10)
+    for index in (0, 1):
+        target[index] = target[index].model_copy(update={"enabled": False})
+    config = UserSyncConfig(guard=DeprovisionGuard(max_count=None, max_percent=12))
+    result = plan(users[:9], target, links, config=config)  # u009 leaves: 1 of 8 synced is 12.5 %
+    assert result.guard is not None
+    assert result.guard.synced == 8
+
+
 def test_users_provisioned_on_demand_are_never_held_as_mass_creation() -> None:
     """The administrator named them: a run limited to named users creates just those."""
     users, target, links = _tenant(3)
