@@ -120,6 +120,11 @@ class _Photo:
     etag: str
     width: int
     height: int
+    content_type: str = "image/jpeg"
+
+
+# The square sizes Graph serves a photo at (`/photos/{size}/$value`), up to the stored photo's own.
+PHOTO_SIZES = (48, 64, 96, 120, 240, 360, 432, 504, 648)
 
 
 @dataclass
@@ -338,7 +343,15 @@ class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
             self.groups[group_id]["members"].remove(member_id)
             self._bump()
 
-    def set_photo(self, user_id: str, content: bytes | None, *, width: int = 648, height: int = 648) -> None:
+    def set_photo(
+        self,
+        user_id: str,
+        content: bytes | None,
+        *,
+        width: int = 648,
+        height: int = 648,
+        content_type: str = "image/jpeg",
+    ) -> None:
         """Set (or with None remove) a user's photo; every new photo gets a new etag.
 
         Photos are a navigation property, which delta does not track, so this does not
@@ -352,7 +365,13 @@ class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
                 return
             serial = next(self._photo_serial)
             digest = hashlib.sha256(content + serial.to_bytes(8, "big")).hexdigest()[:32]
-            self._photos[user_id] = _Photo(bytes(content), f'W/"{digest}"', width, height)
+            self._photos[user_id] = _Photo(bytes(content), f'W/"{digest}"', width, height, content_type)
+
+    def photo_content(self, user_id: str, size: str | None = None) -> bytes:
+        """What `$value` gives for the user's photo: the original, or its `size` ("96x96") version."""
+        with self._lock:
+            photo = self._photos[user_id]
+            return photo.content if size is None else _resized(photo, size)
 
     def photo_etag(self, user_id: str) -> str | None:
         """The etag Graph would report for a user's photo; None without a photo."""
@@ -467,6 +486,7 @@ class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
         self.add_route("GET", r"/users/(?P<key>[^/]+)", self._get_user)
         self.add_route("GET", r"/users/(?P<key>[^/]+)/photo", self._photo_metadata)
         self.add_route("GET", r"/users/(?P<key>[^/]+)/photo/\$value", self._photo_value)
+        self.add_route("GET", r"/users/(?P<key>[^/]+)/photos/(?P<size>[^/]+)/\$value", self._sized_photo_value)
         self.add_route("GET", r"/groups/(?P<group>[^/]+)/transitiveMembers/microsoft\.graph\.user", self._members)
         self._register_calendar_routes()
         self._register_contact_routes()
@@ -894,7 +914,7 @@ class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
             200,
             {
                 "@odata.context": f"{self._graph_root}/$metadata#users('{record['id']}')/photo/$entity",
-                "@odata.mediaContentType": "image/jpeg",
+                "@odata.mediaContentType": photo.content_type,
                 "@odata.mediaEtag": photo.etag,
                 "id": f"{photo.width}X{photo.height}",
                 "height": photo.height,
@@ -905,7 +925,17 @@ class GraphFake(CalendarMixin, ContactsMixin, SubscriptionMixin, FakeService):
     def _photo_value(self, request: FakeRequest, match: re.Match[str]) -> FakeResponse:
         record = self._find_user(match["key"])
         photo = self._photo_of(record["id"])
-        return FakeResponse(200, photo.content, {"Content-Type": "image/jpeg", "ETag": photo.etag})
+        return FakeResponse(200, photo.content, {"Content-Type": photo.content_type, "ETag": photo.etag})
+
+    def _sized_photo_value(self, request: FakeRequest, match: re.Match[str]) -> FakeResponse:
+        """One of Graph's sizes of the photo; a size it does not have for this photo is 404."""
+        record = self._find_user(match["key"])
+        photo = self._photo_of(record["id"])
+        size = match["size"]
+        side = int(size.split("x", 1)[0]) if re.fullmatch(r"(\d+)x\1", size) else 0
+        if side not in PHOTO_SIZES or side > min(photo.width, photo.height):
+            raise GraphQueryError(404, "ImageNotFound", f"The photo wasn't found at size {size}.")
+        return FakeResponse(200, _resized(photo, size), {"Content-Type": photo.content_type, "ETag": photo.etag})
 
     def _photo_of(self, user_id: str) -> _Photo:
         photo = self._photos.get(user_id)
@@ -1182,3 +1212,8 @@ def _iso(timestamp: float) -> str:
 
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _resized(photo: _Photo, size: str) -> bytes:
+    """A stand-in for Graph's scaled copy: different from the original, the same for the same photo."""
+    return f"{size}:".encode() + hashlib.sha256(photo.content).digest()

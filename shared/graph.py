@@ -35,6 +35,7 @@ from shared.graph_models import (
     GraphContact,
     GraphEvent,
     GraphUser,
+    PhotoImage,
     PhotoInfo,
     PhotoUnreadable,
     Subscription,
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 999
 MAX_BATCH_REQUESTS = 20
+# The size an avatar is fetched at: one of Graph's photo sizes, ample for a phone's contact picture.
+AVATAR_SIZE = "96x96"
 # calendarView answers 10 events a page by default; 500 makes a normal status window one request.
 CALENDAR_PAGE_SIZE = 500
 UTC_PREFERENCE = 'outlook.timezone="UTC"'
@@ -295,15 +298,23 @@ class GraphClient:
             raise GraphApiError(200, "incompleteBatch", f"the batch answer lacks items {', '.join(missing)}")
         return [by_id[entry["id"]] for entry in requests_]
 
-    def photo(self, user_id: str) -> bytes | None:
-        """A user's photo bytes; None when the user has none."""
-        try:
-            response = self._get(self._url(f"{_user_path(user_id)}/photo/$value"))
-        except GraphApiError as error:
-            if error.status == 404:
-                return None
-            raise
-        return response.content
+    def photo(self, user_id: str) -> PhotoImage | None:
+        """A user's photo at the avatar size (AVATAR_SIZE), with its content type; None without one.
+
+        Photos stored in Entra can be any size (a 5 MB original is not rare); Graph scales
+        them to fixed sizes. A photo smaller than the avatar size has no such version (404),
+        so the original is taken then.
+        """
+        for path in (f"photos/{AVATAR_SIZE}/$value", "photo/$value"):
+            try:
+                response = self._get(self._url(f"{_user_path(user_id)}/{path}"))
+            except GraphApiError as error:
+                if error.status == 404:
+                    continue
+                raise
+            content_type = response.headers.get("Content-Type", "image/jpeg").split(";", 1)[0].strip()
+            return PhotoImage(content=response.content, content_type=content_type)
+        return None
 
     # -- calendars ---------------------------------------------------------------------
     def calendar_view(self, user_id: str, start: datetime, end: datetime) -> list[GraphEvent]:

@@ -113,6 +113,15 @@ class GraphUser(_GraphModel):
         return has_plan and bool(self.mail or self.user_principal_name)
 
 
+class PhotoImage(_GraphModel):
+    """A user's photo as fetched for an avatar: its bytes and the content type Graph gave."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content: bytes
+    content_type: str
+
+
 class PhotoInfo(_GraphModel):
     """What is known about a user's profile photo without downloading it.
 

@@ -21,6 +21,8 @@ USER_FIELDS: tuple[str, ...] = (
     "Mobile",
     "OutboundCallerID",
     "MS365SignInEnabled",
+    "MS365ContactsEnabled",
+    "MS365CalendarEnabled",
     "Enabled",
 )
 
@@ -48,6 +50,9 @@ class _UserProperties(BaseModel):
     mobile: str | None = Field(default=None, alias="Mobile")
     outbound_caller_id: str | None = Field(default=None, alias="OutboundCallerID")
     ms365_sign_in_enabled: bool | None = Field(default=None, alias="MS365SignInEnabled")
+    # 3CX's own Microsoft 365 sync of this user's personal contacts, and of its calendar to status.
+    ms365_contacts_enabled: bool | None = Field(default=None, alias="MS365ContactsEnabled")
+    ms365_calendar_enabled: bool | None = Field(default=None, alias="MS365CalendarEnabled")
     enabled: bool | None = Field(default=None, alias="Enabled")
     current_profile_name: str | None = Field(default=None, alias="CurrentProfileName")
     contact_image: str | None = Field(default=None, alias="ContactImage", repr=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -84,7 +84,7 @@ class Calendars(Protocol):
 class StatusBoard(Protocol):
     """The two 3CX calls of a status change: read the current status, set a new one."""
 
-    def get_user(self, user_id: int) -> TcxUser | None: ...
+    def get_user(self, user_id: int, select: Sequence[str] | None = None) -> TcxUser | None: ...
 
     def set_status(self, user_id: int, profile_name: str) -> None: ...
 
@@ -278,7 +278,8 @@ def _decide(rt: PresencePorts, state: PresenceState, now: datetime) -> _Decision
     wanted = interval.status if interval else None
     decision = _Decision("unchanged", state, interval=interval)
     if needs_attention(state, wanted):
-        current_user = rt.tcx.get_user(state.tcx_user_id)
+        # The status alone: a user's `ContactImage` can be a large data URI.
+        current_user = rt.tcx.get_user(state.tcx_user_id, select=("CurrentProfileName",))
         decision.current = current_user.current_profile_name if current_user else None
         decision.change, decision.state = decide(state, wanted, decision.current)
         if decision.change is not None:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.errors import UpstreamUnavailable, one_line
-from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
+from shared.graph_models import GraphUser, PhotoImage, PhotoInfo, PhotoUnreadable
 from shared.settings import SyncScope
 from shared.state import utcnow
 from shared.telemetry import log_event
@@ -55,12 +55,19 @@ _NUMBER_RETRIES = 20
 # Linked users a listing may miss before it is distrusted (each is confirmed with a direct read).
 MAX_UNLISTED = 200
 GUARD_WINDOW = timedelta(hours=24)
+# The most bytes an avatar may have. Photos are fetched at 96x96 (a few KB); only an original
+# smaller than that comes as it is, and one this large would be a data URI 3CX stores per user.
+AVATAR_MAX_BYTES = 64 * 1024
 
 Progress = Callable[[int, int], None]
 
 
 class RunAborted(UpstreamUnavailable):
     """The run could not go on (3CX unreachable); the message is one line for the admin."""
+
+
+class AvatarUnfit(Exception):
+    """The photo is not written as an avatar (too large, not an image); the message says why."""
 
 
 class UserNotFound(Exception):
@@ -313,7 +320,7 @@ def _list_tcx_users(rt: Runtime, links: Mapping[str, Link]) -> list[TcxUser]:
                 " looks incomplete, so nothing was changed (check the PBX, then run again)"
             )
         for link in missing:
-            user = rt.tcx.get_user(link.tcx_user_id)
+            user = rt.tcx.get_user(link.tcx_user_id, select=USER_FIELDS)
             if user is not None:
                 log_event("tcx_user_confirmed", kind="users", upn=link.upn, extension=user.number)
                 listed.append(user)
@@ -396,6 +403,8 @@ def _apply(rt: Runtime, result: UserSyncResult, progress: Progress | None) -> No
             ) from error
         except TcxApiError as error:
             outcome = ActionOutcome(action, ok=False, error=one_line(error))
+        except AvatarUnfit as error:
+            outcome = ActionOutcome(action, ok=False, error=str(error))
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         result.outcomes.append(outcome)
         _log_outcome(result.run_id, outcome)
@@ -512,10 +521,15 @@ class _Applier:
         if link is None:
             raise TcxApiError(409, "NOT_LINKED", "the user has no 3CX user yet (its creation failed)", None, [])
         image = self.rt.graph.photo(action.m365_id) if action.photo_etag else None
+        refusal = _unfit_avatar(image)
+        if refusal is not None:
+            # Remembered as seen, so the same photo is not fetched again every night; a new one is.
+            self._save(link.model_copy(update={"photo_etag": action.photo_etag}))
+            raise AvatarUnfit(f"{refusal}; avatar left as it is")
         if image is None:
             self.rt.tcx.update_user(link.tcx_user_id, {"ContactImage": ""})
         else:
-            self.rt.tcx.set_avatar(link.tcx_user_id, image, "image/jpeg")
+            self.rt.tcx.set_avatar(link.tcx_user_id, image.content, image.content_type)
         self._save(link.model_copy(update={"photo_etag": action.photo_etag}))
 
     def _disable(self, action: DisableUser) -> None:
@@ -532,6 +546,18 @@ class _Applier:
     def _forget(self, action: UserAction) -> None:
         self.links.pop(action.m365_id, None)
         self.rt.state.delete_link(action.m365_id)
+
+
+def _unfit_avatar(image: PhotoImage | None) -> str | None:
+    """Why this photo is not written as an avatar, or None when it fits."""
+    if image is None:
+        return None
+    if not image.content_type.startswith("image/"):
+        return f"the photo is {image.content_type}, not an image"
+    if len(image.content) > AVATAR_MAX_BYTES:
+        limit = f"{AVATAR_MAX_BYTES // 1024} KB"
+        return f"the photo is {len(image.content):,} bytes, more than the {limit} an avatar may have"
+    return None
 
 
 def _new_values(changes: Mapping[str, FieldChange]) -> dict[str, Any]:

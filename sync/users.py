@@ -249,9 +249,14 @@ def desired_fields(user: GraphUser, options: UserOptions) -> dict[str, Any]:
         "EmailAddress": user.mail or user.user_principal_name,
         "Mobile": normalize_phone(user.mobile_phone),
         "MS365SignInEnabled": options.sso,
+        # Personal contacts reach the user's 3CX phonebook through 3CX's own Microsoft 365 sync.
+        "MS365ContactsEnabled": options.personal_contacts,
         # A synced user is enabled: this re-enables a returning user the connector disabled.
         "Enabled": True,
     }
+    if options.calendar:
+        # 3CX's own calendar sync would write the status the connector drives: keep it off.
+        fields["MS365CalendarEnabled"] = False
     if options.office_phone:
         phones = [phone for phone in user.business_phones if phone]
         fields["OutboundCallerID"] = normalize_phone(phones[0]) if phones else ""

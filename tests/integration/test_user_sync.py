@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from datetime import timedelta
 from urllib.parse import unquote, urlsplit
@@ -10,7 +11,7 @@ import pytest
 
 from fakes.transport import FakeResponse
 from shared.state import LockHeld
-from sync.user_sync import LOCK_NAME, UserNotFound, run_user_sync
+from sync.user_sync import AVATAR_MAX_BYTES, LOCK_NAME, UserNotFound, run_user_sync
 from tests.conftest import Tenant
 
 
@@ -369,6 +370,49 @@ def test_photos_become_avatars_only_when_they_change(tenant: Tenant) -> None:
     result = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
     assert result.counts["avatars"] == 1
     assert _by_email(tenant)["user000@contoso.com"]["ContactImage"] != avatar
+
+
+def test_an_avatar_is_the_photo_at_the_avatar_size_with_its_real_content_type(tenant: Tenant) -> None:
+    """The fault: the original photo (any size Entra holds) was written, always labelled JPEG."""
+    [user_id] = tenant.add_users(1)
+    tenant.graph.set_photo(user_id, b"\x89PNG large original " * 5000, content_type="image/png")
+
+    run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+
+    sized = base64.b64encode(tenant.graph.photo_content(user_id, "96x96")).decode()
+    assert _by_email(tenant)["user000@contoso.com"]["ContactImage"] == f"data:image/png;base64,{sized}"
+
+
+def test_fault_a_photo_beyond_the_avatar_cap_is_not_written_nor_fetched_again_until_it_changes(
+    tenant: Tenant,
+) -> None:
+    [user_id] = tenant.add_users(1)
+    too_big = b"\xff\xd8" + b"x" * AVATAR_MAX_BYTES  # 48 pixels: no 96x96 version, the original is taken
+    tenant.graph.set_photo(user_id, too_big, width=48, height=48)
+
+    first = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+
+    assert first.counts["avatars"] == 0
+    (failure,) = tenant.state.recent_runs("users")[0].errors
+    assert failure.startswith("user000@contoso.com: the photo is ") and "avatar left as it is" in failure
+    assert not _by_email(tenant)["user000@contoso.com"].get("ContactImage")
+    again = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    assert again.plan.of_kind("avatar") == []  # the same photo is not fetched every night
+
+    tenant.graph.set_photo(user_id, b"\xff\xd8small", width=48, height=48)
+    changed = run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+    assert changed.counts["avatars"] == 1
+
+
+def test_a_photo_that_is_not_an_image_is_never_written_as_an_avatar(tenant: Tenant) -> None:
+    [user_id] = tenant.add_users(1)
+    tenant.graph.set_photo(user_id, b"<html>", content_type="text/html")
+
+    run_user_sync(tenant.runtime(SYNC_PHOTO="true"))
+
+    (failure,) = tenant.state.recent_runs("users")[0].errors
+    assert failure == "user000@contoso.com: the photo is text/html, not an image; avatar left as it is"
+    assert not _by_email(tenant)["user000@contoso.com"].get("ContactImage")
 
 
 def test_one_users_photo_failing_inside_the_batch_skips_only_that_avatar(tenant: Tenant) -> None:

@@ -11,7 +11,7 @@ import responses
 
 from fakes.graph import GraphFake, exchange_plan
 from fakes.transport import FakeRequest, FakeResponse, install
-from shared.graph import GraphApiError, GraphClient, GraphUnavailable
+from shared.graph import AVATAR_SIZE, GraphApiError, GraphClient, GraphUnavailable
 from shared.graph_models import PhotoInfo, PhotoUnreadable
 from shared.http import RetryPolicy
 from shared.urls import same_origin
@@ -406,6 +406,35 @@ def test_one_photo_failing_inside_the_batch_is_that_users_alone(
     assert sleeps == []
 
 
+def test_a_photo_is_fetched_at_the_avatar_size_with_its_content_type(fake: GraphFake, client: GraphClient) -> None:
+    [user_id] = seed(fake, 1)
+    fake.set_photo(user_id, b"full-size png", width=648, height=648, content_type="image/png")
+    fake.reset_counts()
+
+    image = client.photo(user_id)
+
+    assert image is not None
+    assert image.content == fake.photo_content(user_id, AVATAR_SIZE)
+    assert image.content != b"full-size png"
+    assert image.content_type == "image/png"
+    assert fake.request_counts == {"GET": 1}
+
+
+def test_a_photo_smaller_than_the_avatar_size_is_fetched_as_it_is(fake: GraphFake, client: GraphClient) -> None:
+    """Graph has no 96x96 version of a 48-pixel photo: the original is taken instead."""
+    [user_id] = seed(fake, 1)
+    fake.set_photo(user_id, b"tiny jpeg", width=48, height=48)
+
+    image = client.photo(user_id)
+
+    assert image is not None and (image.content, image.content_type) == (b"tiny jpeg", "image/jpeg")
+
+
+def test_no_photo_is_none(fake: GraphFake, client: GraphClient) -> None:
+    [user_id] = seed(fake, 1)
+    assert client.photo(user_id) is None
+
+
 def test_a_failing_batch_request_is_an_outage(fake: GraphFake, client: GraphClient, sleeps: list[float]) -> None:
     """The `$batch` POST itself failing says nothing about one user: the call fails as a whole."""
     ids = seed(fake, 3)
@@ -420,13 +449,6 @@ def test_batch_item_throttled_forever_fails(fake: GraphFake, client: GraphClient
     with pytest.raises(GraphUnavailable, match=user_id):
         client.photo_infos([user_id])
     assert sleeps == [1.0, 1.0, 1.0]
-
-
-def test_photo_bytes(fake: GraphFake, client: GraphClient) -> None:
-    ada, bob = seed(fake, 2)
-    fake.set_photo(ada, b"\xff\xd8\xff\xe0jpeg")
-    assert client.photo(ada) == b"\xff\xd8\xff\xe0jpeg"
-    assert client.photo(bob) is None
 
 
 # -- groups --------------------------------------------------------------------------------------

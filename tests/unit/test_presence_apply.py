@@ -8,7 +8,7 @@ the same code over Azurite and the fakes.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -78,8 +78,10 @@ class Pbx:
     writes: list[str] = field(default_factory=list)
     fail_writes: bool = False
     time_out_after_writing: bool = False  # 3CX applied the write but the answer never came (504)
+    selects: list[tuple[str, ...] | None] = field(default_factory=list)  # what each read asked for
 
-    def get_user(self, user_id: int) -> TcxUser | None:
+    def get_user(self, user_id: int, select: Sequence[str] | None = None) -> TcxUser | None:
+        self.selects.append(None if select is None else tuple(select))
         return TcxUser.model_validate({"Id": user_id, "Number": "101", "CurrentProfileName": self.status})
 
     def set_status(self, user_id: int, profile_name: str) -> None:
@@ -126,6 +128,12 @@ def test_a_meeting_is_claimed_in_state_then_written_to_3cx(ports: Ports) -> None
     assert ports.tcx.writes == ["Out of office"]
     state = ports.state.states[USER]
     assert (state.applied_status, state.previous_status) == ("Out of office", "Available")
+
+
+def test_the_status_read_asks_3cx_for_the_status_alone_never_the_picture(ports: Ports) -> None:
+    """A user's `ContactImage` can be a large data URI: a status read selects what it needs."""
+    reconcile_user(ports, USER, now=T0, refresh=True)
+    assert ports.tcx.selects == [("CurrentProfileName",)]
 
 
 def test_a_failed_3cx_write_undoes_the_claim_so_the_next_attempt_decides_again(ports: Ports) -> None:

@@ -148,7 +148,8 @@ def test_scope_lists_match_upn_or_mail_ignoring_case(upn: str, mail: str | None,
 def test_existing_3cx_user_with_the_upn_as_email_is_linked_not_duplicated() -> None:
     ann = graph_user("Ann@Contoso.com")
     names = {"FirstName": "Ann", "LastName": "Example", "DisplayName": "A. Example"}
-    existing = tcx_user(7, "105", "ann@contoso.com", **names, Mobile="+15550100", MS365SignInEnabled=False)
+    switches = {"MS365SignInEnabled": False, "MS365ContactsEnabled": False, "MS365CalendarEnabled": False}
+    existing = tcx_user(7, "105", "ann@contoso.com", **names, Mobile="+15550100", **switches)
     result = plan([ann], [existing])
     # The link carries who, which 3CX user and number, and what it changes there (old and new);
     # the e-mail differs in case only, which is no change.
@@ -205,7 +206,9 @@ def test_without_extension_start_3cx_picks_the_number() -> None:
                 "EmailAddress": "ann@contoso.com",
                 "Mobile": "+442079460000",
                 "MS365SignInEnabled": False,
+                "MS365ContactsEnabled": False,
                 "Enabled": True,
+                "MS365CalendarEnabled": False,
             },
         )
     ]
@@ -300,6 +303,34 @@ def test_sso_option_sets_ms365_sign_in_per_user() -> None:
     fields = {a.upn: a.fields for a in result.of_kind("create")}
     assert fields["ann@contoso.com"]["MS365SignInEnabled"] is True
     assert fields["bob@contoso.com"]["MS365SignInEnabled"] is False
+
+
+def test_personal_contacts_option_switches_3cxs_own_contacts_sync_per_user() -> None:
+    """3CX copies a user's Outlook contacts itself when `MS365ContactsEnabled` is on (the
+    published route); the option drives that switch like any other field."""
+    ann, bob = graph_user("ann@contoso.com"), graph_user("bob@contoso.com")
+    contacts = UserOptions(**{**DEFAULTS.as_dict(), "personal_contacts": True})
+    target = [synced_tcx(ann, 1, "100"), synced_tcx(bob, 2, "101")]
+    links = [link(ann, 1, "100"), link(bob, 2, "101")]
+    result = plan([ann, bob], target, links, options={ann.id: contacts})
+    assert result.actions == [
+        UpdateUser(ann.id, "ann@contoso.com", 1, "100", {"MS365ContactsEnabled": FieldChange(False, True)})
+    ]
+    assert desired_fields(bob, DEFAULTS)["MS365ContactsEnabled"] is False
+
+
+def test_the_calendar_option_keeps_3cxs_own_calendar_sync_off() -> None:
+    """3CX's own calendar sync writes the same status field: for a user whose status the
+    connector drives it stays off; for the others it is left to the administrator."""
+    ann = graph_user("ann@contoso.com")
+    own_calendar = tcx_user(1, "100", **{**desired_fields(ann, DEFAULTS), "MS365CalendarEnabled": True})
+    result = plan([ann], [own_calendar], [link(ann, 1, "100")])
+    assert result.actions == [
+        UpdateUser(ann.id, "ann@contoso.com", 1, "100", {"MS365CalendarEnabled": FieldChange(True, False)})
+    ]
+    no_calendar = UserOptions(**{**DEFAULTS.as_dict(), "calendar": False})
+    assert "MS365CalendarEnabled" not in desired_fields(ann, no_calendar)
+    assert plan([ann], [own_calendar], [link(ann, 1, "100")], options={ann.id: no_calendar}).actions == []
 
 
 def test_missing_names_fall_back_sensibly() -> None:
