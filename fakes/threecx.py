@@ -295,6 +295,9 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         # Numbers held by DNs that are not users (queues, ring groups, IVRs, trunks): they never
         # appear under /Users, yet 3CX refuses them for a new user.
         self.other_dn_numbers: set[str] = set()
+        # Fields 3CX computes or reformats itself, as a test sets them: after every create and
+        # PATCH, field name -> what 3CX stores, given the user as written.
+        self.normalisers: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self._init_phonebooks(
             max_company_contacts=max_company_contacts,
             max_personal_contacts=max_personal_contacts,
@@ -635,6 +638,7 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         user.update(given)
         if user["DisplayName"] is None:
             user["DisplayName"] = f"{user['FirstName'] or ''} {user['LastName'] or ''}".strip()
+        self._normalise(user)
         self._users[user_id] = user
         self._profiles[user_id] = [
             {"Id": user_id * 10 + index, "Name": name, "CustomName": None, "CustomMessage": ""}
@@ -654,7 +658,12 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         for name, value in properties.items():
             if name not in ("Id", "Number", "ForwardingProfiles"):
                 user[name] = copy.deepcopy(value)
+        self._normalise(user)
         return FakeResponse(204, b"")
+
+    def _normalise(self, user: dict[str, Any]) -> None:
+        for name, normalise in self.normalisers.items():
+            user[name] = normalise(user)
 
     def _delete(self, user_id: int) -> FakeResponse:
         self._get(user_id)

@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from sync.records import Link, OptionOverrides, PresenceState, RunRecord, SubscriptionRecord
+from sync.records import KeptValue, Link, OptionOverrides, PresenceState, RunRecord, SubscriptionRecord
 
 _BATCH = 100  # Table Storage's limit of operations in one transaction
 _MAX_ERRORS_KEPT = 50
@@ -476,6 +476,7 @@ def _link_entity(link: Link) -> dict[str, Any]:
     entity = {"PartitionKey": "user", "RowKey": link.m365_id, **link.model_dump(exclude={"m365_id"})}
     entity["deprovisioned"] = link.deprovisioned or ""
     entity["photo_etag"] = link.photo_etag or ""
+    entity["kept"] = json.dumps({name: value.model_dump() for name, value in link.kept.items()}) if link.kept else ""
     return entity
 
 
@@ -488,6 +489,7 @@ def _link_from_entity(entity: dict[str, Any]) -> Link:
         origin=entity["origin"],
         photo_etag=entity.get("photo_etag") or None,
         deprovisioned=entity.get("deprovisioned") or None,
+        kept={name: KeptValue.model_validate(value) for name, value in json.loads(entity.get("kept") or "{}").items()},
     )
 
 

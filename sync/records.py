@@ -7,9 +7,17 @@ runs work with them as values.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+
+class KeptValue(BaseModel):
+    """A field 3CX stored its own way: it computes it (a display name from first and last
+    name) or reformats it (a phone number). Not written again while both stay as they are."""
+
+    wanted: Any  # what Microsoft 365 said, and the connector wrote
+    kept: Any  # what 3CX made of it
 
 
 class Link(BaseModel):
@@ -22,6 +30,7 @@ class Link(BaseModel):
     origin: Literal["created", "linked"]  # created by the connector, or an existing user matched by e-mail
     photo_etag: str | None = None
     deprovisioned: Literal["disabled"] | None = None
+    kept: dict[str, KeptValue] = Field(default_factory=dict)  # by XAPI field name
 
 
 class OptionOverrides(BaseModel):

@@ -27,7 +27,7 @@ from shared.threecx_models import USER_FIELDS, TcxUser
 from sync.eligibility import Audience
 from sync.envelope import RunReport, run_envelope
 from sync.options import UserOptions, tenant_defaults
-from sync.records import Link
+from sync.records import KeptValue, Link
 from sync.runtime import Runtime
 from sync.users import (
     CreateUser,
@@ -39,12 +39,14 @@ from sync.users import (
     LinkUser,
     ScopeRule,
     SetAvatar,
+    Skip,
     UpdateUser,
     UserAction,
     UserPlan,
     UserSyncConfig,
     exclusion_reason,
     plan_users,
+    same_value,
 )
 
 USERS_DELTA = "users"
@@ -389,6 +391,15 @@ def _apply(rt: Runtime, result: UserSyncResult, progress: Progress | None) -> No
     links = rt.state.links()
     ordered = sorted(result.plan.actions, key=lambda action: _APPLY_ORDER.index(action.kind))
     applier = _Applier(rt, links)
+    try:
+        _apply_each(result, ordered, applier, progress)
+    finally:
+        result.plan.skipped.extend(applier.notes)
+
+
+def _apply_each(
+    result: UserSyncResult, ordered: list[UserAction], applier: _Applier, progress: Progress | None
+) -> None:
     for index, action in enumerate(ordered, start=1):
         started = time.monotonic()
         try:
@@ -436,6 +447,7 @@ class _Applier:
     def __init__(self, rt: Runtime, links: dict[str, Link]) -> None:
         self.rt = rt
         self.links = links
+        self.notes: list[Skip] = []  # what 3CX keeps its own way, said once in the run record
 
     def apply(self, action: UserAction) -> None:
         match action:
@@ -460,6 +472,38 @@ class _Applier:
         self.links[link.m365_id] = link
         self.rt.state.save_link(link)
 
+    def _read_back(self, link: Link, written: Mapping[str, Any], stored: TcxUser | None = None) -> Link:
+        """Compare what 3CX stored with what was written, and remember a field it kept its own way.
+
+        3CX may compute a field (a display name from first and last name) or reformat it (a
+        number); without this every run would write the same value again. A field newly kept is
+        said once, as a note in the run record; one that now holds what was written is forgotten.
+        """
+        if stored is None:
+            try:
+                stored = self.rt.tcx.get_user(link.tcx_user_id, select=tuple(written))
+            except TcxApiError:
+                stored = None  # the write went through; the next run compares again
+            if stored is None:
+                return link
+        have = stored.model_dump(by_alias=True)
+        kept = dict(link.kept)
+        for name, wanted in written.items():
+            if name not in USER_FIELDS or same_value(name, wanted, have.get(name)):
+                kept.pop(name, None)
+                continue
+            value = KeptValue(wanted=wanted, kept=have.get(name))
+            if kept.get(name) != value:
+                log_event("tcx_kept_value", kind="users", upn=link.upn, field=name)
+                note = f"3CX keeps {name} as {have.get(name)!r}, not {wanted!r}; not written again until either changes"
+                self.notes.append(Skip(link.upn, note))
+            kept[name] = value
+        if kept == link.kept:
+            return link
+        updated = link.model_copy(update={"kept": kept})
+        self._save(updated)
+        return updated
+
     def _link(self, action: LinkUser) -> None:
         # Claim the 3CX user first: if the update fails, the next run updates instead of re-matching.
         self._save(
@@ -472,13 +516,19 @@ class _Applier:
             )
         )
         if action.changes:
-            self.rt.tcx.update_user(action.tcx_user_id, _new_values(action.changes))
+            written = _new_values(action.changes)
+            self.rt.tcx.update_user(action.tcx_user_id, written)
+            self._read_back(self.links[action.m365_id], written)
 
     def _update(self, action: UpdateUser) -> None:
-        self.rt.tcx.update_user(action.tcx_user_id, _new_values(action.changes))
+        written = _new_values(action.changes)
+        self.rt.tcx.update_user(action.tcx_user_id, written)
         link = self.links.get(action.m365_id)
         if link is not None and (link.upn != action.upn or link.deprovisioned):
-            self._save(link.model_copy(update={"upn": action.upn, "deprovisioned": None}))
+            link = link.model_copy(update={"upn": action.upn, "deprovisioned": None})
+            self._save(link)
+        if link is not None:
+            self._read_back(link, written)
 
     def _create(self, action: CreateUser) -> None:
         fields = dict(action.fields)
@@ -506,15 +556,15 @@ class _Applier:
         else:
             raise TcxApiError(400, "NO_FREE_NUMBER", f"no free extension after {_NUMBER_RETRIES} tries", "Number", [])
         previous = self.links.get(action.m365_id)
-        self._save(
-            Link(
-                m365_id=action.m365_id,
-                upn=action.upn,
-                tcx_user_id=created.id,
-                extension=created.number,
-                origin=previous.origin if previous else "created",
-            )
+        link = Link(
+            m365_id=action.m365_id,
+            upn=action.upn,
+            tcx_user_id=created.id,
+            extension=created.number,
+            origin=previous.origin if previous else "created",
         )
+        self._save(link)
+        self._read_back(link, fields, created)  # 3CX answers a create with what it stored
 
     def _avatar(self, action: SetAvatar) -> None:
         link = self.links.get(action.m365_id)

@@ -41,7 +41,7 @@ from shared.settings import DeprovisionPolicy, SyncScope
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
 from sync.phone_numbers import normalize_phone
-from sync.records import Link
+from sync.records import KeptValue, Link
 
 # -- the plan's vocabulary ----------------------------------------------------------------
 
@@ -263,18 +263,30 @@ def desired_fields(user: GraphUser, options: UserOptions) -> dict[str, Any]:
     return fields
 
 
-def field_changes(desired: Mapping[str, Any], current: TcxUser) -> dict[str, FieldChange]:
-    """The fields whose value differs; a missing string equals '', e-mail ignores case."""
+def same_value(name: str, wanted: Any, have: Any) -> bool:
+    """Whether 3CX holds `wanted` in field `name`: a missing string equals '', e-mail ignores case."""
+    if isinstance(wanted, str):
+        return (have or "").casefold() == wanted.casefold() if name == "EmailAddress" else (have or "") == wanted
+    return bool(have == wanted)
+
+
+def field_changes(
+    desired: Mapping[str, Any], current: TcxUser, kept: Mapping[str, KeptValue] | None = None
+) -> dict[str, FieldChange]:
+    """The fields whose value differs, except where 3CX keeps a value its own way (`kept`):
+    such a field is left alone while Microsoft 365 still says what was written and 3CX still
+    holds what it made of it."""
     actual = current.model_dump(by_alias=True)
+    kept = kept or {}
     changes: dict[str, FieldChange] = {}
     for name, wanted in desired.items():
         have = actual.get(name)
-        if isinstance(wanted, str):
-            same = (have or "").casefold() == wanted.casefold() if name == "EmailAddress" else (have or "") == wanted
-        else:
-            same = have == wanted
-        if not same:
-            changes[name] = FieldChange(have, wanted)
+        if same_value(name, wanted, have):
+            continue
+        known = kept.get(name)
+        if known is not None and same_value(name, wanted, known.wanted) and same_value(name, known.kept, have):
+            continue
+        changes[name] = FieldChange(have, wanted)
     return changes
 
 
@@ -380,7 +392,7 @@ def plan_users(
         upn = _upn(user)
         if link is not None and link.tcx_user_id in tcx_by_id:
             current = tcx_by_id[link.tcx_user_id]
-            changes = field_changes(desired, current)
+            changes = field_changes(desired, current, link.kept)
             if changes:
                 plan.actions.append(UpdateUser(user.id, upn, current.id, current.number, changes))
             else:

@@ -12,7 +12,7 @@ from shared.graph_models import GraphUser, PhotoInfo, PhotoUnreadable
 from shared.settings import DeprovisionPolicy, SyncScope
 from shared.threecx_models import TcxUser
 from sync.options import UserOptions
-from sync.records import Link
+from sync.records import KeptValue, Link
 from sync.users import (
     CreateUser,
     CreationHold,
@@ -31,6 +31,7 @@ from sync.users import (
     desired_fields,
     field_changes,
     plan_users,
+    same_value,
 )
 
 DEFAULTS = UserOptions(sso=False, office_phone=False, photo=False, personal_contacts=False, calendar=True)
@@ -331,6 +332,70 @@ def test_the_calendar_option_keeps_3cxs_own_calendar_sync_off() -> None:
     no_calendar = UserOptions(**{**DEFAULTS.as_dict(), "calendar": False})
     assert "MS365CalendarEnabled" not in desired_fields(ann, no_calendar)
     assert plan([ann], [own_calendar], [link(ann, 1, "100")], options={ann.id: no_calendar}).actions == []
+
+
+# -- fields 3CX manages itself ----------------------------------------------------------------------
+
+
+def _kept_by_3cx(user: GraphUser, **kept: tuple[Any, Any]) -> tuple[TcxUser, Link]:
+    """`user`'s 3CX user after 3CX stored (wanted, kept) its own way, and the link remembering it."""
+    stored = {**desired_fields(user, DEFAULTS), **{name: value for name, (_wanted, value) in kept.items()}}
+    remembered = {name: KeptValue(wanted=wanted, kept=value) for name, (wanted, value) in kept.items()}
+    return tcx_user(1, "100", **stored), link(user, 1, "100", kept=remembered)
+
+
+def test_a_value_3cx_keeps_its_own_way_is_not_written_again_while_the_source_is_unchanged() -> None:
+    ann = graph_user("ann@contoso.com")
+    current, remembered = _kept_by_3cx(ann, DisplayName=("Ann Example", "Example, Ann"), Mobile=("", None))
+    assert plan([ann], [current], [remembered]).actions == []
+
+
+def test_a_new_source_value_is_written_again_even_where_3cx_kept_the_old_its_own_way() -> None:
+    ann = graph_user("ann@contoso.com", displayName="Ann B. Example")
+    current, remembered = _kept_by_3cx(ann, DisplayName=("Ann Example", "Example, Ann"))
+    (action,) = plan([ann], [current], [remembered]).actions
+    assert isinstance(action, UpdateUser)
+    assert action.changes == {"DisplayName": FieldChange("Example, Ann", "Ann B. Example")}
+
+
+def test_kept_values_are_compared_the_way_3cx_compares_them() -> None:
+    """An e-mail 3CX kept its own way stays left alone whatever the letter case on either side."""
+    ann = graph_user("ann@contoso.com")
+    current, remembered = _kept_by_3cx(ann, EmailAddress=("ANN@CONTOSO.COM", "ANN@MAIL.contoso.com"))
+    current = current.model_copy(update={"email_address": "ann@mail.contoso.com"})
+    assert plan([ann], [current], [remembered]).actions == []
+
+
+def test_a_kept_field_leaves_the_fields_after_it_to_be_compared() -> None:
+    ann = graph_user("ann@contoso.com", mobilePhone="+1 555 0100")
+    current, remembered = _kept_by_3cx(ann, DisplayName=("Ann Example", "Example, Ann"))
+    current = current.model_copy(update={"mobile": "+15550199"})
+    (action,) = plan([ann], [current], [remembered]).actions
+    assert isinstance(action, UpdateUser)
+    assert action.changes == {"Mobile": FieldChange("+15550199", "+15550100")}
+
+
+def test_a_value_changed_in_3cx_since_is_written_again() -> None:
+    ann = graph_user("ann@contoso.com")
+    current, remembered = _kept_by_3cx(ann, DisplayName=("Ann Example", "Example, Ann"))
+    edited = current.model_copy(update={"display_name": "Someone Else"})
+    (action,) = plan([ann], [edited], [remembered]).actions
+    assert isinstance(action, UpdateUser)
+    assert action.changes == {"DisplayName": FieldChange("Someone Else", "Ann Example")}
+
+
+@pytest.mark.parametrize(
+    ("name", "wanted", "have", "same"),
+    [
+        ("EmailAddress", "Ann@Contoso.com", "ann@contoso.com", True),
+        ("DisplayName", "Ann", "ann", False),
+        ("Mobile", "", None, True),
+        ("Enabled", False, None, False),
+        ("Enabled", True, True, True),
+    ],
+)
+def test_same_value_follows_3cxs_notion_of_equal(name: str, wanted: Any, have: Any, same: bool) -> None:
+    assert same_value(name, wanted, have) is same
 
 
 def test_missing_names_fall_back_sensibly() -> None:
