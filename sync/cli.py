@@ -87,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 
     contacts = commands.add_parser(
         "contacts",
-        help="one reconcile of personal and shared-mailbox contacts into the 3CX phonebooks",
-        description="Outlook contacts → 3CX: each user's personal contacts (option personal_contacts) to their"
-        " personal phonebook, SHARED_MAILBOXES' contacts to the company phonebook.",
+        help="one reconcile of the shared mailboxes' contacts into the 3CX company phonebook",
+        description="Outlook contacts → 3CX: the contacts of SHARED_MAILBOXES to the company phonebook. Personal"
+        " phonebooks are 3CX's own Microsoft 365 sync (option personal_contacts; see check-pbx).",
     )
     contacts.add_argument("--json", action="store_true", help="print one JSON object")
     contacts.add_argument("--full", action="store_true", help="re-list folders and re-read every contact")
@@ -304,7 +304,7 @@ def _contacts(args: argparse.Namespace) -> int:
     from sync.contact_sync import run_contact_sync
 
     rt = _runtime()
-    result = run_contact_sync(rt, full=args.full, phonebook=rt.phonebook)
+    result = run_contact_sync(rt, full=args.full)
     if args.json:
         payload = {
             **result.counts(),
@@ -312,7 +312,7 @@ def _contacts(args: argparse.Namespace) -> int:
             "busy": result.busy,
             "status": result.status,
             "error": result.aborted,
-            "phonebooks": {kind: result.counts(kind) for kind in ("company", "personal")},
+            "phonebooks": {book.plan.book: book.counts() for book in result.books},
             "failures": [failure for book in result.books for failure in book.failures],
             "skipped_contacts": [
                 {"source": skip.source, "reason": skip.reason} for book in result.books for skip in book.plan.skipped
@@ -320,15 +320,12 @@ def _contacts(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
     else:
-        for kind in ("company", "personal"):
-            books = [book for book in result.books if book.kind == kind]
-            if not books:
-                continue
-            counts = result.counts(kind)
-            label = "Company phonebook" if kind == "company" else f"Personal phonebooks ({len(books)})"
+        for book in result.books:
+            counts = book.counts()
             print(
-                f"{label}: {counts['created']} created, {counts['updated']} updated, {counts['deleted']} deleted,"
-                f" {counts['unchanged']} unchanged, {counts['skipped']} skipped, {counts['failed']} failed."
+                f"{book.plan.book.capitalize()} phonebook: {counts['created']} created, {counts['updated']} updated,"
+                f" {counts['deleted']} deleted, {counts['unchanged']} unchanged, {counts['skipped']} skipped,"
+                f" {counts['failed']} failed."
             )
         for book in result.books:
             for skip in book.plan.skipped[:20]:
@@ -338,7 +335,7 @@ def _contacts(args: argparse.Namespace) -> int:
         for busy in result.busy:
             print(f"  ~ {busy}: another run is syncing this phonebook now; left to it")
         if not result.books and not result.busy and not result.aborted:
-            print("No phonebooks to sync: set SHARED_MAILBOXES or turn on personal_contacts for some users.")
+            print("No phonebook to sync: SHARED_MAILBOXES is empty.")
     if result.aborted:
         print(f"error: {result.aborted}", file=sys.stderr)
         return EXIT_FAILED

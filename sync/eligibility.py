@@ -3,8 +3,9 @@
 - *Synced*: an M365 user linked to a 3CX user whose link is not deprovisioned.
 - *Calendar*: synced, and the effective calendar option is on — they get a calendar
   subscription and calendar-driven status.
-- *Personal contacts*: synced, and the effective personal-contacts option is on — they get
-  a contacts subscription and their personal phonebook is written.
+- *Personal contacts*: synced, and the effective personal-contacts option is on — 3CX's own
+  Microsoft 365 integration is asked to copy their Outlook contacts to their personal 3CX
+  phonebook (`MS365ContactsEnabled`); the connector itself reads no user's contacts.
 - *Paused*: SYNC_PAUSED stops timers and queued work from changing 3CX; Graph lifecycle
   upkeep goes on so subscriptions stay alive, and runs started by hand still work.
 - *Stale calendar*: one never read, or not read for CALENDAR_REFRESH_MINUTES, is read again
@@ -62,7 +63,7 @@ class Audience:
         return {m365_id: link for m365_id, link in self.synced().items() if self.options(m365_id).calendar}
 
     def personal_contact_users(self) -> dict[str, Link]:
-        """Synced users whose personal Outlook contacts go to their personal 3CX phonebook."""
+        """Synced users with the personal-contacts option on (3CX's own sync copies their Outlook contacts)."""
         return {m365_id: link for m365_id, link in self.synced().items() if self.options(m365_id).personal_contacts}
 
     def has_calendar(self, m365_id: str) -> bool:

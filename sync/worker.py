@@ -125,7 +125,7 @@ def _contacts(rt: Runtime, mailbox: str) -> WorkResult:
             reason="not a mailbox in SHARED_MAILBOXES; personal contacts are synced by 3CX itself",
         )
         return Done("dropped")
-    result = run_contact_sync(rt, mailbox=mailbox, phonebook=rt.phonebook, trigger="queue")
+    result = run_contact_sync(rt, mailbox=mailbox, trigger="queue")
     if result.aborted:
         raise ContactRunAborted(result.aborted)
     if result.busy:

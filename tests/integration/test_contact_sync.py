@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from sync.contact_sync import run_contact_sync
-from sync.option_admin import set_user_options
 from sync.runtime import process_runtime
-from sync.user_sync import run_user_sync
 from tests.conftest import Tenant
 
 SALES = "sales@contoso.com"
@@ -55,7 +53,7 @@ def test_shared_mailbox_contacts_fill_the_company_phonebook_and_a_rerun_writes_n
 
     first = run_contact_sync(process_runtime())
 
-    assert first.counts("company")["created"] == 3
+    assert first.counts()["created"] == 3
     book = _book(shared)
     assert set(book) == {"ada@engines.example", "grace@navy.example", "alan@bletchley.example", "Made"}
     assert book["grace@navy.example"]["Tag"].startswith(f"m365:{SALES}#")
@@ -135,27 +133,6 @@ def test_an_expired_delta_link_rereads_the_folder(shared: Tenant) -> None:
     assert set(_book(shared)) == {"ada@engines.example"}
 
 
-def test_personal_contacts_follow_the_option_and_leave_with_it(tenant_env: Tenant) -> None:
-    (user_id,) = tenant_env.add_users(1)
-    run_user_sync(tenant_env.runtime())
-    rt = process_runtime()
-    set_user_options(rt, "user000@contoso.com", {"personal_contacts": True})
-    tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
-    extension = tenant_env.state.links()[user_id].extension
-
-    result = run_contact_sync(rt)
-
-    assert result.counts("personal")["created"] == 1
-    (entry,) = tenant_env.pbx.personal_contacts(extension).values()
-    assert entry["FirstName"] == "Mum"
-    assert not tenant_env.pbx.company_contacts
-
-    set_user_options(rt, "user000@contoso.com", {"personal_contacts": False})
-    cleared = run_contact_sync(rt)
-    assert cleared.counts("personal")["deleted"] == 1
-    assert not tenant_env.pbx.personal_contacts(extension)
-
-
 def test_a_contact_notification_reaches_the_phonebook(shared: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     from sync.subscription_upkeep import reconcile_subscriptions
     from sync.worker import Done, handle_work
@@ -183,42 +160,6 @@ def test_skip_reasons_and_per_book_counts_are_in_the_run_record(shared: Tenant) 
     assert [line.split(": ", 1)[1] for line in record.skipped] == ["no phone number"]
 
 
-def test_one_refused_personal_book_does_not_stop_the_others(tenant_env: Tenant) -> None:
-    ids = tenant_env.add_users(2)
-    run_user_sync(tenant_env.runtime())
-    rt = process_runtime()
-    for upn in ("user000@contoso.com", "user001@contoso.com"):
-        set_user_options(rt, upn, {"personal_contacts": True})
-    for user_id in ids:
-        tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
-    tenant_env.pbx.inject(403, count=1, path_pattern=r"^/webclient/api/MyPhone/session$")  # one refusal
-
-    result = run_contact_sync(rt)
-
-    assert result.status == "partial"
-    assert result.counts("personal")["created"] == 1
-    assert len([b for b in result.books if b.failures]) == 1
-    extensions = [link.extension for link in tenant_env.state.links().values()]
-    assert sum(len(tenant_env.pbx.personal_contacts(ext)) for ext in extensions) == 1
-
-
-def test_a_deleted_users_book_record_is_dropped(tenant_env: Tenant) -> None:
-    (user_id,) = tenant_env.add_users(1)
-    run_user_sync(tenant_env.runtime())
-    rt = process_runtime()
-    set_user_options(rt, "user000@contoso.com", {"personal_contacts": True})
-    tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
-    run_contact_sync(rt)
-    tenant_env.graph.hard_delete_user(user_id)
-    run_user_sync(tenant_env.runtime(DEPROVISION="delete", DEPROVISION_MAX_COUNT="", DEPROVISION_MAX_PERCENT=""))
-    assert not tenant_env.pbx.users
-
-    result = run_contact_sync(rt)
-
-    assert result.status == "succeeded"
-    assert tenant_env.state.personal_books() == {}
-
-
 def test_a_graph_outage_fails_the_run_and_says_why(shared: Tenant) -> None:
     """The fault: Graph kept answering 503 and the contacts run was recorded as succeeded, no error."""
     shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
@@ -234,20 +175,15 @@ def test_a_graph_outage_fails_the_run_and_says_why(shared: Tenant) -> None:
     assert shared.pbx.company_contacts == {}
 
 
-def test_a_phonebook_another_run_holds_is_left_to_it_and_the_others_go_on(tenant_env: Tenant) -> None:
-    (user_id,) = tenant_env.add_users(1)
-    run_user_sync(tenant_env.runtime())
-    rt = process_runtime()
-    set_user_options(rt, "user000@contoso.com", {"personal_contacts": True})
-    tenant_env.graph.add_contact(user_id, **person("Mum", "Example", None, phone="+44 7700 900001"))
-    tenant_env.state.lease("contacts:company", timedelta(minutes=5)).acquire()  # another instance's run
+def test_a_phonebook_another_run_holds_is_left_to_it(shared: Tenant) -> None:
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+    shared.state.lease("contacts:company", timedelta(minutes=5)).acquire()  # another instance's run
 
-    result = run_contact_sync(tenant_env.runtime(SHARED_MAILBOXES=SALES))
+    result = run_contact_sync(process_runtime())
 
     assert result.busy == ["company"]
     assert result.status == "partial"
-    assert result.counts("personal")["created"] == 1
-
+    assert result.books == [] and shared.pbx.company_contacts == {}
 
 def test_a_deleted_contact_folder_is_dropped_and_the_rest_still_syncs(shared: Tenant) -> None:
     """The fault: a deleted sub-folder failed its mailbox's refresh and, through it, the whole

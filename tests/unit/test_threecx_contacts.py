@@ -8,7 +8,6 @@ enforced); the client and the port run their real HTTP code against the same fak
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,14 +19,7 @@ from pydantic import ValidationError
 from fakes.threecx import DELIBERATELY_INVALID_HEADER, XAPI_JOURNAL, ThreeCXFake
 from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES, SESSION_PATH
 from fakes.transport import install
-from shared.personal_phonebook import (
-    SESSION_CALL,
-    ImpersonatedPhonebook,
-    MyPhoneSessionError,
-    PersonalPhonebook,
-    parse_session_answer,
-)
-from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, TcxAuthError, ThreeCXClient
+from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, ThreeCXClient
 from shared.threecx_models import CONTACT_FIELDS, ContactChanges, TcxContact
 from tests.xapi_spec import XapiSpec, default_spec_path
 
@@ -123,11 +115,6 @@ def xapi(pbx: ThreeCXFake) -> Xapi:
 @pytest.fixture
 def client(pbx: ThreeCXFake, clock: Clock) -> ThreeCXClient:
     return make_client(clock)
-
-
-@pytest.fixture
-def phonebook(client: ThreeCXClient, clock: Clock) -> ImpersonatedPhonebook:
-    return ImpersonatedPhonebook(client, clock=clock)
 
 
 # == the fake: company phonebook rules ==================================================================
@@ -714,220 +701,3 @@ def test_other_bulk_delete_errors_are_raised(pbx: ThreeCXFake, client: ThreeCXCl
         client.delete_contacts([1])
 
     assert raised.value.status == 403
-
-
-# == the personal-phonebook port ========================================================================
-def session_requests(mock: responses.RequestsMock) -> list[Any]:
-    return [call.request for call in mock.calls if call.request.url.endswith(SESSION_PATH)]
-
-
-def test_impersonated_phonebook_is_a_personal_phonebook(phonebook: ImpersonatedPhonebook) -> None:
-    port: PersonalPhonebook = phonebook
-    assert callable(port.list)
-
-
-def test_port_opens_a_session_as_the_tutorial_does(
-    mock: responses.RequestsMock, pbx: ThreeCXFake, client: ThreeCXClient, phonebook: ImpersonatedPhonebook
-) -> None:
-    pbx.add_user(Number="101")
-
-    created = phonebook.create("101", person("Mum"))
-
-    [request] = session_requests(mock)
-    assert json.loads(request.body) == {
-        "name": "M365 connector",
-        "version": "1.0",
-        "isHuman": False,
-        "impersonate": "101",
-    }
-    assert request.headers["Authorization"].startswith("Bearer ")
-    assert pbx.personal_contacts("101") == {created.id: pbx.personal_contacts("101")[created.id]}
-    assert created.contact_type == "3CX"
-
-
-def test_port_reuses_one_session_per_extension(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-
-    mum = phonebook.create("101", person("Mum"))
-    phonebook.update("101", mum.id, {"LastName": "Lovelace"})
-    phonebook.list("101")
-    phonebook.list("102")
-    phonebook.delete("101", mum.id)
-
-    assert pbx.sessions_opened == 2
-    assert pbx.personal_contacts("101") == {}
-
-
-def test_port_renews_a_session_shortly_before_it_expires(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, session_lifetime_seconds=1000, token_lifetime_seconds=100_000)
-    pbx.add_user(Number="101")
-    phonebook = ImpersonatedPhonebook(make_client(clock), clock=clock)
-
-    phonebook.list("101")
-    clock.advance(850)
-    phonebook.list("101")
-    assert pbx.sessions_opened == 1
-    clock.advance(60)  # 910 s: inside the last 10 % of the lifetime, still valid at the PBX
-    phonebook.list("101")
-
-    assert pbx.sessions_opened == 2
-    assert pbx.rejected_tokens == 0  # renewed before the PBX had to refuse anything
-
-
-def test_port_opens_a_new_session_once_on_401(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    phonebook.list("101")
-    pbx.expire_sessions("101")  # e.g. the PBX restarted
-
-    created = phonebook.create("101", person("Mum"))
-
-    assert pbx.sessions_opened == 2
-    assert list(pbx.personal_contacts("101")) == [created.id]  # created once, not twice
-
-
-def test_port_gives_up_when_a_new_session_is_refused_too(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    pbx.inject(401, count=2, path_pattern=r"^/xapi/v1/Contacts")
-
-    with pytest.raises(TcxAuthError, match="extension 101"):
-        phonebook.list("101")
-
-    assert pbx.sessions_opened == 2
-    assert pbx.tokens_issued == 1  # the API client's own token was never thrown away for it
-
-
-def test_port_keeps_books_apart(pbx: ThreeCXFake, client: ThreeCXClient, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-    company = client.create_contact(person("Reception"))
-
-    ada = phonebook.create("101", person("Ada's mum"))
-    bob = phonebook.create("102", person("Bob's mum"))
-
-    assert [c.first_name for c in phonebook.list("101")] == ["Ada's mum"]
-    assert [c.first_name for c in phonebook.list("102")] == ["Bob's mum"]
-    assert [c.id for c in client.list_contacts()] == [company.id]
-    with pytest.raises(TcxApiError) as raised:
-        phonebook.update("102", ada.id, {"LastName": "x"})
-    assert raised.value.status == 404
-    phonebook.delete("102", ada.id)  # not in 102's book: nothing happens there
-    assert list(pbx.personal_contacts("101")) == [ada.id]
-    assert list(pbx.personal_contacts("102")) == [bob.id]
-    assert list(pbx.company_contacts) == [company.id]
-
-
-def test_port_session_calls_are_published_contacts_calls(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    mark = len(XAPI_JOURNAL)
-
-    mum = phonebook.create("101", person("Mum"))
-    phonebook.update("101", mum.id, {"Tag": "m365:x"})
-    phonebook.list("101")
-    phonebook.delete("101", mum.id)
-
-    assert [method for method, _ in journal_since(mark)] == ["POST", "PATCH", "GET", "DELETE"]
-    assert all(path.startswith("/xapi/v1/Contacts") for _, path in journal_since(mark))
-
-
-@pytest.mark.parametrize(("extension", "status", "hint"), [("999", 404, "no user has this extension")])
-def test_port_names_the_call_when_a_session_is_refused(
-    pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook, extension: str, status: int, hint: str
-) -> None:
-    with pytest.raises(MyPhoneSessionError) as raised:
-        phonebook.list(extension)
-
-    assert raised.value.status == status
-    assert SESSION_CALL in str(raised.value)
-    assert hint in str(raised.value)
-
-
-def test_port_explains_a_missing_myphone_permission(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, myphone_enabled=False)
-    pbx.add_user(Number="101")
-
-    with pytest.raises(MyPhoneSessionError, match="MyPhone") as raised:
-        ImpersonatedPhonebook(make_client(clock), clock=clock).list("101")
-
-    assert raised.value.status == 403
-
-
-def test_port_notices_a_deleted_user(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    ada = pbx.add_user(Number="101")
-    phonebook.list("101")
-    pbx.delete_user(ada["Id"])
-
-    with pytest.raises(MyPhoneSessionError) as raised:
-        phonebook.list("101")
-
-    assert raised.value.status == 404
-
-
-def test_port_throttled_session_request_is_retried(pbx: ThreeCXFake, client: ThreeCXClient, clock: Clock) -> None:
-    pbx.add_user(Number="101")
-    pbx.inject(429, retry_after=1, path_pattern=r"MyPhone/session")
-
-    ImpersonatedPhonebook(client, clock=clock).list("101")
-
-    assert pbx.sessions_opened == 1
-
-
-def test_port_refuses_an_empty_extension(phonebook: ImpersonatedPhonebook) -> None:
-    with pytest.raises(ValueError, match="extension"):
-        phonebook.list(" ")
-
-
-def test_session_tokens_stay_out_of_logs_repr_and_errors(
-    pbx: ThreeCXFake, mock: responses.RequestsMock, phonebook: ImpersonatedPhonebook, caplog: pytest.LogCaptureFixture
-) -> None:
-    pbx.add_user(Number="101")
-    caplog.set_level(logging.DEBUG)
-    phonebook.list("101")
-    pbx.inject(401, count=2, path_pattern=r"^/xapi/v1/Contacts")
-    with pytest.raises(TcxAuthError) as raised:
-        phonebook.list("101")
-
-    tokens = [json.loads(call.response.text)["access_token"] for call in mock.calls if SESSION_PATH in call.request.url]
-    assert len(tokens) == 2
-    for token in tokens:
-        assert token not in caplog.text
-        assert token not in repr(phonebook)
-        assert token not in str(raised.value)
-    assert SECRET not in caplog.text
-
-
-# -- reading the session answer (assumption 2 of shared.personal_phonebook) ------------------------------
-@pytest.mark.parametrize(
-    ("payload", "seconds"),
-    [
-        ({"access_token": "abc", "expires_in": 600}, 600.0),
-        ({"access_token": "abc", "expires_in": "600", "token_type": "Bearer"}, 600.0),
-        ({"Status": "AuthSuccess", "Token": {"access_token": "abc", "expires_in": 60.5}}, 60.5),
-    ],
-)
-def test_session_answer_shapes_that_are_understood(payload: Any, seconds: float) -> None:
-    answer = parse_session_answer(payload)
-
-    assert answer.access_token.get_secret_value() == "abc"
-    assert answer.expires_in == seconds
-    assert "abc" not in repr(answer)
-
-
-@pytest.mark.parametrize(
-    ("payload", "said"),
-    [
-        ({"token": "abc", "expires": 600}, "expires, token"),
-        ({"access_token": "", "expires_in": 600}, "access_token, expires_in"),
-        ({"access_token": "abc", "expires_in": 0}, "access_token, expires_in"),
-        ({"access_token": "abc", "expires_in": True}, "access_token, expires_in"),
-        ({"access_token": "abc"}, "access_token"),
-        (["abc"], "list"),
-        (None, "NoneType"),
-    ],
-)
-def test_session_answer_shapes_that_are_refused_say_what_came(payload: Any, said: str) -> None:
-    with pytest.raises(ValueError, match="expected") as raised:
-        parse_session_answer(payload)
-
-    assert said in str(raised.value)
-    assert "abc" not in str(raised.value)
