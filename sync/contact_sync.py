@@ -44,6 +44,8 @@ from sync.runtime import Runtime
 
 COMPANY_BOOK = "company"
 FOLDER_LIST_MAX_AGE = timedelta(hours=24)
+DELTA_PREFIX = "contacts-"  # the names of the contact folders' delta links
+PERSONAL_STATE_FORGOTTEN = "personal-contacts-state-forgotten"  # the marker of the one-off clean-up
 _FOLDER_KEY = "_connectorFolder"  # where the mirror remembers which folder a contact is in
 
 
@@ -114,12 +116,49 @@ def run_contact_sync(
     """
     rt.settings.require_graph()
     rt.settings.require_tcx()
+    forget_personal_contacts(rt)
     sweep = _Sweep(rt, ContactSyncResult(), trigger)
     shared = [address.lower() for address in rt.settings.shared_mailboxes]
     wanted_mailbox = mailbox.lower() if mailbox else None
     if shared and (wanted_mailbox is None or wanted_mailbox in shared):
         sweep.add(sweep.book(COMPANY_BOOK, lambda: _sync_company(rt, shared, full)))
     return sweep.result
+
+
+def forget_personal_contacts(rt: Runtime) -> None:
+    """Delete what earlier versions stored for personal phonebooks, once (a marker remembers it is done).
+
+    They mirrored each user's own contacts (per folder, with a delta link each) and recorded
+    which personal phonebooks they wrote. Today only the mailboxes in SHARED_MAILBOXES are
+    mirrored, so every other mirror, folder list and contacts delta link goes, and the
+    phonebook records with them; the shared mailboxes' state is kept. A failure is logged
+    and tried again at the next run: it never stops the company phonebook.
+    """
+    if rt.state.marker_set(PERSONAL_STATE_FORGOTTEN):
+        return
+    shared = [address.lower() for address in rt.settings.shared_mailboxes]
+    try:
+        kept_links = set()
+        for mailbox in shared:
+            listed = rt.state.contact_folders(mailbox)
+            for folder_id in [None, *(listed[0] if listed else [])]:
+                kept_links.add(_delta_name(mailbox, folder_id))
+        contacts, folder_lists = rt.state.forget_contact_mailboxes(keep=shared)
+        links = [name for name in rt.state.delta_link_names(DELTA_PREFIX) if name not in kept_links]
+        rt.state.delete_delta_links(links)
+        books = rt.state.forget_personal_books()
+        rt.state.set_marker(PERSONAL_STATE_FORGOTTEN)
+    except Exception as error:  # storage failing: the company phonebook goes on, the next run tries again
+        log_event("personal_contacts_cleanup_failed", logging.WARNING, kind="contacts", error=one_line(error)[:300])
+        return
+    log_event(
+        "personal_contacts_state_forgotten",
+        kind="contacts",
+        contacts=contacts,
+        folder_lists=folder_lists,
+        delta_links=len(links),
+        phonebooks=books,
+    )
 
 
 class _Sweep:
@@ -272,7 +311,7 @@ def _log(book: BookResult, action: ContactAction, outcome: str, error: str | Non
 
 def _delta_name(mailbox: str, folder_id: str | None) -> str:
     digest = hashlib.sha256(f"{mailbox.lower()}\n{folder_id or ''}".encode()).hexdigest()[:40]
-    return f"contacts-{digest}"
+    return f"{DELTA_PREFIX}{digest}"
 
 
 def refresh_mailbox(rt: Runtime, mailbox: str, *, full: bool = False) -> list[GraphContact]:

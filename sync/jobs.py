@@ -17,7 +17,7 @@ from shared.errors import one_line
 from shared.state import LockHeld
 from shared.telemetry import log_event
 from shared.work_items import CalendarWork, parse_work
-from sync.contact_sync import run_contact_sync
+from sync.contact_sync import forget_personal_contacts, run_contact_sync
 from sync.eligibility import is_paused
 from sync.envelope import RunKind
 from sync.presence_run import QueueScheduler, run_presence_pass
@@ -93,6 +93,7 @@ def contacts_reconcile(rt: Runtime) -> None:
         log_event("run_skipped", kind="contacts", reason="SYNC_PAUSED is true")
         return
     if not rt.settings.shared_mailboxes:
+        forget_personal_contacts(rt)  # what earlier versions kept for personal phonebooks (once)
         return  # nothing to sync: no shared mailboxes
     run_contact_sync(rt, trigger="timer")
 

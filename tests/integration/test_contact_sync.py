@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.data.tables import TableServiceClient
 
-from sync.contact_sync import run_contact_sync
+from shared.state import StateStore, utcnow
+from sync.cli import main
+from sync.contact_sync import PERSONAL_STATE_FORGOTTEN, run_contact_sync
 from sync.runtime import process_runtime
 from tests.conftest import Tenant
 
@@ -185,6 +193,7 @@ def test_a_phonebook_another_run_holds_is_left_to_it(shared: Tenant) -> None:
     assert result.status == "partial"
     assert result.books == [] and shared.pbx.company_contacts == {}
 
+
 def test_a_deleted_contact_folder_is_dropped_and_the_rest_still_syncs(shared: Tenant) -> None:
     """The fault: a deleted sub-folder failed its mailbox's refresh and, through it, the whole
     company phonebook, for up to a day (folder ids are cached that long)."""
@@ -214,3 +223,132 @@ def test_one_mailbox_refused_keeps_its_entries_and_never_blocks_the_others(share
     assert result.status == "partial"
     (failure,) = result.books[0].failures
     assert SALES in failure and "403" in failure
+
+
+# -- what earlier versions stored for personal phonebooks -------------------------------------------------
+
+
+def _key(text: str) -> str:
+    """The row key earlier versions derived from a mailbox or contact id (pinned here on purpose:
+    leftovers keep the layout they were written with, whatever the code does today)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _delta_name(mailbox: str, folder_id: str | None) -> str:
+    return "contacts-" + hashlib.sha256(f"{mailbox.lower()}\n{folder_id or ''}".encode()).hexdigest()[:40]
+
+
+def _rows(tenant: Tenant, table: str) -> list[dict[str, Any]]:
+    service = TableServiceClient.from_connection_string(tenant.env["AzureWebJobsStorage"])
+    client = service.get_table_client(f"{tenant.env['STATE_TABLE_PREFIX']}{table}")
+    with suppress(ResourceExistsError):
+        client.create_table()
+    return [dict(entity) for entity in client.list_entities()]
+
+
+def _leave_personal_phonebook_state(tenant: Tenant, user_id: str) -> None:
+    """Write, row for row, what an earlier version kept for one user's personal phonebook."""
+    service = TableServiceClient.from_connection_string(tenant.env["AzureWebJobsStorage"])
+    prefix = tenant.env["STATE_TABLE_PREFIX"]
+
+    def upsert(table: str, entity: dict[str, Any]) -> None:
+        client = service.get_table_client(f"{prefix}{table}")
+        with suppress(ResourceExistsError):
+            client.create_table()
+        client.upsert_entity(entity)
+
+    for contact_id, name in (("AAMkMum", "Mum"), ("AAMkDentist", "Dentist")):
+        contact = {"id": contact_id, "givenName": name, "mobilePhone": "+447700900123", "_connectorFolder": ""}
+        upsert(
+            "contacts",
+            {
+                "PartitionKey": _key(user_id),
+                "RowKey": _key(contact_id),
+                "contact_id": contact_id,
+                "data": json.dumps(contact),
+            },
+        )
+    upsert(
+        "contactfolders",
+        {"PartitionKey": "folders", "RowKey": _key(user_id), "folders": '["AAMkFamily"]', "listed_at": utcnow()},
+    )
+    for folder in (None, "AAMkFamily"):
+        link = f"{tenant.env['GRAPH_BASE_URL']}/users/{user_id}/contacts/delta()?$deltatoken=old"
+        upsert(
+            "deltalinks",
+            {"PartitionKey": "delta", "RowKey": _delta_name(user_id, folder), "link": link, "saved_at": utcnow()},
+        )
+    upsert("contactbooks", {"PartitionKey": "book", "RowKey": user_id, "extension": "100"})
+
+
+def _personal_leftovers(tenant: Tenant, user_id: str) -> list[str]:
+    """Whatever of one user's personal-phonebook state is still stored, table by table."""
+    names = {_delta_name(user_id, None), _delta_name(user_id, "AAMkFamily")}
+    return [
+        *(f"contacts {row['contact_id']}" for row in _rows(tenant, "contacts") if row["PartitionKey"] == _key(user_id)),
+        *(f"folders {row['RowKey']}" for row in _rows(tenant, "contactfolders") if row["RowKey"] == _key(user_id)),
+        *(f"delta {row['RowKey']}" for row in _rows(tenant, "deltalinks") if row["RowKey"] in names),
+        *(f"book {row['RowKey']}" for row in _rows(tenant, "contactbooks")),
+    ]
+
+
+def test_the_next_contacts_run_deletes_what_earlier_versions_kept_for_personal_phonebooks(
+    shared: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (user_id,) = shared.add_users(1)
+    _leave_personal_phonebook_state(shared, user_id)
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+    folder = shared.graph.add_contact_folder(shared.support, "Suppliers")
+    shared.graph.add_contact(shared.support, folder_id=folder, **person("Grace", "Hopper", "grace@navy.example"))
+    assert len(_personal_leftovers(shared, user_id)) == 6
+
+    assert main(["contacts", "--json"]) == 0
+
+    assert _personal_leftovers(shared, user_id) == []
+    assert shared.state.marker_set(PERSONAL_STATE_FORGOTTEN)  # done once: later runs only look at the marker
+    assert set(_book(shared)) == {"ada@engines.example", "grace@navy.example"}
+    # The shared mailboxes' own state is kept: a run with nothing changed reads delta pages only.
+    capsys.readouterr()
+    shared.graph.reset_counts()
+    assert main(["contacts", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unchanged"] == 2
+    graph_routes = {route for route, count in shared.graph.route_counts.items() if count}
+    assert graph_routes and all(route.endswith("/delta") for route in graph_routes)
+
+
+def test_the_contacts_timer_deletes_them_without_any_shared_mailbox(tenant_env: Tenant) -> None:
+    from tests.function_app_support import function
+    from tests.integration.test_function_app import _Timer
+
+    (user_id,) = tenant_env.add_users(1)
+    _leave_personal_phonebook_state(tenant_env, user_id)
+
+    function("contact_sync_timer").get_user_function()(_Timer())
+
+    assert _personal_leftovers(tenant_env, user_id) == []
+    assert tenant_env.pbx.request_counts.total() == 0  # nothing to sync: 3CX is not asked anything
+
+
+def test_a_clean_up_storage_fails_is_tried_again_and_never_stops_the_company_phonebook(
+    shared: Tenant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (user_id,) = shared.add_users(1)
+    _leave_personal_phonebook_state(shared, user_id)
+    shared.graph.add_contact(shared.sales, **person("Ada", "Lovelace", "ada@engines.example"))
+
+    def storage_fails(keep: object) -> tuple[int, int]:
+        raise HttpResponseError(message="503 Server Busy")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, logger="connector"):
+        patched.setattr(StateStore, "forget_contact_mailboxes", lambda self, keep: storage_fails(keep))
+        result = run_contact_sync(process_runtime())
+
+    assert result.status == "succeeded" and set(_book(shared)) == {"ada@engines.example"}
+    assert any(r.getMessage().startswith("personal_contacts_cleanup_failed ") for r in caplog.records)
+    assert not shared.state.marker_set(PERSONAL_STATE_FORGOTTEN)
+    assert len(_personal_leftovers(shared, user_id)) == 6
+
+    run_contact_sync(process_runtime())  # the next run
+
+    assert _personal_leftovers(shared, user_id) == []
+    assert shared.state.marker_set(PERSONAL_STATE_FORGOTTEN)
