@@ -17,7 +17,7 @@ import responses
 from pydantic import ValidationError
 
 from fakes.threecx import DELIBERATELY_INVALID_HEADER, XAPI_JOURNAL, ThreeCXFake
-from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES, SESSION_PATH
+from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES
 from fakes.transport import install
 from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, ThreeCXClient
 from shared.threecx_models import CONTACT_FIELDS, ContactChanges, TcxContact
@@ -59,11 +59,6 @@ class Xapi:
 def service_token() -> str:
     form = {"client_id": CLIENT_ID, "client_secret": SECRET, "grant_type": "client_credentials"}
     return requests.post(f"{BASE}/connect/token", data=form, timeout=5).json()["access_token"]
-
-
-def open_session(token: str, extension: str, **overrides: Any) -> requests.Response:
-    body = {"name": "test", "version": "1.0", "isHuman": False, "impersonate": extension, **overrides}
-    return requests.post(f"{BASE}{SESSION_PATH}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5)
 
 
 def warning_of(response: requests.Response) -> str:
@@ -422,148 +417,38 @@ def test_add_contact_enforces_the_api_rules_and_returns_copies(pbx: ThreeCXFake)
 
 
 def test_hand_edits_follow_the_same_rules(pbx: ThreeCXFake) -> None:
-    pbx.add_user(Number="101")
     company = pbx.add_contact(**person("Ada"))
-    personal = pbx.add_contact(extension="101", **person("Mum"))
 
     edited = pbx.update_contact(company["Id"], Title="Countess")
     with pytest.raises(ValueError, match="CONTACTS_SPECIFY_PHONE_NUMBER"):
         pbx.update_contact(company["Id"], PhoneNumber=None)
     with pytest.raises(ValueError, match="No contact"):
-        pbx.update_contact(personal["Id"], Title="not in the company book")
-    pbx.update_contact(personal["Id"], extension="101", LastName="Lovelace")
+        pbx.update_contact(company["Id"] + 1, Title="no such entry")
 
     assert edited["Title"] == pbx.company_contacts[company["Id"]]["Title"] == "Countess"
-    assert pbx.personal_contacts("101")[personal["Id"]]["LastName"] == "Lovelace"
-    pbx.delete_contact(personal["Id"], extension="101")
+    pbx.delete_contact(company["Id"])
     with pytest.raises(KeyError):
-        pbx.delete_contact(company["Id"], extension="101")
-    assert pbx.personal_contacts("101") == {}
-    assert list(pbx.company_contacts) == [company["Id"]]
-
-
-def test_add_contact_to_a_personal_book(pbx: ThreeCXFake) -> None:
-    pbx.add_user(Number="101")
-    mine = pbx.add_contact(extension="101", **person("Mum"))
-
-    assert pbx.personal_contacts("101") == {mine["Id"]: mine}
+        pbx.delete_contact(company["Id"])
     assert pbx.company_contacts == {}
-    assert pbx.personal_contacts("102") == {}
 
 
-# == the fake: MyPhone sessions and personal books =====================================================
-def test_session_needs_the_service_principals_live_token(pbx: ThreeCXFake, xapi: Xapi, clock: Clock) -> None:
+# == the fake: no MyPhone session ======================================================================
+def test_the_myphone_session_route_answers_like_an_unknown_route(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    """The fake offers only what 3CX publishes: no session that impersonates a user, no personal book."""
     pbx.add_user(Number="101")
-
-    assert open_session("not-a-token", "101").status_code == 401
-    session = open_session(xapi.token, "101").json()
-    assert open_session(session["access_token"], "101").status_code == 401  # a session opens no session
-    clock.advance(3600)
-    assert open_session(xapi.token, "101").status_code == 401  # the service token expired
-    assert pbx.rejected_sessions == 3
-    assert pbx.sessions_opened == 1
-
-
-def test_session_answer_has_a_token_and_seconds(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, session_lifetime_seconds=900)
-    pbx.add_user(Number="101")
-
-    answer = open_session(service_token(), "101")
-
-    assert answer.status_code == 200
-    assert set(answer.json()) == {"access_token", "expires_in"}
-    assert answer.json()["expires_in"] == 900
-
-
-def test_session_for_an_unknown_extension_is_404(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    assert open_session(xapi.token, "999").status_code == 404
-    assert pbx.sessions_opened == 0
-
-
-@pytest.mark.parametrize("overrides", [{"impersonate": ""}, {"impersonate": 101}, {"isHuman": "no"}, {"name": None}])
-def test_session_request_must_be_well_formed(pbx: ThreeCXFake, xapi: Xapi, overrides: dict[str, Any]) -> None:
-    pbx.add_user(Number="101")
-
-    assert open_session(xapi.token, "101", **overrides).status_code == 400
-
-
-def test_session_refused_without_myphone_permission(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, myphone_enabled=False)
-    pbx.add_user(Number="101")
-
-    assert open_session(service_token(), "101").status_code == 403
-
-
-def test_session_token_is_not_a_service_token(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    pbx.add_user(Number="101")
-    session = Xapi(open_session(xapi.token, "101").json()["access_token"])
-
-    for path in ("/Users", "/Users(1)", "/SystemStatus", "/Users/Pbx.GetFirstAvailableExtensionNumber()"):
-        refused = session("GET", path)
-        assert refused.status_code == 403, path
-    assert session("POST", "/Users", json={"FirstName": "Mallory"}).status_code == 403
-    assert len(pbx.users) == 1
-    assert xapi("GET", "/Users").status_code == 200  # and the service token still works
-
-
-def test_session_token_acts_on_that_users_book_only(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-    company = pbx.add_contact(**person("Reception"))
-    ada = Xapi(open_session(xapi.token, "101").json()["access_token"])
-    bob = Xapi(open_session(xapi.token, "102").json()["access_token"])
-
-    created = ada("POST", "/Contacts", json=person("Mum")).json()
-
-    assert [c["FirstName"] for c in ada("GET", "/Contacts").json()["value"]] == ["Mum"]
-    assert bob("GET", "/Contacts").json()["value"] == []
-    assert [c["Id"] for c in xapi("GET", "/Contacts").json()["value"]] == [company["Id"]]
-    assert bob("GET", f"/Contacts({created['Id']})").status_code == 404
-    assert bob("DELETE", f"/Contacts({created['Id']})").status_code == 404
-    assert ada("PATCH", f"/Contacts({company['Id']})", json={"FirstName": "x"}).status_code == 404
-    assert bob("POST", "/Contacts/Pbx.DeleteContactsById", json={"ids": [created["Id"]]}).status_code == 204
-    assert list(pbx.personal_contacts("101")) == [created["Id"]]  # bob's bulk delete did not reach it
-    assert list(pbx.company_contacts) == [company["Id"]]
-
-
-def test_personal_book_has_its_own_limit_and_the_same_rules(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, max_company_contacts=1, max_personal_contacts=2)
-    pbx.add_user(Number="101")
-    pbx.add_contact(**person("Company"))
-    session = Xapi(open_session(service_token(), "101").json()["access_token"])
-
-    created = [session("POST", "/Contacts", json=person(name)).status_code for name in ("One", "Two")]
-    full = session("POST", "/Contacts", json=person("Three"))
-    nameless = session("POST", "/Contacts", json={"PhoneNumber": "1"})
-
-    assert created == [201, 201]
-    assert warning_of(full) == "WARNINGS.LIMIT_REACHED"
-    assert warning_of(nameless) == "WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY"
-    assert len(pbx.personal_contacts("101")) == 2
-
-
-def test_session_expires_and_dies_with_its_user(pbx: ThreeCXFake, xapi: Xapi, clock: Clock) -> None:
-    ada = pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-    first = Xapi(open_session(xapi.token, "101").json()["access_token"])
-    second = Xapi(open_session(xapi.token, "102").json()["access_token"])
-
-    pbx.delete_user(ada["Id"])
-    assert first("GET", "/Contacts").status_code == 401
-    clock.advance(3599)
-    assert second("GET", "/Contacts").status_code == 200
-    clock.advance(1)
-    assert second("GET", "/Contacts").status_code == 401
-
-
-def test_session_requests_are_not_journaled_but_its_contact_calls_are(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    pbx.add_user(Number="101")
+    body = {"name": "test", "version": "1.0", "isHuman": False, "impersonate": "101"}
+    headers = {"Authorization": f"Bearer {xapi.token}"}
     mark = len(XAPI_JOURNAL)
 
-    session = Xapi(open_session(xapi.token, "101").json()["access_token"])
-    session("GET", "/Contacts")
+    session = requests.post(f"{BASE}/webclient/api/MyPhone/session", json=body, headers=headers, timeout=5)
+    unknown = requests.post(f"{BASE}/webclient/api/NoSuchThing", json=body, headers=headers, timeout=5)
 
-    assert journal_since(mark) == [("GET", "/xapi/v1/Contacts")]
+    assert session.status_code == unknown.status_code == 404
+    assert (session.headers.get("Content-Type"), session.content) == (
+        unknown.headers.get("Content-Type"),
+        unknown.content,
+    )
+    assert journal_since(mark) == []
 
 
 # == the client: company phonebook ======================================================================
