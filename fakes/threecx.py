@@ -2,7 +2,8 @@
 
 The fake's root is the PBX root (`https://pbx.example.com:5001`): it answers
 `/connect/token`, the user operations under `/xapi/v1` the connector uses, and the company
-phonebook (`/xapi/v1/Contacts`, in `fakes.threecx_contacts`). Anything else outside
+phonebook (`/xapi/v1/Contacts`, in `fakes.threecx_contacts`), 3CX's own Microsoft 365
+integration settings and the API client's record (in `fakes.threecx_integrations`). Anything else outside
 `/xapi/v1` (the web client's API, such as the MyPhone session) is 404. It keeps
 users and contacts in memory and enforces what the real PBX enforces, so a client cannot
 pass its tests by sending what 3CX would refuse:
@@ -36,6 +37,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fakes.threecx_contacts import ContactRejected, PhonebookMixin
+from fakes.threecx_integrations import IntegrationRejected, IntegrationsMixin
 from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse, FakeService, Fault
 
 XAPI_ROOT = "/xapi/v1"
@@ -243,8 +245,8 @@ def _user_body(request: FakeRequest) -> dict[str, Any]:
     return properties
 
 
-class ThreeCXFake(PhonebookMixin, FakeService):
-    """The PBX: token endpoint plus `/xapi/v1` users, status profiles, version and phonebooks."""
+class ThreeCXFake(PhonebookMixin, IntegrationsMixin, FakeService):
+    """The PBX: token endpoint plus `/xapi/v1` users, status profiles, version, phonebook and integrations."""
 
     def __init__(
         self,
@@ -260,12 +262,15 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         max_page_size: int | None = None,
         journal: bool = True,
         max_company_contacts: int | None = None,
+        api_client_role: str = "system_admins",
+        api_client_department: str = "DEFAULT",
     ) -> None:
         """`expires_in_unit` "minutes" mimics 20.0.8 and earlier; `opaque_tokens` issues non-JWT tokens
         so a client must rely on `expires_in`; `max_page_size` caps every page (3CX documents none);
         `journal=False` keeps a long-running served fake from growing the journal. `version` also
         decides the bulk contact delete's name (renamed in 20.0.9). `max_company_contacts` is the
-        company phonebook's limit, None for none."""
+        company phonebook's limit, None for none. `api_client_role` is the role the API client
+        was given in `api_client_department` (Admin → Integrations → API)."""
         super().__init__()
         if expires_in_unit not in ("seconds", "minutes"):
             raise ValueError("expires_in_unit must be 'seconds' or 'minutes'")
@@ -293,6 +298,7 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         # appear under /Users, yet 3CX refuses them for a new user.
         self.other_dn_numbers: set[str] = set()
         self._init_phonebooks(max_company_contacts=max_company_contacts)
+        self._init_integrations(api_client_role=api_client_role, api_client_department=api_client_department)
 
     def __repr__(self) -> str:
         contacts = len(self._book)
@@ -394,7 +400,7 @@ class ThreeCXFake(PhonebookMixin, FakeService):
                 return FakeResponse(401, b"", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
             except XapiRequestError as rejection:
                 return rejection.response()
-            except ContactRejected as rejection:
+            except (ContactRejected, IntegrationRejected) as rejection:
                 return odata_error(
                     rejection.status, rejection.message, target=rejection.target, warning=rejection.warning
                 )
@@ -467,6 +473,9 @@ class ThreeCXFake(PhonebookMixin, FakeService):
             answer = self._contacts(request, path)
             if answer is not None:
                 return answer
+        answer = self._integrations(request, path)
+        if answer is not None:
+            return answer
         if match := re.fullmatch(r"/Users\((\d+)\)", path):
             user_id = int(match.group(1))
             if method == "GET":
