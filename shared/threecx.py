@@ -42,9 +42,12 @@ from shared.errors import UpstreamError, UpstreamRefused, UpstreamUnavailable
 from shared.http import RetriesExhausted, RetryPolicy, send
 from shared.threecx_models import (
     ContactChanges,
+    Counted,
     Entity,
+    Microsoft365Integration,
     ODataError,
     Page,
+    ServicePrincipalPage,
     SystemStatus,
     TcxContact,
     TcxUser,
@@ -399,6 +402,40 @@ class ThreeCXClient:
     def api_description(self) -> str:
         """The PBX's own OpenAPI document (`/xapi/v1/swagger.yaml`), as text."""
         return self._call("GET", "/swagger.yaml").text
+
+    def microsoft365_integration(self) -> Microsoft365Integration:
+        """3CX's own Microsoft 365 integration settings (`GET /Microsoft365Integration`); read only."""
+        return Microsoft365Integration.model_validate(self._call("GET", "/Microsoft365Integration").json())
+
+    def api_client_roles(self) -> list[tuple[str, str]] | None:
+        """(department, role) of each department this API client is in; None when no client has its Client ID.
+
+        An API client is a service principal whose `Number` is its Client ID (as in 3CX's own
+        tutorial); its role in each department is `Groups/Rights/RoleName`.
+        """
+        literal = "'" + self.client_id.replace("'", "''") + "'"
+        params = {"$filter": f"Number eq {literal}", "$select": "Id,Number", "$expand": "Groups($expand=Rights)"}
+        page = ServicePrincipalPage.model_validate(self._call("GET", "/ServicePrincipals", params=params).json())
+        mine = [principal for principal in page.value if principal.number == self.client_id]
+        if not mine:
+            return None
+        return [
+            (group.name or "", group.rights.role_name or "" if group.rights else "")
+            for principal in mine
+            for group in principal.groups
+        ]
+
+    def count_users(self) -> int | None:
+        """How many users the PBX has, reading one at most (None when it does not say)."""
+        return self._count("/Users")
+
+    def count_contacts(self) -> int | None:
+        """How many company phonebook entries there are, reading one at most (None when the PBX does not say)."""
+        return self._count("/Contacts")
+
+    def _count(self, path: str) -> int | None:
+        params = {"$top": 1, "$select": "Id", "$count": "true"}
+        return Counted.model_validate(self._call("GET", path, params=params).json()).count
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _fetch_token(self) -> TokenResponse:
