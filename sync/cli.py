@@ -96,9 +96,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check-pbx",
-        help="check the PBX's own API description for every operation and property the connector uses",
+        help="is this PBX ready: its API offers what the connector uses, the API client may, 3CX's own sync is"
+        " out of the way",
         description="Reads TCX_BASE_URL/xapi/v1/swagger.yaml (the PBX's own OpenAPI document) and checks it offers"
-        " what the connector calls. Run it before going live and after a 3CX update.",
+        " what the connector calls; then the 3CX version, whether the API client can read users and contacts and"
+        " (by its role) write them, and 3CX's own Microsoft 365 integration: its user sync must be off, and it"
+        " must sync personal contacts if the personal_contacts option is on for anyone. Reads only; exit 1 names"
+        " what to fix. Run it before going live and after a 3CX update.",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -343,13 +347,12 @@ def _contacts(args: argparse.Namespace) -> int:
 
 
 def _check_pbx(args: argparse.Namespace) -> int:
-    from sync.pbx_check import check_description, parse_description, render
+    from sync.pbx_check import assess, render_report
+    from sync.pbx_readiness import read_pbx_facts
 
-    rt = _runtime()
-    rt.settings.require_tcx()
-    result = check_description(parse_description(rt.tcx.api_description()))
-    print(json.dumps(result.as_dict(), indent=2) if args.json else render(result))
-    return EXIT_OK if result.ok else EXIT_FAILED
+    report = assess(read_pbx_facts(_runtime()))
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render_report(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ Pure: it works on records already read; `Audience.of` takes the narrow reading p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -69,6 +69,17 @@ class Audience:
     def has_calendar(self, m365_id: str) -> bool:
         link = self.links.get(m365_id)
         return is_synced(link) and self.options(m365_id).calendar
+
+
+def personal_contacts_asked_by(defaults: UserOptions, overrides: Iterable[OptionOverrides]) -> list[str]:
+    """Who turns the personal-contacts option on: the tenant default, then each per-user override (by UPN).
+
+    Empty when nobody does. Anyone listed needs 3CX's own Microsoft 365 integration connected
+    with its personal-contacts sync on: that is what copies their Outlook contacts.
+    """
+    asked = ["SYNC_PERSONAL_CONTACTS=true (tenant default)"] if defaults.personal_contacts else []
+    chosen = sorted((o for o in overrides if o.personal_contacts), key=lambda o: o.upn.lower())
+    return asked + [f"{o.upn} (per-user option)" for o in chosen]
 
 
 def is_synced(link: Link | None) -> bool:
