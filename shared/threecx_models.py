@@ -122,7 +122,7 @@ class _ContactProperties(BaseModel):
 
 
 class TcxContact(_ContactProperties, _Xapi):
-    """A phonebook entry (`Pbx.Contact`): company or personal, the shape is the same.
+    """A company phonebook entry (`Pbx.Contact`).
 
     `PhoneNumber` is the primary (mobile) number; there is no `Mobile`, only `Mobile2`.
     `Tag` is a free string the connector uses to recognise its own entries.
