@@ -140,3 +140,30 @@ def test_a_read_the_pbx_refuses_fails_the_check(pbx_env: Tenant, capsys, path: s
 
     assert code == 1
     assert _statuses(report)[check] == "fail"
+
+
+@pytest.mark.parametrize(("served", "said"), [(None, "3CX 404"), ("just: text\n", "not an OpenAPI document")])
+def test_an_api_description_that_cannot_be_read_is_one_failed_line_and_the_rest_still_checked(
+    pbx_env: Tenant, capsys, served: str | None, said: str
+) -> None:
+    pbx_env.pbx.api_description_text = served
+
+    code, report = _check(capsys)
+
+    assert code == 1
+    (api,) = [item for item in report["findings"] if item["check"] == "api"]
+    assert api["status"] == "fail" and said in api["text"] and "TCX_BASE_URL" in api["fix"]
+    assert {check: status for check, status in _statuses(report).items() if check != "api"} == dict.fromkeys(
+        [
+            "version",
+            "read_users",
+            "read_contacts",
+            "write",
+            "microsoft365",
+            "user_sync",
+            "personal_contacts",
+            "calendar_sync",
+            "shared_mailboxes",
+        ],
+        "ok",
+    )
