@@ -1,8 +1,10 @@
 """A stateful, moto-style fake of the 3CX V20 XAPI and its token endpoint.
 
 The fake's root is the PBX root (`https://pbx.example.com:5001`): it answers
-`/connect/token`, the user operations under `/xapi/v1` the connector uses, and the
-phonebooks (`/xapi/v1/Contacts` and MyPhone sessions, in `fakes.threecx_contacts`). It keeps
+`/connect/token`, the user operations under `/xapi/v1` the connector uses, and the company
+phonebook (`/xapi/v1/Contacts`, in `fakes.threecx_contacts`), 3CX's own Microsoft 365
+integration settings and the API client's record (in `fakes.threecx_integrations`). Anything else outside
+`/xapi/v1` (the web client's API, such as the MyPhone session) is 404. It keeps
 users and contacts in memory and enforces what the real PBX enforces, so a client cannot
 pass its tests by sending what 3CX would refuse:
 
@@ -34,7 +36,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from fakes.threecx_contacts import SESSION_PATH, ContactRejected, PhonebookMixin
+from fakes.threecx_contacts import ContactRejected, PhonebookMixin
+from fakes.threecx_integrations import IntegrationRejected, IntegrationsMixin
 from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse, FakeService, Fault
 
 XAPI_ROOT = "/xapi/v1"
@@ -242,8 +245,8 @@ def _user_body(request: FakeRequest) -> dict[str, Any]:
     return properties
 
 
-class ThreeCXFake(PhonebookMixin, FakeService):
-    """The PBX: token endpoint plus `/xapi/v1` users, status profiles, version and phonebooks."""
+class ThreeCXFake(PhonebookMixin, IntegrationsMixin, FakeService):
+    """The PBX: token endpoint plus `/xapi/v1` users, status profiles, version, phonebook and integrations."""
 
     def __init__(
         self,
@@ -259,16 +262,15 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         max_page_size: int | None = None,
         journal: bool = True,
         max_company_contacts: int | None = None,
-        max_personal_contacts: int | None = None,
-        session_lifetime_seconds: int = 3600,
-        myphone_enabled: bool = True,
+        api_client_role: str = "system_admins",
+        api_client_department: str = "DEFAULT",
     ) -> None:
         """`expires_in_unit` "minutes" mimics 20.0.8 and earlier; `opaque_tokens` issues non-JWT tokens
         so a client must rely on `expires_in`; `max_page_size` caps every page (3CX documents none);
         `journal=False` keeps a long-running served fake from growing the journal. `version` also
-        decides the bulk contact delete's name (renamed in 20.0.9). `max_company_contacts` and
-        `max_personal_contacts` (per extension) are the phonebook limits, None for none;
-        `myphone_enabled=False` refuses MyPhone sessions to the API client."""
+        decides the bulk contact delete's name (renamed in 20.0.9). `max_company_contacts` is the
+        company phonebook's limit, None for none. `api_client_role` is the role the API client
+        was given in `api_client_department` (Admin → Integrations → API)."""
         super().__init__()
         if expires_in_unit not in ("seconds", "minutes"):
             raise ValueError("expires_in_unit must be 'seconds' or 'minutes'")
@@ -298,15 +300,11 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         # Fields 3CX computes or reformats itself, as a test sets them: after every create and
         # PATCH, field name -> what 3CX stores, given the user as written.
         self.normalisers: dict[str, Callable[[dict[str, Any]], Any]] = {}
-        self._init_phonebooks(
-            max_company_contacts=max_company_contacts,
-            max_personal_contacts=max_personal_contacts,
-            session_lifetime_seconds=session_lifetime_seconds,
-            myphone_enabled=myphone_enabled,
-        )
+        self._init_phonebooks(max_company_contacts=max_company_contacts)
+        self._init_integrations(api_client_role=api_client_role, api_client_department=api_client_department)
 
     def __repr__(self) -> str:
-        contacts = sum(len(book) for book in self._books.values())
+        contacts = len(self._book)
         return (
             f"ThreeCXFake(client_id={self.client_id!r}, users={len(self._users)}, contacts={contacts}, "
             f"version={self.version!r})"
@@ -390,8 +388,6 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         with self._lock:
             if request.path == TOKEN_PATH:
                 return self._issue_token(request)
-            if request.path == SESSION_PATH:
-                return self._open_session(request)
             if request.path == API_DESCRIPTION_PATH:
                 # The PBX serves its own OpenAPI document; a test gives the fake one to serve.
                 if self.api_description_text is None:
@@ -403,26 +399,14 @@ class ThreeCXFake(PhonebookMixin, FakeService):
             try:
                 if self._bearer_is_valid(request):
                     return self._xapi(request, path)
-                extension = self._session_extension(request)
-                if extension is not None:
-                    return self._xapi_as_user(request, path, extension)
                 self.rejected_tokens += 1
                 return FakeResponse(401, b"", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
             except XapiRequestError as rejection:
                 return rejection.response()
-            except ContactRejected as rejection:
+            except (ContactRejected, IntegrationRejected) as rejection:
                 return odata_error(
                     rejection.status, rejection.message, target=rejection.target, warning=rejection.warning
                 )
-
-    def _xapi_as_user(self, request: FakeRequest, path: str, extension: str) -> FakeResponse:
-        """A MyPhone session speaks for one user: its own phonebook, nothing of the admin's."""
-        if path.startswith("/Contacts"):
-            answer = self._contacts(request, path, extension)
-            if answer is not None:
-                return answer
-            raise XapiRequestError(404, f"No HTTP resource was found that matches the request URI '{XAPI_ROOT}{path}'.")
-        raise XapiRequestError(403, "A user session may not use this resource.")
 
     # -- /connect/token ------------------------------------------------------------------------------
     def _issue_token(self, request: FakeRequest) -> FakeResponse:
@@ -489,9 +473,12 @@ class ThreeCXFake(PhonebookMixin, FakeService):
         if path == "/Defs":
             return self._only(method, "GET", self._defs, request)
         if path.startswith("/Contacts"):
-            answer = self._contacts(request, path, None)
+            answer = self._contacts(request, path)
             if answer is not None:
                 return answer
+        answer = self._integrations(request, path)
+        if answer is not None:
+            return answer
         if match := re.fullmatch(r"/Users\((\d+)\)", path):
             user_id = int(match.group(1))
             if method == "GET":

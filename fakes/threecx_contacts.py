@@ -1,42 +1,34 @@
-"""The phonebook half of the 3CX fake: `/xapi/v1/Contacts` and MyPhone sessions.
+"""The phonebook half of the 3CX fake: `/xapi/v1/Contacts`, the company phonebook.
 
-Mixed into `fakes.threecx.ThreeCXFake`. It keeps one company phonebook and one personal
-phonebook per extension, and enforces what 3CX enforces on `Pbx.Contact`:
+Mixed into `fakes.threecx.ThreeCXFake`. It keeps the company phonebook and enforces what
+3CX enforces on `Pbx.Contact`:
 
 * only `Pbx.Contact` properties (20.0.10 document), with the right JSON types;
 * a contact needs a first name, a last name or a company name
   (`WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY`) and at least one number
   (`WARNINGS.CONTACTS_SPECIFY_PHONE_NUMBER`), after a PATCH as much as on create;
-* a full book refuses new entries (`WARNINGS.LIMIT_REACHED`; 3CX's department limits
-  `DepartmentContactsMaxCount` / `PersonalContactsMaxCount`);
+* a full book refuses new entries (`WARNINGS.LIMIT_REACHED`; 3CX's department limit
+  `DepartmentContactsMaxCount`);
 * `ContactType` is "3CX" unless the body says otherwise;
 * the bulk delete action is `Pbx.DeleteContactsById` from 20.0.9 on and
   `Pbx.BatchContactsDelete` before: the fake's `version` decides which one exists, the
   other answers 404 as an unknown action does on a real PBX.
 
-Which book a request addresses depends on its bearer. The service principal's token
-addresses the company book. A MyPhone session token, from
-`POST /webclient/api/MyPhone/session {"impersonate": "<extension>", ...}` (the call in the
-official tutorial's `impersonate.spec.ts`; its answer is undocumented), addresses that
-extension's personal book. That second half is what the connector *assumes* a real PBX
-does; the fake models exactly that assumption, so the connector's personal-phonebook port
-can be tested, not proven. A session token opens nothing else: every other XAPI path is 403.
+A user's personal phonebook is not modelled: no published operation reads or writes one
+(3CX fills it itself, through its own Microsoft 365 sync), and the fake offers no MyPhone
+session either.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse
-
-SESSION_PATH = "/webclient/api/MyPhone/session"
-COMPANY_BOOK: None = None  # the key of the company phonebook; personal books are keyed by extension
+from fakes.transport import FakeRequest, FakeResponse
 
 # -- Pbx.Contact, from the official 20.0.10 OpenAPI document (unchanged since 20.0.4) ----------
 NAME_PROPERTIES = ("FirstName", "LastName", "CompanyName")
@@ -342,16 +334,8 @@ def _shape(contact: dict[str, Any], selected: list[str] | None) -> dict[str, Any
     return {name: copy.deepcopy(contact.get(name)) for name in selected}
 
 
-@dataclass(frozen=True)
-class MyPhoneSession:
-    """A session token the fake issued: whose personal book it opens, and until when."""
-
-    extension: str
-    expires_at: float
-
-
 class PhonebookMixin:
-    """Contacts and MyPhone sessions for `ThreeCXFake` (which provides the attributes below)."""
+    """The company phonebook for `ThreeCXFake` (which provides the attributes below)."""
 
     # Provided by ThreeCXFake / FakeService.
     _lock: threading.RLock
@@ -360,166 +344,83 @@ class PhonebookMixin:
     max_page_size: int | None
     base_url: str
 
-    def _find_number(self, number: str) -> dict[str, Any] | None:  # pragma: no cover - ThreeCXFake's
-        raise NotImplementedError
-
-    def _bearer_is_valid(self, request: FakeRequest) -> bool:  # pragma: no cover - ThreeCXFake's
-        raise NotImplementedError
-
     def _context(self, fragment: str) -> str:  # pragma: no cover - ThreeCXFake's
         raise NotImplementedError
 
-    def _init_phonebooks(
-        self,
-        *,
-        max_company_contacts: int | None,
-        max_personal_contacts: int | None,
-        session_lifetime_seconds: int,
-        myphone_enabled: bool,
-    ) -> None:
+    def _init_phonebooks(self, *, max_company_contacts: int | None) -> None:
         self.max_company_contacts = max_company_contacts
-        self.max_personal_contacts = max_personal_contacts
-        self.session_lifetime_seconds = session_lifetime_seconds
-        self.myphone_enabled = myphone_enabled  # the API client's "MyPhone" permission
-        self.sessions_opened = 0
-        self.rejected_sessions = 0  # session requests answered 401 (no valid service token)
-        self._books: dict[str | None, dict[int, dict[str, Any]]] = {COMPANY_BOOK: {}}
+        self._book: dict[int, dict[str, Any]] = {}
         self._next_contact_id = 1
-        self._sessions: dict[str, MyPhoneSession] = {}
 
     # -- test helpers (not HTTP) ---------------------------------------------------------------
-    def add_contact(self, *, extension: str | None = None, **fields: Any) -> dict[str, Any]:
-        """Seed a contact as if made by hand: in the admin console (company book) or, with
-        `extension`, by that user in the 3CX app (personal book). Same rules as the API."""
+    def add_contact(self, **fields: Any) -> dict[str, Any]:
+        """Seed a contact as if made by hand in the admin console. Same rules as the API."""
         with self._lock:
             try:
                 properties = contact_properties(fields)
-                return copy.deepcopy(self._create_contact(extension, properties, contact_id=properties.get("Id")))
+                return copy.deepcopy(self._create_contact(properties, contact_id=properties.get("Id")))
             except ContactRejected as rejection:
                 raise ValueError(rejection.message) from None
 
-    def update_contact(self, contact_id: int, *, extension: str | None = None, **fields: Any) -> dict[str, Any]:
-        """Edit a contact by hand (console, or the user's app with `extension`); same rules as a PATCH.
+    def update_contact(self, contact_id: int, **fields: Any) -> dict[str, Any]:
+        """Edit a contact by hand in the console; same rules as a PATCH.
 
         Returns a copy of the changed contact; ValueError when there is no such contact or the
         change is refused.
         """
         with self._lock:
             try:
-                return copy.deepcopy(self._change_contact(extension, contact_id, contact_properties(fields)))
+                return copy.deepcopy(self._change_contact(contact_id, contact_properties(fields)))
             except ContactRejected as rejection:
                 raise ValueError(rejection.message) from None
 
-    def delete_contact(self, contact_id: int, *, extension: str | None = None) -> None:
+    def delete_contact(self, contact_id: int) -> None:
         """Delete a contact by hand; KeyError when the book has none with that Id."""
         with self._lock:
-            del self._books.get(extension, {})[contact_id]
+            del self._book[contact_id]
 
     @property
     def company_contacts(self) -> dict[int, dict[str, Any]]:
         """A snapshot of the company phonebook, by Id."""
         with self._lock:
-            return copy.deepcopy(self._books[COMPANY_BOOK])
-
-    def personal_contacts(self, number: str) -> dict[int, dict[str, Any]]:
-        """A snapshot of one extension's personal phonebook, by Id (empty if it has none)."""
-        with self._lock:
-            return copy.deepcopy(self._books.get(number, {}))
-
-    def expire_sessions(self, extension: str | None = None) -> int:
-        """End MyPhone sessions (all, or one extension's) as a PBX restart would; returns how many."""
-        with self._lock:
-            ended = [t for t, s in self._sessions.items() if extension is None or s.extension == extension]
-            for token in ended:
-                del self._sessions[token]
-            return len(ended)
-
-    # -- MyPhone session -----------------------------------------------------------------------
-    def _open_session(self, request: FakeRequest) -> FakeResponse:
-        """`POST /webclient/api/MyPhone/session`: the service principal impersonates a user."""
-        if request.method != "POST":
-            return FakeResponse(405, {"message": "POST only"})
-        if not self._bearer_is_valid(request):  # only the service principal's live token
-            self.rejected_sessions += 1
-            return FakeResponse(401, b"", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if not self.myphone_enabled:
-            return FakeResponse(403, {"message": "The API client is not allowed to use MyPhone."})
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        extension = body.get("impersonate") if isinstance(body, dict) else None
-        well_typed = isinstance(body, dict) and (
-            isinstance(body.get("name"), str)
-            and isinstance(body.get("version"), str)
-            and isinstance(body.get("isHuman"), bool)
-            and isinstance(extension, str)
-            and extension != ""
-        )
-        if not well_typed:
-            return FakeResponse(400, {"message": "name, version, isHuman and impersonate are required."})
-        assert isinstance(extension, str)
-        if self._find_number(extension) is None:
-            return FakeResponse(404, {"message": f"No user has the extension {extension}."})
-        now = self.clock()
-        self._sessions = {t: s for t, s in self._sessions.items() if s.expires_at > now}  # forget dead ones
-        token = secrets.token_urlsafe(32)
-        ISSUED_CREDENTIALS.add(token)
-        self._sessions[token] = MyPhoneSession(extension, now + self.session_lifetime_seconds)
-        self.sessions_opened += 1
-        return FakeResponse(200, {"access_token": token, "expires_in": self.session_lifetime_seconds})
-
-    def _session_extension(self, request: FakeRequest) -> str | None:
-        """The extension a live session token speaks for; None for anything else."""
-        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        session = self._sessions.get(token.strip())
-        if session is None or self.clock() >= session.expires_at:
-            return None
-        if self._find_number(session.extension) is None:  # the user was deleted meanwhile
-            return None
-        return session.extension
+            return copy.deepcopy(self._book)
 
     # -- /xapi/v1/Contacts ---------------------------------------------------------------------
-    def _contacts(self, request: FakeRequest, path: str, book: str | None) -> FakeResponse | None:
-        """Answer a `/Contacts...` path for `book`; None when the path is not a contacts path."""
+    def _contacts(self, request: FakeRequest, path: str) -> FakeResponse | None:
+        """Answer a `/Contacts...` path; None when the path is not a contacts path."""
         method = request.method
         if path == "/Contacts":
             if method == "GET":
-                return self._list_contacts(request, book)
+                return self._list_contacts(request)
             if method == "POST":
-                return self._post_contact(request, book)
+                return self._post_contact(request)
             raise ContactRejected(405, f"The HTTP method '{method}' is not allowed here.")
         if match := re.fullmatch(r"/Contacts\((-?\d+)\)", path):
             contact_id = int(match.group(1))
             if method == "GET":
-                return self._get_contact(request, book, contact_id)
+                return self._get_contact(request, contact_id)
             if method == "PATCH":
-                return self._patch_contact(request, book, contact_id)
+                return self._patch_contact(request, contact_id)
             if method == "DELETE":
-                self._stored_contact(book, contact_id)
-                del self._books[book][contact_id]
+                self._stored_contact(contact_id)
+                del self._book[contact_id]
                 return FakeResponse(204, b"")
             raise ContactRejected(405, f"The HTTP method '{method}' is not allowed here.")
         if path == f"/Contacts/{bulk_delete_action(self.version)}":
             if method != "POST":
                 raise ContactRejected(405, f"The HTTP method '{method}' is not allowed here.")
-            return self._bulk_delete(request, book)
+            return self._bulk_delete(request)
         return None
 
-    def _book(self, book: str | None) -> dict[int, dict[str, Any]]:
-        return self._books.setdefault(book, {})
-
-    def _stored_contact(self, book: str | None, contact_id: int) -> dict[str, Any]:
-        contact = self._books.get(book, {}).get(contact_id)
+    def _stored_contact(self, contact_id: int) -> dict[str, Any]:
+        contact = self._book.get(contact_id)
         if contact is None:
             raise ContactRejected(
                 404, f"No contact with Id {contact_id}.", target="Id", warning="WARNINGS.XAPI.NOT_FOUND"
             )
         return contact
 
-    def _list_contacts(self, request: FakeRequest, book: str | None) -> FakeResponse:
+    def _list_contacts(self, request: FakeRequest) -> FakeResponse:
         for option in request.query:
             if option.startswith("$") and option not in _QUERY_OPTIONS:
                 raise ContactRejected(400, f"The query parameter '{option}' is not supported.")
@@ -528,7 +429,7 @@ class PhonebookMixin:
         if count_option not in ("true", "false"):
             raise ContactRejected(400, f"Invalid value '{count_option}' for $count query option.")
         selected = _selected(request)
-        contacts = list(self._book(book).values())
+        contacts = list(self._book.values())
         if "$filter" in request.query:
             matches = contact_filter(request.query["$filter"])
             contacts = [contact for contact in contacts if matches(contact)]
@@ -544,47 +445,44 @@ class PhonebookMixin:
         body["value"] = [_shape(contact, selected) for contact in page]
         return FakeResponse(200, body)
 
-    def _get_contact(self, request: FakeRequest, book: str | None, contact_id: int) -> FakeResponse:
-        contact = self._stored_contact(book, contact_id)
+    def _get_contact(self, request: FakeRequest, contact_id: int) -> FakeResponse:
+        contact = self._stored_contact(contact_id)
         shaped = _shape(contact, _selected(request))
         return FakeResponse(200, {"@odata.context": self._context("Contacts/$entity"), **shaped})
 
-    def _post_contact(self, request: FakeRequest, book: str | None) -> FakeResponse:
-        contact = self._create_contact(book, contact_properties(_json_body(request)))
+    def _post_contact(self, request: FakeRequest) -> FakeResponse:
+        contact = self._create_contact(contact_properties(_json_body(request)))
         headers = {"Location": f"{self.base_url}/xapi/v1/Contacts({contact['Id']})"}
         return FakeResponse(
             201, {"@odata.context": self._context("Contacts/$entity"), **copy.deepcopy(contact)}, headers
         )
 
-    def _create_contact(
-        self, book: str | None, properties: dict[str, Any], contact_id: int | None = None
-    ) -> dict[str, Any]:
-        """Store a new contact; the PBX assigns the Id (one sequence for every book)."""
+    def _create_contact(self, properties: dict[str, Any], contact_id: int | None = None) -> dict[str, Any]:
+        """Store a new contact; the PBX assigns the Id."""
         contact: dict[str, Any] = dict.fromkeys(sorted(CONTACT_STRING_PROPERTIES), "")
         contact["ContactType"] = "3CX"
         contact.update({name: value for name, value in properties.items() if name != "Id"})
         if contact["ContactType"] is None:
             contact["ContactType"] = "3CX"
         check_contact_rules(contact)
-        entries = self._book(book)
-        limit = self.max_company_contacts if book is COMPANY_BOOK else self.max_personal_contacts
-        if limit is not None and len(entries) >= limit:
+        entries = self._book
+        if self.max_company_contacts is not None and len(entries) >= self.max_company_contacts:
             raise ContactRejected(400, "WARNINGS.LIMIT_REACHED")
         if contact_id is None:
             contact_id = self._next_contact_id
-        elif any(contact_id in other for other in self._books.values()):
+        elif contact_id in entries:
             raise ContactRejected(400, f"Id {contact_id} is already in use")
         self._next_contact_id = max(self._next_contact_id, contact_id + 1)
         contact["Id"] = contact_id
         entries[contact_id] = contact
         return contact
 
-    def _patch_contact(self, request: FakeRequest, book: str | None, contact_id: int) -> FakeResponse:
-        self._change_contact(book, contact_id, contact_properties(_json_body(request)))
+    def _patch_contact(self, request: FakeRequest, contact_id: int) -> FakeResponse:
+        self._change_contact(contact_id, contact_properties(_json_body(request)))
         return FakeResponse(204, b"")
 
-    def _change_contact(self, book: str | None, contact_id: int, properties: dict[str, Any]) -> dict[str, Any]:
-        contact = self._stored_contact(book, contact_id)
+    def _change_contact(self, contact_id: int, properties: dict[str, Any]) -> dict[str, Any]:
+        contact = self._stored_contact(contact_id)
         if "Id" in properties and properties["Id"] != contact_id:
             raise ContactRejected(400, "Id can not be changed.", target="Id", warning="WARNINGS.XAPI.FORBIDDEN_CHANGE")
         changed = {**contact, **{name: value for name, value in properties.items() if name != "Id"}}
@@ -592,15 +490,14 @@ class PhonebookMixin:
         contact.update(changed)
         return contact
 
-    def _bulk_delete(self, request: FakeRequest, book: str | None) -> FakeResponse:
+    def _bulk_delete(self, request: FakeRequest) -> FakeResponse:
         body = _json_body(request)
         ids = body.get("ids") if isinstance(body, dict) else None
         valid = isinstance(body, dict) and set(body) == {"ids"} and isinstance(ids, list)
         if not valid or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids or []):
             raise ContactRejected(400, "The action takes one parameter, 'ids', a list of integers.")
-        entries = self._book(book)
         for contact_id in ids or []:
-            entries.pop(contact_id, None)  # ids of other books, or of nothing, are left alone
+            self._book.pop(contact_id, None)  # ids of nothing are left alone
         return FakeResponse(204, b"")
 
 

@@ -144,7 +144,7 @@ param syncOfficePhone string = 'false'
 ])
 param syncPhoto string = 'false'
 
-@description('SYNC_PERSONAL_CONTACTS: default of the per-user option "personal contacts to the personal phonebook".')
+@description('SYNC_PERSONAL_CONTACTS: default of the per-user option "personal contacts": 3CX\'s own Microsoft 365 sync copies them (MS365ContactsEnabled).')
 @allowed([
   'true'
   'false'

@@ -238,7 +238,7 @@ class StateStore:
         entity = {"PartitionKey": "marker", "RowKey": "graph-brake", "until": until}
         self._table("markers").upsert_entity(entity, mode=UpdateMode.REPLACE)
 
-    # -- contacts: the mirror of Outlook contacts per mailbox, folders, phonebooks written ---
+    # -- contacts: the mirror of Outlook contacts per shared mailbox, and its folders ---------
     def contact_mirror(self, mailbox: str) -> dict[str, dict[str, Any]]:
         """The mailbox's contacts as of the last delta rounds, keyed by contact id (raw Graph JSON)."""
         query = f"PartitionKey eq '{_key(mailbox.lower())}'"
@@ -273,18 +273,64 @@ class StateStore:
         }
         self._table("contactfolders").upsert_entity(entity, mode=UpdateMode.REPLACE)
 
-    def personal_books(self) -> dict[str, str]:
-        """Personal phonebooks the connector has written to: M365 user id → extension."""
-        return {
-            e["RowKey"]: e["extension"] for e in self._table("contactbooks").query_entities("PartitionKey eq 'book'")
-        }
+    def forget_contact_mailboxes(self, keep: Iterable[str]) -> tuple[int, int]:
+        """Delete the contact mirror and folder list of every mailbox not in `keep`.
 
-    def save_personal_book(self, m365_id: str, extension: str) -> None:
-        entity = {"PartitionKey": "book", "RowKey": m365_id, "extension": extension}
-        self._table("contactbooks").upsert_entity(entity, mode=UpdateMode.REPLACE)
+        Returns (contacts deleted, folder lists deleted). Earlier versions mirrored each
+        user's own mailbox for personal phonebooks; today only the shared mailboxes' mirrors
+        are read, so anything else is left over.
+        """
+        kept = {_key(mailbox.lower()) for mailbox in keep}
+        stale: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for entity in self._table("contacts").list_entities(select=["PartitionKey", "RowKey"]):
+            if entity["PartitionKey"] not in kept:
+                row = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
+                stale.setdefault(entity["PartitionKey"], []).append(("delete", row))
+        for operations in stale.values():  # a transaction stays within one partition
+            _submit_in_batches(self._table("contacts"), operations)
+        folders = [
+            ("delete", {"PartitionKey": "folders", "RowKey": entity["RowKey"]})
+            for entity in self._table("contactfolders").query_entities(
+                "PartitionKey eq 'folders'", select=["RowKey"]
+            )
+            if entity["RowKey"] not in kept
+        ]
+        _submit_in_batches(self._table("contactfolders"), folders)
+        return sum(len(operations) for operations in stale.values()), len(folders)
 
-    def delete_personal_book(self, m365_id: str) -> None:
-        self._table("contactbooks").delete_entity("book", m365_id)
+    def delta_link_names(self, prefix: str) -> list[str]:
+        """The names of the stored delta links that start with `prefix` (not empty)."""
+        query = "PartitionKey eq 'delta' and RowKey ge @low and RowKey lt @high"
+        bounds = {"low": prefix, "high": prefix[:-1] + chr(ord(prefix[-1]) + 1)}  # every name with the prefix
+        entities = self._table("deltalinks").query_entities(query, parameters=bounds, select=["RowKey"])
+        return [str(entity["RowKey"]) for entity in entities]
+
+    def delete_delta_links(self, names: Iterable[str]) -> None:
+        _submit_in_batches(
+            self._table("deltalinks"), [("delete", {"PartitionKey": "delta", "RowKey": name}) for name in names]
+        )
+
+    def forget_personal_books(self) -> int:
+        """Delete the record of personal phonebooks earlier versions wrote to; returns how many there were."""
+        table = self._table("contactbooks")
+        books = [
+            ("delete", {"PartitionKey": "book", "RowKey": entity["RowKey"]})
+            for entity in table.query_entities("PartitionKey eq 'book'", select=["RowKey"])
+        ]
+        _submit_in_batches(table, books)
+        return len(books)
+
+    def marker_set(self, name: str) -> bool:
+        """Whether the one-off step `name` was done (see `set_marker`)."""
+        try:
+            self._table("markers").get_entity("marker", name)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def set_marker(self, name: str) -> None:
+        """Remember that the one-off step `name` is done, so it is not done again."""
+        self._table("markers").upsert_entity({"PartitionKey": "marker", "RowKey": name, "at": utcnow()})
 
     # -- deprovisioning log (the deletion guard's memory) ------------------------------------
     def record_deprovision(self, m365_id: str, action: str, at: datetime | None = None) -> None:

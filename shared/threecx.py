@@ -13,12 +13,13 @@ from the size of `expires_in` (see `token_lifetime_seconds`).
 Every request goes through `shared.http.send`: throttling and transient 503/504s are
 retried for idempotent calls only; a create is never repeated after a 5xx.
 
-Phonebooks: the `/Contacts` operations (`PhonebookCalls`) act on whichever book the bearer
-token opens. With the API client's token that is the company phonebook; a caller holding
-another token (a user's MyPhone session, see `shared.personal_phonebook`) gets the same
-operations through `ThreeCXClient._contacts_with(bearer)`. The bulk delete action was
-renamed in 20.0.9 (`Pbx.BatchContactsDelete` -> `Pbx.DeleteContactsById`); the client only
-ever sends the new name and deletes one by one where the PBX does not know it.
+Phonebook: the `/Contacts` operations with the API client's token act on the company
+phonebook (the published XAPI has no operation on one user's personal phonebook). The bulk
+delete action was renamed in 20.0.9 (`Pbx.BatchContactsDelete` -> `Pbx.DeleteContactsById`);
+the client only ever sends the new name and deletes one by one where the PBX does not know it.
+
+Every request goes to TCX_BASE_URL's scheme, host and port, under `/xapi/v1` (or to
+`/connect/token`), and nowhere else: the token goes to the PBX only.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ from shared.errors import UpstreamError, UpstreamRefused, UpstreamUnavailable
 from shared.http import RetriesExhausted, RetryPolicy, send
 from shared.threecx_models import (
     ContactChanges,
+    Counted,
     Entity,
+    Microsoft365Integration,
     ODataError,
     Page,
+    ServicePrincipalPage,
     SystemStatus,
     TcxContact,
     TcxUser,
@@ -71,13 +75,6 @@ class TcxError(UpstreamError):
 
 class TcxAuthError(TcxError, UpstreamRefused):
     """3CX refused the API client's credentials or its token; retrying will not help."""
-
-
-class TcxTokenRejected(TcxAuthError):
-    """The PBX answered 401 to a bearer token the caller supplied (not the client's own).
-
-    The client cannot renew such a token; whoever issued it (e.g. a MyPhone session) can.
-    """
 
 
 class TcxRequestRefused(TcxError, UpstreamRefused):
@@ -253,7 +250,7 @@ class TokenKeeper:
 
 
 class XapiCall(Protocol):
-    """One XAPI request with a fixed bearer (what `ThreeCXClient._call` does)."""
+    """One XAPI request (what `ThreeCXClient._call` does)."""
 
     def __call__(
         self,
@@ -264,34 +261,6 @@ class XapiCall(Protocol):
         json_body: Any = None,
         idempotent: bool | None = None,
     ) -> requests.Response: ...
-
-
-class PhonebookCalls:
-    """The `/Contacts` operations on the one phonebook a bearer token opens.
-
-    The XAPI has no book parameter: the token decides. The API client's token opens the
-    company phonebook; a MyPhone session token (assumed) that user's personal one.
-    """
-
-    def __init__(self, call: XapiCall, page_size: int) -> None:
-        self._call = call
-        self._page_size = page_size
-
-    def list(self, filter: str | None = None) -> list[TcxContact]:  # noqa: A002 - the OData option's name
-        """Every entry (matching the OData `filter`), paged with `$top`/`$skip` in stable `Id` order."""
-        return _every(self._call, "/Contacts", Page[TcxContact], self._page_size, {"$filter": filter} if filter else {})
-
-    def create(self, fields: Mapping[str, Any]) -> TcxContact:
-        """Create an entry from XAPI-named fields."""
-        return TcxContact.model_validate(_create(self._call, "/Contacts", ContactChanges, fields))
-
-    def update(self, contact_id: int, fields: Mapping[str, Any]) -> None:
-        """PATCH the given XAPI-named fields."""
-        _update(self._call, f"/Contacts({int(contact_id)})", ContactChanges, fields)
-
-    def delete(self, contact_id: int) -> None:
-        """Delete an entry; one that is already gone counts as deleted."""
-        _delete(self._call, f"/Contacts({int(contact_id)})")
 
 
 class ThreeCXClient:
@@ -382,20 +351,21 @@ class ThreeCXClient:
 
     # -- company phonebook -----------------------------------------------------------------------------
     def list_contacts(self, filter: str | None = None) -> list[TcxContact]:  # noqa: A002 - the OData option
-        """Every company phonebook entry matching the OData `filter` (all without one), paged."""
-        return self._contacts_with(None).list(filter)
+        """Every company phonebook entry matching the OData `filter` (all without one), paged in `Id` order."""
+        options = {"$filter": filter} if filter else {}
+        return _every(self._call, "/Contacts", Page[TcxContact], self.page_size, options)
 
     def create_contact(self, fields: Mapping[str, Any]) -> TcxContact:
-        """Add an entry to the company phonebook; 3CX marks it `ContactType` "3CX"."""
-        return self._contacts_with(None).create(fields)
+        """Add an entry to the company phonebook from XAPI-named fields; 3CX marks it `ContactType` "3CX"."""
+        return TcxContact.model_validate(_create(self._call, "/Contacts", ContactChanges, fields))
 
     def update_contact(self, contact_id: int, fields: Mapping[str, Any]) -> None:
-        """PATCH the given fields of a company phonebook entry."""
-        self._contacts_with(None).update(contact_id, fields)
+        """PATCH the given XAPI-named fields of a company phonebook entry."""
+        _update(self._call, f"/Contacts({int(contact_id)})", ContactChanges, fields)
 
     def delete_contact(self, contact_id: int) -> None:
         """Delete a company phonebook entry; one already gone counts as deleted."""
-        self._contacts_with(None).delete(contact_id)
+        _delete(self._call, f"/Contacts({int(contact_id)})")
 
     def delete_contacts(self, contact_ids: Sequence[int]) -> None:
         """Delete many company phonebook entries, in bulk where the PBX can.
@@ -422,24 +392,6 @@ class ThreeCXClient:
             for contact_id in chunk:
                 self.delete_contact(contact_id)
 
-    def _contacts_with(self, bearer: str | None) -> PhonebookCalls:
-        """The `/Contacts` operations sent with `bearer` (None: the API client's own token).
-
-        A 401 to a given bearer raises `TcxTokenRejected`; renewing it is the caller's business.
-        """
-
-        def call(
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json_body: Any = None,
-            idempotent: bool | None = None,
-        ) -> requests.Response:
-            return self._call(method, path, params=params, json_body=json_body, idempotent=idempotent, bearer=bearer)
-
-        return PhonebookCalls(call, self.page_size)
-
     # -- the PBX -------------------------------------------------------------------------------------
     def version(self) -> str | None:
         """The PBX version (`SystemStatus.Version`), else the `X-3CX-Version` header of `/Defs`."""
@@ -455,6 +407,40 @@ class ThreeCXClient:
     def api_description(self) -> str:
         """The PBX's own OpenAPI document (`/xapi/v1/swagger.yaml`), as text."""
         return self._call("GET", "/swagger.yaml").text
+
+    def microsoft365_integration(self) -> Microsoft365Integration:
+        """3CX's own Microsoft 365 integration settings (`GET /Microsoft365Integration`); read only."""
+        return Microsoft365Integration.model_validate(self._call("GET", "/Microsoft365Integration").json())
+
+    def api_client_roles(self) -> list[tuple[str, str]] | None:
+        """(department, role) of each department this API client is in; None when no client has its Client ID.
+
+        An API client is a service principal whose `Number` is its Client ID (as in 3CX's own
+        tutorial); its role in each department is `Groups/Rights/RoleName`.
+        """
+        literal = "'" + self.client_id.replace("'", "''") + "'"
+        params = {"$filter": f"Number eq {literal}", "$select": "Id,Number", "$expand": "Groups($expand=Rights)"}
+        page = ServicePrincipalPage.model_validate(self._call("GET", "/ServicePrincipals", params=params).json())
+        mine = [principal for principal in page.value if principal.number == self.client_id]
+        if not mine:
+            return None
+        return [
+            (group.name or "", group.rights.role_name or "" if group.rights else "")
+            for principal in mine
+            for group in principal.groups
+        ]
+
+    def count_users(self) -> int | None:
+        """How many users the PBX has, reading one at most (None when it does not say)."""
+        return self._count("/Users")
+
+    def count_contacts(self) -> int | None:
+        """How many company phonebook entries there are, reading one at most (None when the PBX does not say)."""
+        return self._count("/Contacts")
+
+    def _count(self, path: str) -> int | None:
+        params = {"$top": 1, "$select": "Id", "$count": "true"}
+        return Counted.model_validate(self._call("GET", path, params=params).json()).count
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _fetch_token(self) -> TokenResponse:
@@ -490,30 +476,23 @@ class ThreeCXClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         idempotent: bool | None = None,
-        bearer: str | None = None,
-        root: str | None = None,
     ) -> requests.Response:
         """One request with the shared token; a 401 gets one new token and one repeat.
 
-        `path` is relative to the XAPI root unless `root` names another (the PBX root for
-        the web client API); a URL off TCX_BASE_URL's scheme, host and port is refused
-        unsent (`TcxRequestRefused`). With `bearer`, that token is sent instead of the
-        shared one, and a 401 raises `TcxTokenRejected` without touching the shared token.
+        `path` is relative to the XAPI root and starts with "/"; anything else, or a URL
+        that is not on TCX_BASE_URL's scheme, host and port, is refused unsent
+        (`TcxRequestRefused`), before any token is fetched.
         """
-        url = (self._xapi if root is None else root.rstrip("/")) + path
-        if not same_origin(url, self.base_url):
-            # Only the PBX gets a bearer token, whatever `root` or `path` a caller passes.
+        url = self._xapi + path
+        if not path.startswith("/") or not same_origin(url, self.base_url):
+            # Only the PBX gets a bearer token, whatever `path` a caller passes.
             raise TcxRequestRefused(
-                f"not sent to 3CX: {method} {redact_url(url)} is not on the PBX at {self.base_url} (TCX_BASE_URL)"
+                f"not sent to 3CX: {method} {redact_url(url)} is not a path on the PBX at {self.base_url}"
+                " (TCX_BASE_URL)"
             )
         if params:
             # %20 rather than '+' for spaces, and OData's $ ( ) ' , left readable.
             url += "?" + urlencode(params, quote_via=quote, safe="$(),'")
-        if bearer is not None:
-            response = self._send(method, url, bearer, json_body, idempotent)
-            if response.status_code == 401:
-                raise TcxTokenRejected(f"3CX refused the session token (401) for {method} {path}")
-            return self._checked(method, path, response)
         token = self._tokens.current()
         response = self._send(method, url, token, json_body, idempotent)
         if response.status_code == 401:

@@ -127,7 +127,7 @@ class _ContactProperties(BaseModel):
 
 
 class TcxContact(_ContactProperties, _Xapi):
-    """A phonebook entry (`Pbx.Contact`): company or personal, the shape is the same.
+    """A company phonebook entry (`Pbx.Contact`).
 
     `PhoneNumber` is the primary (mobile) number; there is no `Mobile`, only `Mobile2`.
     `Tag` is a free string the connector uses to recognise its own entries.
@@ -217,3 +217,90 @@ class ODataError(_Xapi):
         if self.error.target:
             return self.error.target
         return next((detail.target for detail in self.error.details if detail.target), None)
+
+
+# -- what `check-pbx` reads: 3CX's own Microsoft 365 integration, the API client's role, counts ----------------
+class M365UserSyncSettings(_Xapi):
+    """The part of `Pbx.ADUsersSyncConfiguration` (`AdUsers`) the connector reads.
+
+    `IsEnabled` is 3CX's own user sync from Microsoft 365 (a second writer of the users the
+    connector syncs); `SyncPersonalContacts` copies each enabled user's Outlook contacts to
+    their personal phonebook (per user: `MS365ContactsEnabled`); `SyncEvents` is 3CX's own
+    calendar-driven status (per user: `MS365CalendarEnabled`).
+    """
+
+    is_enabled: bool | None = Field(default=None, alias="IsEnabled")
+    sync_personal_contacts: bool | None = Field(default=None, alias="SyncPersonalContacts")
+    sync_events: bool | None = Field(default=None, alias="SyncEvents")
+
+
+class M365MailboxSyncSettings(_Xapi):
+    """The part of `Pbx.UsersSyncConfiguration` (`SharedMailboxesSync`) the connector reads."""
+
+    is_enabled: bool | None = Field(default=None, alias="IsEnabled")
+
+
+class Microsoft365Integration(_Xapi):
+    """`GET /Microsoft365Integration` (`Pbx.Microsoft365Integration`), as far as the connector reads it.
+
+    Connected means 3CX's integration has an Entra application and tenant (both set by the
+    consent flow in Admin → Integrations → Microsoft 365). A missing or null part reads as off.
+    """
+
+    application_id: str | None = Field(default=None, alias="ApplicationId")
+    tenant_id: str | None = Field(default=None, alias="TenantId")
+    ad_users: M365UserSyncSettings | None = Field(default=None, alias="AdUsers")
+    shared_mailboxes: M365MailboxSyncSettings | None = Field(default=None, alias="SharedMailboxesSync")
+
+    @property
+    def connected(self) -> bool:
+        return bool((self.application_id or "").strip() and (self.tenant_id or "").strip())
+
+    @property
+    def user_sync(self) -> bool:
+        return bool(self.ad_users and self.ad_users.is_enabled)
+
+    @property
+    def personal_contacts_sync(self) -> bool:
+        return bool(self.ad_users and self.ad_users.sync_personal_contacts)
+
+    @property
+    def calendar_sync(self) -> bool:
+        return bool(self.ad_users and self.ad_users.sync_events)
+
+    @property
+    def shared_mailboxes_sync(self) -> bool:
+        return bool(self.shared_mailboxes and self.shared_mailboxes.is_enabled)
+
+
+class Rights(_Xapi):
+    """The part of `Pbx.Rights` the connector reads: the role's name (e.g. `system_admins`)."""
+
+    role_name: str | None = Field(default=None, alias="RoleName")
+
+
+class GroupMembership(_Xapi):
+    """A DN's membership of a department (`Pbx.UserGroup`): the department's name and the role in it."""
+
+    name: str | None = Field(default=None, alias="Name")
+    rights: Rights | None = Field(default=None, alias="Rights")
+
+
+class ServicePrincipal(_Xapi):
+    """An API client (`Pbx.ServicePrincipal`, a DN whose `Number` is its Client ID), with its departments."""
+
+    id: int = Field(alias="Id")
+    number: str | None = Field(default=None, alias="Number")
+    groups: list[GroupMembership] = Field(default_factory=list, alias="Groups")
+
+
+class ServicePrincipalPage(_Xapi):
+    """A page of `GET /ServicePrincipals`."""
+
+    value: list[ServicePrincipal]
+
+
+class Counted(_Xapi):
+    """A collection answer read for its `@odata.count` alone."""
+
+    count: int | None = Field(default=None, alias="@odata.count")

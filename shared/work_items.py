@@ -9,6 +9,8 @@ turns a message back into the one model its kind names, or raises `ValueError`.
 A user is named as our producers name it (shared/identifiers.py has the shapes): by object
 id (GUID) for calendar, user and boundary work, by object id or mailbox address for
 contacts and lifecycle work. A message naming one otherwise is no producer's, and refused.
+Contacts work names a shared mailbox; one naming a user's object id was queued by an earlier
+version (personal phonebooks) and still parses, so the worker can drop it with a line.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class LifecycleWork(_Message):
 
 
 class ContactsWork(_Message):
-    """Re-read mailbox `user_id`'s contacts (an M365 user id, or a shared mailbox's address)."""
+    """Re-read mailbox `user_id`'s contacts: a shared mailbox (an address, or from an earlier version a user id)."""
 
     kind: Literal["contacts"] = "contacts"
     user_id: MailboxId

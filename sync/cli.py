@@ -92,18 +92,22 @@ def _parser() -> argparse.ArgumentParser:
 
     contacts = commands.add_parser(
         "contacts",
-        help="one reconcile of personal and shared-mailbox contacts into the 3CX phonebooks",
-        description="Outlook contacts → 3CX: each user's personal contacts (option personal_contacts) to their"
-        " personal phonebook, SHARED_MAILBOXES' contacts to the company phonebook.",
+        help="one reconcile of the shared mailboxes' contacts into the 3CX company phonebook",
+        description="Outlook contacts → 3CX: the contacts of SHARED_MAILBOXES to the company phonebook. Personal"
+        " phonebooks are 3CX's own Microsoft 365 sync (option personal_contacts; see check-pbx).",
     )
     contacts.add_argument("--json", action="store_true", help="print one JSON object")
     contacts.add_argument("--full", action="store_true", help="re-list folders and re-read every contact")
 
     check = commands.add_parser(
         "check-pbx",
-        help="check the PBX's own API description for every operation and property the connector uses",
+        help="is this PBX ready: its API offers what the connector uses, the API client may, 3CX's own sync is"
+        " out of the way",
         description="Reads TCX_BASE_URL/xapi/v1/swagger.yaml (the PBX's own OpenAPI document) and checks it offers"
-        " what the connector calls. Run it before going live and after a 3CX update.",
+        " what the connector calls; then the 3CX version, whether the API client can read users and contacts and"
+        " (by its role) write them, and 3CX's own Microsoft 365 integration: its user sync must be off, and it"
+        " must sync personal contacts if the personal_contacts option is on for anyone. Reads only; exit 1 names"
+        " what to fix. Run it before going live and after a 3CX update.",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -310,7 +314,7 @@ def _contacts(args: argparse.Namespace) -> int:
     from sync.contact_sync import run_contact_sync
 
     rt = _runtime()
-    result = run_contact_sync(rt, full=args.full, phonebook=rt.phonebook)
+    result = run_contact_sync(rt, full=args.full)
     if args.json:
         payload = {
             **result.counts(),
@@ -318,7 +322,7 @@ def _contacts(args: argparse.Namespace) -> int:
             "busy": result.busy,
             "status": result.status,
             "error": result.aborted,
-            "phonebooks": {kind: result.counts(kind) for kind in ("company", "personal")},
+            "phonebooks": {book.plan.book: book.counts() for book in result.books},
             "failures": [failure for book in result.books for failure in book.failures],
             "skipped_contacts": [
                 {"source": skip.source, "reason": skip.reason} for book in result.books for skip in book.plan.skipped
@@ -326,15 +330,12 @@ def _contacts(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
     else:
-        for kind in ("company", "personal"):
-            books = [book for book in result.books if book.kind == kind]
-            if not books:
-                continue
-            counts = result.counts(kind)
-            label = "Company phonebook" if kind == "company" else f"Personal phonebooks ({len(books)})"
+        for book in result.books:
+            counts = book.counts()
             print(
-                f"{label}: {counts['created']} created, {counts['updated']} updated, {counts['deleted']} deleted,"
-                f" {counts['unchanged']} unchanged, {counts['skipped']} skipped, {counts['failed']} failed."
+                f"{book.plan.book.capitalize()} phonebook: {counts['created']} created, {counts['updated']} updated,"
+                f" {counts['deleted']} deleted, {counts['unchanged']} unchanged, {counts['skipped']} skipped,"
+                f" {counts['failed']} failed."
             )
         for book in result.books:
             for skip in book.plan.skipped[:20]:
@@ -344,7 +345,7 @@ def _contacts(args: argparse.Namespace) -> int:
         for busy in result.busy:
             print(f"  ~ {busy}: another run is syncing this phonebook now; left to it")
         if not result.books and not result.busy and not result.aborted:
-            print("No phonebooks to sync: set SHARED_MAILBOXES or turn on personal_contacts for some users.")
+            print("No phonebook to sync: SHARED_MAILBOXES is empty.")
     if result.aborted:
         print(f"error: {result.aborted}", file=sys.stderr)
         return EXIT_FAILED
@@ -352,13 +353,12 @@ def _contacts(args: argparse.Namespace) -> int:
 
 
 def _check_pbx(args: argparse.Namespace) -> int:
-    from sync.pbx_check import check_description, parse_description, render
+    from sync.pbx_check import assess, render_report
+    from sync.pbx_readiness import read_pbx_facts
 
-    rt = _runtime()
-    rt.settings.require_tcx()
-    result = check_description(parse_description(rt.tcx.api_description()))
-    print(json.dumps(result.as_dict(), indent=2) if args.json else render(result))
-    return EXIT_OK if result.ok else EXIT_FAILED
+    report = assess(read_pbx_facts(_runtime()))
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render_report(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _runs(args: argparse.Namespace) -> int:

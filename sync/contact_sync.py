@@ -1,23 +1,24 @@
-"""One contacts run: read the mailboxes' changes, plan each phonebook, apply, record.
+"""One contacts run: read the shared mailboxes' changes, plan the company phonebook, apply, record.
 
-The rules live in `sync.contacts`. This module keeps a mirror of each source mailbox's
+The rules live in `sync.contacts`. This module keeps a mirror of each shared mailbox's
 contacts current with delta queries (one per folder, delta links in state; a rejected
-link re-reads that folder in full), lists each phonebook's entries, plans, and writes:
-the company phonebook through the published XAPI, personal phonebooks through the
-`PersonalPhonebook` port (outside the published spec; see shared/personal_phonebook.py).
+link re-reads that folder in full), lists the company phonebook's entries, plans, and
+writes them through the published XAPI.
 
 Child folders are listed at most once a day (or with `--full`), so a run with nothing
 changed reads only delta pages from Graph.
+
+Personal phonebooks are not written here: 3CX's own Microsoft 365 integration copies a
+user's Outlook contacts when the user's `MS365ContactsEnabled` is on (the user sync sets it
+from the `personal_contacts` option). The published XAPI has no operation that writes one
+user's personal phonebook.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,6 @@ from typing import Any
 from shared.errors import UpstreamUnavailable, one_line
 from shared.graph import GraphApiError
 from shared.graph_models import GraphContact
-from shared.personal_phonebook import ImpersonatedPhonebook, MyPhoneSessionError, PersonalPhonebook
 from shared.state import LockHeld, utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxError, TcxUnavailable
@@ -38,16 +38,14 @@ from sync.contacts import (
     UpdateContact,
     plan_book,
     wanted_company,
-    wanted_personal,
 )
-from sync.eligibility import Audience
 from sync.envelope import RunReport, run_envelope
-from sync.records import Link
 from sync.runtime import Runtime
 
 COMPANY_BOOK = "company"
 FOLDER_LIST_MAX_AGE = timedelta(hours=24)
-PERSONAL_BOOK_WORKERS = 4
+DELTA_PREFIX = "contacts-"  # the names of the contact folders' delta links
+PERSONAL_STATE_FORGOTTEN = "personal-contacts-state-forgotten"  # the marker of the one-off clean-up
 _FOLDER_KEY = "_connectorFolder"  # where the mirror remembers which folder a contact is in
 
 
@@ -60,7 +58,6 @@ class BookResult:
     """One phonebook's run: its plan, what was done, what failed."""
 
     plan: BookPlan
-    kind: str  # "company" or "personal"
     done: dict[str, int] = field(default_factory=lambda: {"create": 0, "update": 0, "delete": 0})
     failures: list[str] = field(default_factory=list)
     run_id: str | None = None
@@ -78,7 +75,7 @@ class BookResult:
 
 @dataclass
 class ContactSyncResult:
-    """A sweep over phonebooks: each book is its own recorded run."""
+    """A sweep over phonebooks (today the company one alone): each book is its own recorded run."""
 
     books: list[BookResult] = field(default_factory=list)
     aborted: str | None = None  # an outage stopped the sweep
@@ -88,8 +85,8 @@ class ContactSyncResult:
     def run_ids(self) -> list[str]:
         return [book.run_id for book in self.books if book.run_id]
 
-    def counts(self, kind: str | None = None) -> dict[str, int]:
-        books = [b.counts() for b in self.books if kind is None or b.kind == kind]
+    def counts(self) -> dict[str, int]:
+        books = [b.counts() for b in self.books]
         names = ("created", "updated", "deleted", "unchanged", "failed", "skipped")
         return {name: sum(book[name] for book in books) for name in names}
 
@@ -100,18 +97,9 @@ class ContactSyncResult:
         return "partial" if any(b.failures for b in self.books) or self.busy else "succeeded"
 
 
-def personal_book(m365_id: str) -> str:
-    return f"user:{m365_id}"
-
-
 def book_lock(book: str) -> str:
     """Each phonebook has its own lock: runs for different books never wait for each other."""
     return f"contacts:{book}"
-
-
-def eligible_personal_users(rt: Runtime) -> dict[str, Link]:
-    """Users whose personal contacts are synced (the rule is `sync.eligibility`'s)."""
-    return Audience.of(rt.state, rt.settings).personal_contact_users()
 
 
 def run_contact_sync(
@@ -119,53 +107,58 @@ def run_contact_sync(
     *,
     mailbox: str | None = None,
     full: bool = False,
-    phonebook: PersonalPhonebook | None = None,
     trigger: str = "cli",
 ) -> ContactSyncResult:
-    """Reconcile the phonebooks (all of them, or only those `mailbox` feeds), each as its own run.
+    """Reconcile the company phonebook from SHARED_MAILBOXES (with `mailbox`: only if it is one of them).
 
     A book another run holds is left to it and listed in `busy`. An outage (3CX or Graph
-    unreachable) fails the book it hit and stops the sweep: every further book would fail
-    the same way.
+    unreachable) fails the book it hit and is in `aborted`.
     """
     rt.settings.require_graph()
     rt.settings.require_tcx()
-    phonebook = phonebook or ImpersonatedPhonebook(rt.tcx)
+    forget_personal_contacts(rt)
     sweep = _Sweep(rt, ContactSyncResult(), trigger)
     shared = [address.lower() for address in rt.settings.shared_mailboxes]
-    users = eligible_personal_users(rt)
     wanted_mailbox = mailbox.lower() if mailbox else None
     if shared and (wanted_mailbox is None or wanted_mailbox in shared):
-        sweep.add(sweep.book(COMPANY_BOOK, "company", lambda: _sync_company(rt, shared, full)))
-    written = rt.state.personal_books()
-    chosen = [
-        (m365_id, link)
-        for m365_id, link in sorted(users.items(), key=lambda item: item[1].upn.lower())
-        if wanted_mailbox is None or wanted_mailbox in (m365_id.lower(), link.upn.lower())
-    ]
-    # Personal books are independent of each other: a few at a time (different mailboxes, so
-    # Outlook's 4-per-mailbox concurrency limit is never approached).
-    with ThreadPoolExecutor(max_workers=PERSONAL_BOOK_WORKERS) as pool:
-        for outcome in pool.map(
-            lambda item: sweep.book(
-                personal_book(item[0]),
-                "personal",
-                lambda: _sync_personal(rt, item[0], item[1], full, phonebook, written),
-            ),
-            chosen,
-        ):
-            sweep.add(outcome)
-    if wanted_mailbox is None:
-        for m365_id, extension in written.items():
-            if m365_id not in users:
-                sweep.add(
-                    sweep.book(
-                        personal_book(m365_id),
-                        "personal",
-                        functools.partial(_clear_personal, rt, m365_id, extension, phonebook),
-                    )
-                )
+        sweep.add(sweep.book(COMPANY_BOOK, lambda: _sync_company(rt, shared, full)))
     return sweep.result
+
+
+def forget_personal_contacts(rt: Runtime) -> None:
+    """Delete what earlier versions stored for personal phonebooks, once (a marker remembers it is done).
+
+    They mirrored each user's own contacts (per folder, with a delta link each) and recorded
+    which personal phonebooks they wrote. Today only the mailboxes in SHARED_MAILBOXES are
+    mirrored, so every other mirror, folder list and contacts delta link goes, and the
+    phonebook records with them; the shared mailboxes' state is kept. A failure is logged
+    and tried again at the next run: it never stops the company phonebook.
+    """
+    if rt.state.marker_set(PERSONAL_STATE_FORGOTTEN):
+        return
+    shared = [address.lower() for address in rt.settings.shared_mailboxes]
+    try:
+        kept_links = set()
+        for mailbox in shared:
+            listed = rt.state.contact_folders(mailbox)
+            for folder_id in [None, *(listed[0] if listed else [])]:
+                kept_links.add(_delta_name(mailbox, folder_id))
+        contacts, folder_lists = rt.state.forget_contact_mailboxes(keep=shared)
+        links = [name for name in rt.state.delta_link_names(DELTA_PREFIX) if name not in kept_links]
+        rt.state.delete_delta_links(links)
+        books = rt.state.forget_personal_books()
+        rt.state.set_marker(PERSONAL_STATE_FORGOTTEN)
+    except Exception as error:  # storage failing: the company phonebook goes on, the next run tries again
+        log_event("personal_contacts_cleanup_failed", logging.WARNING, kind="contacts", error=one_line(error)[:300])
+        return
+    log_event(
+        "personal_contacts_state_forgotten",
+        kind="contacts",
+        contacts=contacts,
+        folder_lists=folder_lists,
+        delta_links=len(links),
+        phonebooks=books,
+    )
 
 
 class _Sweep:
@@ -175,13 +168,12 @@ class _Sweep:
         self.rt = rt
         self.result = result
         self.trigger = trigger
-        self._lock = threading.Lock()
 
     def add(self, outcome: BookResult | None) -> None:
         if outcome is not None:
             self.result.books.append(outcome)
 
-    def book(self, book: str, kind: str, sync: Callable[[], BookResult]) -> BookResult | None:
+    def book(self, book: str, sync: Callable[[], BookResult]) -> BookResult | None:
         """Reconcile one book as its own run; None when it was busy, or an outage stopped it."""
         if self.result.aborted:
             return None
@@ -189,7 +181,7 @@ class _Sweep:
             with run_envelope(
                 self.rt.state, "contacts", trigger=self.trigger, lock=book_lock(book), subject=book
             ) as run:
-                outcome = _guarded(book, kind, sync)
+                outcome = _guarded(book, sync)
                 outcome.run_id = run.run_id
                 run.report = RunReport(
                     counts=outcome.counts(),
@@ -197,13 +189,11 @@ class _Sweep:
                     skipped=[f"{skip.source}: {skip.reason}" for skip in outcome.plan.skipped],
                 )
         except LockHeld:
-            with self._lock:
-                self.result.busy.append(book)
+            self.result.busy.append(book)
             log_event("run_skipped", logging.WARNING, kind="contacts", subject=book, reason="another run holds it")
             return None
         except UpstreamUnavailable as error:  # recorded as failed by the envelope; the sweep stops
-            with self._lock:
-                self.result.aborted = self.result.aborted or one_line(error)
+            self.result.aborted = self.result.aborted or one_line(error)
             return None
         return outcome
 
@@ -223,7 +213,7 @@ def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
     wanted, rejected = wanted_company(COMPANY_BOOK, shared, sources)
     target = _read(lambda: rt.tcx.list_contacts("startswith(Tag,'m365:')"))
     plan = plan_book(COMPANY_BOOK, wanted, [c.model_dump(by_alias=True) for c in target], rejected)
-    book = BookResult(plan, "company")
+    book = BookResult(plan)
     for failure in refused:
         book.failures.append(failure)
         log_event("contact_source_failed", logging.WARNING, kind="contacts", book=COMPANY_BOOK, error=failure)
@@ -236,27 +226,8 @@ def _sync_company(rt: Runtime, shared: list[str], full: bool) -> BookResult:
     return book
 
 
-def _sync_personal(
-    rt: Runtime, m365_id: str, link: Link, full: bool, phonebook: PersonalPhonebook, written: dict[str, str]
-) -> BookResult:
-    contacts = refresh_mailbox(rt, m365_id, full=full)
-    wanted, rejected = wanted_personal(personal_book(m365_id), link.upn, contacts)
-    target = _read(lambda: phonebook.list(link.extension))
-    plan = plan_book(personal_book(m365_id), wanted, [c.model_dump(by_alias=True) for c in target], rejected)
-    book = BookResult(plan, "personal")
-    if written.get(m365_id) != link.extension:
-        rt.state.save_personal_book(m365_id, link.extension)
-    _apply(
-        book,
-        create=lambda fields: phonebook.create(link.extension, fields),
-        update=lambda contact_id, changes: phonebook.update(link.extension, contact_id, changes),
-        delete_many=lambda ids: _delete_each(phonebook, link.extension, ids),
-    )
-    return book
-
-
-def _guarded(book: str, kind: str, sync: Callable[[], BookResult]) -> BookResult:
-    """One phonebook's failure (a refused session, a mailbox Graph cannot read) stays its own.
+def _guarded(book: str, sync: Callable[[], BookResult]) -> BookResult:
+    """A refusal (3CX's or Graph's) fails this phonebook's run, recorded, not the process.
 
     Only an unreachable 3CX stops the run (ContactRunAborted passes through).
     """
@@ -265,31 +236,9 @@ def _guarded(book: str, kind: str, sync: Callable[[], BookResult]) -> BookResult
     except (TcxError, GraphApiError) as error:
         if isinstance(error, TcxUnavailable):
             raise ContactRunAborted(one_line(error)) from error
-        result = BookResult(BookPlan(book), kind)
+        result = BookResult(BookPlan(book))
         _failed(result, ContactAction(book), error)
         return result
-
-
-def _clear_personal(rt: Runtime, m365_id: str, extension: str, phonebook: PersonalPhonebook) -> BookResult:
-    """The option is off or the user left: remove the connector's entries from their book."""
-    try:
-        target = _read(lambda: phonebook.list(extension))
-    except MyPhoneSessionError as error:
-        if error.status != 404:
-            raise
-        rt.state.delete_personal_book(m365_id)  # the extension itself is gone, and its book with it
-        return BookResult(BookPlan(personal_book(m365_id)), "personal")
-    plan = plan_book(personal_book(m365_id), [], [c.model_dump(by_alias=True) for c in target])
-    book = BookResult(plan, "personal")
-    _apply(
-        book,
-        create=lambda fields: None,
-        update=lambda contact_id, changes: None,
-        delete_many=lambda ids: _delete_each(phonebook, extension, ids),
-    )
-    if not book.failures:
-        rt.state.delete_personal_book(m365_id)
-    return book
 
 
 def _read(call: Callable[[], Any]) -> Any:
@@ -297,12 +246,6 @@ def _read(call: Callable[[], Any]) -> Any:
         return call()
     except TcxUnavailable as error:
         raise ContactRunAborted(one_line(error)) from error
-
-
-def _delete_each(phonebook: PersonalPhonebook, extension: str, ids: list[int]) -> None:
-    """Remove entries from a personal book one at a time, in order; the first failure stops the rest."""
-    for contact_id in ids:
-        phonebook.delete(extension, contact_id)
 
 
 def _apply(
@@ -368,7 +311,7 @@ def _log(book: BookResult, action: ContactAction, outcome: str, error: str | Non
 
 def _delta_name(mailbox: str, folder_id: str | None) -> str:
     digest = hashlib.sha256(f"{mailbox.lower()}\n{folder_id or ''}".encode()).hexdigest()[:40]
-    return f"contacts-{digest}"
+    return f"{DELTA_PREFIX}{digest}"
 
 
 def refresh_mailbox(rt: Runtime, mailbox: str, *, full: bool = False) -> list[GraphContact]:

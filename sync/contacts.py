@@ -1,8 +1,8 @@
 """Outlook contacts → 3CX phonebooks: the rules, as pure functions.
 
-One way only. Each user's personal Outlook contacts (default folder and its child folders)
-feed that user's personal 3CX phonebook; the contacts of the mailboxes in SHARED_MAILBOXES
-feed the company phonebook.
+One way only. The contacts of the mailboxes in SHARED_MAILBOXES (default folder and its
+child folders) feed the company phonebook. (Personal phonebooks are 3CX's own Microsoft 365
+sync, switched per user by `MS365ContactsEnabled`: no published XAPI operation writes them.)
 
 - **Mapping** (Graph contact → `Pbx.Contact`): givenName → FirstName, surname → LastName
   (no names at all: the display name becomes FirstName), companyName → CompanyName,
@@ -87,7 +87,7 @@ class DeleteContact(ContactAction):
 
 @dataclass
 class BookPlan:
-    """The plan for one phonebook (the company one, or one user's)."""
+    """The plan for one phonebook (the company one)."""
 
     book: str
     actions: list[ContactAction] = field(default_factory=list)
@@ -151,25 +151,6 @@ def rejection(fields: Mapping[str, str]) -> str | None:
     if not any(fields[name] for name in NUMBER_FIELDS):
         return "no phone number"
     return None
-
-
-def wanted_personal(
-    book: str, mailbox: str, contacts: Iterable[GraphContact]
-) -> tuple[list[WantedEntry], list[Rejected]]:
-    """One user's contacts, one entry each."""
-    wanted, rejected = [], []
-    for contact in sorted(contacts, key=lambda c: c.id):
-        if contact.is_removed:
-            continue
-        fields = contact_fields(contact)
-        source = f"{mailbox}/{contact.id}"
-        reason = rejection(fields)
-        if reason:
-            rejected.append(Rejected(source, reason))
-            continue
-        key = entry_key(book, contact.id)
-        wanted.append(WantedEntry(key, {**fields, "Tag": make_tag(mailbox, key)}, source))
-    return wanted, rejected
 
 
 def wanted_company(

@@ -3,8 +3,9 @@
 - *Synced*: an M365 user linked to a 3CX user whose link is not deprovisioned.
 - *Calendar*: synced, and the effective calendar option is on — they get a calendar
   subscription and calendar-driven status.
-- *Personal contacts*: synced, and the effective personal-contacts option is on — they get
-  a contacts subscription and their personal phonebook is written.
+- *Personal contacts*: synced, and the effective personal-contacts option is on — 3CX's own
+  Microsoft 365 integration is asked to copy their Outlook contacts to their personal 3CX
+  phonebook (`MS365ContactsEnabled`); the connector itself reads no user's contacts.
 - *Paused*: SYNC_PAUSED stops timers and queued work from changing 3CX; Graph lifecycle
   upkeep goes on so subscriptions stay alive, and runs started by hand still work.
 - *Stale calendar*: one never read, or not read for CALENDAR_REFRESH_MINUTES, is read again
@@ -15,7 +16,7 @@ Pure: it works on records already read; `Audience.of` takes the narrow reading p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -62,12 +63,23 @@ class Audience:
         return {m365_id: link for m365_id, link in self.synced().items() if self.options(m365_id).calendar}
 
     def personal_contact_users(self) -> dict[str, Link]:
-        """Synced users whose personal Outlook contacts go to their personal 3CX phonebook."""
+        """Synced users with the personal-contacts option on (3CX's own sync copies their Outlook contacts)."""
         return {m365_id: link for m365_id, link in self.synced().items() if self.options(m365_id).personal_contacts}
 
     def has_calendar(self, m365_id: str) -> bool:
         link = self.links.get(m365_id)
         return is_synced(link) and self.options(m365_id).calendar
+
+
+def personal_contacts_asked_by(defaults: UserOptions, overrides: Iterable[OptionOverrides]) -> list[str]:
+    """Who turns the personal-contacts option on: the tenant default, then each per-user override (by UPN).
+
+    Empty when nobody does. Anyone listed needs 3CX's own Microsoft 365 integration connected
+    with its personal-contacts sync on: that is what copies their Outlook contacts.
+    """
+    asked = ["SYNC_PERSONAL_CONTACTS=true (tenant default)"] if defaults.personal_contacts else []
+    chosen = sorted((o for o in overrides if o.personal_contacts), key=lambda o: o.upn.lower())
+    return asked + [f"{o.upn} (per-user option)" for o in chosen]
 
 
 def is_synced(link: Link | None) -> bool:

@@ -17,7 +17,7 @@ from shared.errors import one_line
 from shared.state import LockHeld
 from shared.telemetry import log_event
 from shared.work_items import CalendarWork, parse_work
-from sync.contact_sync import eligible_personal_users, run_contact_sync
+from sync.contact_sync import forget_personal_contacts, run_contact_sync
 from sync.eligibility import is_paused
 from sync.envelope import RunKind
 from sync.presence_run import QueueScheduler, run_presence_pass
@@ -88,13 +88,14 @@ def subscription_upkeep(rt: Runtime) -> None:
 
 
 def contacts_reconcile(rt: Runtime) -> None:
-    """Every phonebook from its mailboxes' delta changes (catches what notifications missed)."""
+    """The company phonebook from its shared mailboxes' delta changes (catches what notifications missed)."""
     if is_paused(rt.settings):
         log_event("run_skipped", kind="contacts", reason="SYNC_PAUSED is true")
         return
-    if not rt.settings.shared_mailboxes and not eligible_personal_users(rt) and not rt.state.personal_books():
-        return  # nothing to sync: no shared mailboxes, no user with personal contacts on
-    run_contact_sync(rt, phonebook=rt.phonebook, trigger="timer")
+    if not rt.settings.shared_mailboxes:
+        forget_personal_contacts(rt)  # what earlier versions kept for personal phonebooks (once)
+        return  # nothing to sync: no shared mailboxes
+    run_contact_sync(rt, trigger="timer")
 
 
 def queued_work(rt: Runtime, text: str) -> None:

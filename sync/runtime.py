@@ -15,7 +15,6 @@ from azure.data.tables import TableServiceClient
 
 from shared.entra import GraphTokenProvider
 from shared.graph import GraphClient
-from shared.personal_phonebook import ImpersonatedPhonebook, PersonalPhonebook
 from shared.queues import WorkQueue
 from shared.settings import Settings
 from shared.state import SharedTcxToken, StateStore
@@ -81,11 +80,6 @@ class Runtime:
         from sync.notifications import SubscriptionCache
 
         return SubscriptionCache(self.state)
-
-    @cached_property
-    def phonebook(self) -> PersonalPhonebook:
-        """Personal phonebooks (outside the published XAPI; see shared/personal_phonebook.py)."""
-        return ImpersonatedPhonebook(self.tcx)
 
     @cached_property
     def tcx(self) -> ThreeCXClient:

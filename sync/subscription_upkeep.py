@@ -28,6 +28,7 @@ from sync.subscriptions import (
     SubscriptionAction,
     SubscriptionPlan,
     WantedSubscription,
+    is_abandoned_contacts_subscription,
     plan_subscriptions,
     wanted_subscriptions,
 )
@@ -228,6 +229,19 @@ def handle_lifecycle(
     now = now or datetime.now(UTC)
     record = rt.state.get_subscription(subscription_id)
     if record is None:
+        return None
+    if is_abandoned_contacts_subscription(record, rt.settings.shared_mailboxes):
+        # An earlier version's subscription on a user's own contacts (personal phonebooks, which
+        # 3CX now syncs itself), or a mailbox taken out of SHARED_MAILBOXES: end it, make nothing.
+        rt.graph.delete_subscription(record.id)  # after subscriptionRemoved, Graph answers 404: fine
+        rt.state.delete_subscription(record.id)
+        log_event(
+            "subscription_action",
+            kind="subscriptions",
+            action="delete",
+            resource=record.resource,
+            lifecycle_event=event,
+        )
         return None
     try:
         if event == "reauthorizationRequired":

@@ -1,8 +1,13 @@
 """Graph change-notification subscriptions: which are wanted, and the plan that gets there (pure).
 
 Wanted: one subscription on `/users/{id}/events` for every synced user whose calendar
-option is on, and one on `/users` (updated, deleted) so user changes reach 3CX within
-minutes. Each has its own random `clientState`, kept in state, that every notification
+option is on, one on `/users/{mailbox}/contacts` for every mailbox in SHARED_MAILBOXES (the
+company phonebook), and one on `/users` (updated, deleted) so user changes reach 3CX within
+minutes. Earlier versions also watched each user's own contacts (`/users/{id}/contacts`)
+for personal phonebooks; those are wanted no more, so the upkeep deletes ours like any
+other unwanted subscription, and a lifecycle event for one ends it.
+
+Each subscription has its own random `clientState`, kept in state, that every notification
 must carry. Subscriptions are renewed well before they expire (Outlook resources live at
 most 10,080 minutes, users 41,760), recreated when Graph no longer knows them, and deleted
 when nobody needs them any more — including ones Graph still has for our webhook that our
@@ -92,18 +97,24 @@ class SubscriptionPlan:
 
 
 def wanted_subscriptions(audience: Audience, shared_mailboxes: Iterable[str] = ()) -> list[WantedSubscription]:
-    """`/users` always; a calendar and a contacts subscription per user who has that option."""
+    """`/users` always; a calendar subscription per user with that option; contacts per shared mailbox."""
     wanted = [WantedSubscription("users", USERS_RESOURCE, None)]
-    calendar_users = audience.calendar_users()
-    contact_users = audience.personal_contact_users()
-    for m365_id in sorted(audience.synced()):
-        if m365_id in calendar_users:
-            wanted.append(WantedSubscription("calendar", calendar_resource(m365_id), m365_id))
-        if m365_id in contact_users:
-            wanted.append(WantedSubscription("contacts", contacts_resource(m365_id), m365_id))
+    for m365_id in sorted(audience.calendar_users()):
+        wanted.append(WantedSubscription("calendar", calendar_resource(m365_id), m365_id))
     for mailbox in shared_mailboxes:
         wanted.append(WantedSubscription("contacts", contacts_resource(mailbox.lower()), mailbox.lower()))
     return wanted
+
+
+def is_abandoned_contacts_subscription(record: SubscriptionRecord, shared_mailboxes: Iterable[str]) -> bool:
+    """A contacts subscription on a mailbox that is not in SHARED_MAILBOXES: nobody reads its changes.
+
+    Such are the subscriptions earlier versions made on each user's own contacts for personal
+    phonebooks (and one on a mailbox taken out of SHARED_MAILBOXES). A lifecycle event for one
+    ends it instead of renewing or replacing it.
+    """
+    shared = {mailbox.lower() for mailbox in shared_mailboxes}
+    return record.kind == "contacts" and (record.user_id or "").lower() not in shared
 
 
 def plan_subscriptions(

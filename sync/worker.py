@@ -111,8 +111,21 @@ def _user(rt: Runtime, user_id: str) -> WorkResult:
 
 
 def _contacts(rt: Runtime, mailbox: str) -> WorkResult:
-    """Reconcile the phonebooks the notified mailbox feeds; a book another run holds: later."""
-    result = run_contact_sync(rt, mailbox=mailbox, phonebook=rt.phonebook, trigger="queue")
+    """Reconcile the company phonebook the notified shared mailbox feeds; while another run holds it: later.
+
+    A mailbox outside SHARED_MAILBOXES feeds no phonebook: such work comes from an earlier
+    version, which also synced each user's own contacts to a personal phonebook (3CX's own
+    Microsoft 365 sync does that now), or from a mailbox taken off the list. Dropped, with a line.
+    """
+    if mailbox.lower() not in {shared.lower() for shared in rt.settings.shared_mailboxes}:
+        log_event(
+            "work_skipped",
+            kind="contacts",
+            user=mailbox,
+            reason="not a mailbox in SHARED_MAILBOXES; personal contacts are synced by 3CX itself",
+        )
+        return Done("dropped")
+    result = run_contact_sync(rt, mailbox=mailbox, trigger="queue")
     if result.aborted:
         raise ContactRunAborted(result.aborted)
     if result.busy:

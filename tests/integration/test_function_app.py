@@ -321,3 +321,31 @@ def test_a_nightly_run_that_cannot_get_the_lock_still_renews_subscriptions_and_c
         jobs.nightly_sync(process_runtime(), sleep=lambda _: pytest.fail("no time left to wait"))
     assert not tenant_env.pbx.users
     assert [run.trigger for run in tenant_env.state.recent_runs("presence")] == ["timer"]
+
+
+def test_an_old_queued_personal_contacts_message_is_logged_and_dropped_as_done(
+    tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """Earlier versions queued contacts work for a user's own mailbox (personal phonebooks, which
+    3CX now syncs itself): such a message still parses, and is dropped with one line, reading nothing."""
+    from shared.work_items import parse_work
+    from sync.runtime import process_runtime
+    from sync.worker import Done, handle_work
+    from tests.integration.test_presence import Recorder
+
+    monkeypatch.setenv("SHARED_MAILBOXES", "sales@contoso.com")
+    (user_id,) = tenant_env.add_users(1)
+    message = {"kind": "contacts", "user_id": user_id, "subscription_id": "0c9e7a5b-3d1f-4e2a-8b6c-9d0e1f2a3b4c"}
+    tenant_env.graph.reset_counts()
+    tenant_env.reset_pbx_counts()
+
+    with caplog.at_level(logging.INFO):
+        assert handle_work(process_runtime(), parse_work(json.dumps(message)), Recorder()) == Done("dropped")
+        function("work_queue_worker").get_user_function()(_queue_message(message))  # as the host calls it
+
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("work_skipped kind=contacts")]
+    assert len(skipped) == 2 and all(user_id in line for line in skipped)
+    assert not any(r.getMessage().startswith("work_rejected ") for r in caplog.records)
+    assert tenant_env.state.recent_runs("contacts") == []
+    assert sum(tenant_env.graph.route_counts.values()) == 0
+    assert sum(tenant_env.pbx.request_counts.values()) == 0

@@ -90,3 +90,27 @@ def test_a_subscription_lookup_tells_storage_failing_from_not_ours(
     with pytest.raises(HttpResponseError) as failure:
         refused.get_subscription("never-made")
     assert failure.value.status_code == 403
+
+
+def test_delta_link_names_by_prefix_and_deleting_them(state: StateStore) -> None:
+    for name in ("users", "contacts-aa", "contacts-bb", "contacts", "contactsz", "contacts.x"):
+        state.save_delta_link(name, f"https://graph/delta?$deltatoken={name}")
+    assert sorted(state.delta_link_names("contacts-")) == ["contacts-aa", "contacts-bb"]
+    state.delete_delta_links(["contacts-aa", "not-there"])  # deleting an absent row is harmless
+    assert state.delta_link_names("contacts-") == ["contacts-bb"]
+    assert state.delta_link("users") is not None and state.delta_link("contacts.x") is not None
+
+
+def test_forgetting_contact_mailboxes_keeps_the_named_ones(state: StateStore) -> None:
+    for mailbox in ("Sales@contoso.com", "8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f"):
+        contacts = [{"id": f"c{i}", "givenName": f"C{i}"} for i in range(120)]  # more than one transaction
+        state.update_contact_mirror(mailbox, contacts, [])
+        state.save_contact_folders(mailbox, ["f1"])
+    assert state.forget_contact_mailboxes(keep=["sales@contoso.com"]) == (120, 1)
+    assert len(state.contact_mirror("sales@contoso.com")) == 120
+    assert state.contact_folders("sales@contoso.com") is not None
+    assert state.contact_mirror("8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f") == {}
+    assert state.contact_folders("8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f") is None
+    assert not state.marker_set("once")
+    state.set_marker("once")
+    assert state.marker_set("once")

@@ -13,7 +13,7 @@ from sync.presence_run import Scheduler
 from sync.records import SubscriptionRecord
 from sync.runtime import process_runtime
 from sync.subscription_upkeep import reconcile_subscriptions
-from sync.subscriptions import CHANGE_TYPES, calendar_resource
+from sync.subscriptions import CHANGE_TYPES, calendar_resource, contacts_resource
 from sync.user_sync import run_user_sync
 from sync.worker import Done, handle_work
 from tests.conftest import Tenant
@@ -207,3 +207,89 @@ def test_a_409_from_our_own_subscription_made_with_an_older_function_key_replace
     assert ours_unknown.id not in synced.graph.subscriptions
     (record,) = _records_for(synced, calendar_resource(user_id))
     assert synced.graph.subscriptions[record.id].notification_url == synced.env["WEBHOOK_URL"]
+
+
+# -- contact subscriptions earlier versions made for personal phonebooks ------------------------------
+
+SALES = "sales@contoso.com"
+
+
+def _contacts_subscription(rt, tenant: Tenant, user_id: str, webhook: str, *, remember: bool) -> str:
+    """A `/users/{id}/contacts` subscription as an earlier version made it for a personal phonebook."""
+    subscription = rt.graph.create_subscription(
+        resource=contacts_resource(user_id),
+        change_type=CHANGE_TYPES["contacts"],
+        notification_url=webhook,
+        lifecycle_url=webhook.replace("/graph/notifications", "/graph/lifecycle"),
+        expiration=_graph_now(tenant) + timedelta(days=5),
+        client_state="personal-contacts-secret",
+    )
+    if remember:
+        tenant.state.save_subscription(
+            SubscriptionRecord(
+                id=subscription.id,
+                kind="contacts",
+                resource=contacts_resource(user_id),
+                user_id=user_id,
+                client_state="personal-contacts-secret",
+                expires_at=subscription.expiration,
+            )
+        )
+    return subscription.id
+
+
+@pytest.fixture
+def personal_era(tenant_env: Tenant, monkeypatch: pytest.MonkeyPatch) -> tuple[Tenant, list[str], dict[str, str]]:
+    """Three synced users with the personal-contacts option on, a shared mailbox, and the contact
+    subscriptions an earlier version left: one ours and remembered, one ours whose record was lost,
+    one another deployment's (same app registration, another webhook)."""
+    monkeypatch.setenv("SYNC_PERSONAL_CONTACTS", "true")  # the option stays: it now means 3CX's own sync
+    monkeypatch.setenv("SHARED_MAILBOXES", SALES)
+    tenant_env.graph.add_user(SALES, account_enabled=False)
+    ids = tenant_env.add_users(3)
+    run_user_sync(tenant_env.runtime())
+    tenant_env.connect_webhook(monkeypatch)
+    rt = process_runtime()
+    ours = tenant_env.env["WEBHOOK_URL"]
+    made = {
+        "remembered": _contacts_subscription(rt, tenant_env, ids[0], ours, remember=True),
+        "forgotten": _contacts_subscription(rt, tenant_env, ids[1], ours, remember=False),
+        "theirs": _contacts_subscription(
+            rt, tenant_env, ids[2], f"{OTHER_DEPLOYMENT}?code=their-function-key", remember=False
+        ),
+    }
+    return tenant_env, ids, made
+
+
+def test_the_upkeep_deletes_our_personal_contact_subscriptions_and_leaves_another_deployments(
+    personal_era: tuple[Tenant, list[str], dict[str, str]],
+) -> None:
+    tenant, ids, made = personal_era
+
+    result = reconcile_subscriptions(process_runtime(), now=NOW)
+
+    assert result.failed == 0, result.errors
+    assert made["remembered"] not in tenant.graph.subscriptions
+    assert made["forgotten"] not in tenant.graph.subscriptions
+    assert made["theirs"] in tenant.graph.subscriptions  # another deployment's is never ours to delete
+    ours = {s.resource for s in tenant.graph.subscriptions.values() if s.id != made["theirs"]}
+    assert ours == {"/users", contacts_resource(SALES), *(calendar_resource(user_id) for user_id in ids)}
+    assert {r.resource for r in tenant.state.subscriptions().values()} == ours
+
+
+@pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])
+def test_a_lifecycle_event_for_a_personal_contact_subscription_ends_it(
+    personal_era: tuple[Tenant, list[str], dict[str, str]], monkeypatch: pytest.MonkeyPatch, event: str
+) -> None:
+    tenant, ids, made = personal_era
+    queued = tenant.connect_webhook(monkeypatch)
+    tenant.graph.send_lifecycle(made["remembered"], event)
+    (work,) = queued
+
+    result = handle_work(process_runtime(), work, _Boundaries(), now=NOW)
+
+    assert result == Done("handled")
+    assert made["remembered"] not in tenant.state.subscriptions()
+    assert made["remembered"] not in tenant.graph.subscriptions
+    assert not [s for s in tenant.graph.subscriptions.values() if s.resource == contacts_resource(ids[0])]
+    assert tenant.state.recent_runs("contacts") == []  # nothing reconciled for a personal phonebook

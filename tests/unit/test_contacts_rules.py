@@ -22,7 +22,6 @@ from sync.contacts import (
     rejection,
     tag_key,
     wanted_company,
-    wanted_personal,
 )
 
 REMOVED = {"@removed": {"reason": "deleted"}}
@@ -43,13 +42,13 @@ def contact(cid: str, **fields: Any) -> GraphContact:
     return GraphContact.model_validate(data)
 
 
-def personal(contacts: list[GraphContact]) -> tuple[list[WantedEntry], list[Rejected]]:
-    """User u1's own contacts, for the personal book."""
-    return wanted_personal("user:u1", "u1@contoso.com", contacts)
+def person(cid: str, **fields: Any) -> GraphContact:
+    """A contact with an e-mail address of its own, so that it is nobody else's entry."""
+    return contact(cid, **{"emailAddresses": [{"address": f"{cid}@people.example"}], **fields})
 
 
 def company(contacts: list[GraphContact]) -> tuple[list[WantedEntry], list[Rejected]]:
-    """The same contacts, read from one shared mailbox for the company book."""
+    """Contacts read from one shared mailbox for the company book."""
     return wanted_company("company", ["u1@contoso.com"], [SourceContact("u1@contoso.com", c) for c in contacts])
 
 
@@ -138,7 +137,7 @@ def test_second_home_number_goes_to_other_and_display_name_fills_missing_names()
 )
 def test_what_3cx_would_reject_is_skipped_with_a_reason(fields: dict[str, Any], reason: str | None) -> None:
     assert rejection(contact_fields(contact("c1", **fields))) == reason
-    wanted, rejected = wanted_personal("user:u1", "u1@contoso.com", [contact("c1", **fields)])
+    wanted, rejected = company([contact("c1", **fields)])
     assert [r.reason for r in rejected] == ([reason] if reason else [])
     assert len(wanted) == (0 if reason else 1)
 
@@ -160,7 +159,7 @@ def test_entry_keys_are_a_stable_contract() -> None:
     # their Tag. A different derivation would orphan every entry of every book (all deleted and
     # created again, while copies made by hand with the Tag kept would no longer be recognised).
     assert entry_key("company", "email:ada@engines.example") == "b0e17ac7c3e5"
-    assert entry_key("user:u1", "a") == "9e0b6daf5d3b"
+    assert entry_key("company", "contact:sales@contoso.com/s2") == "b50f0fc9b0ed"
 
 
 def test_company_identity_ignores_the_case_of_email_and_mailbox() -> None:
@@ -179,10 +178,9 @@ def test_company_identity_ignores_the_case_of_email_and_mailbox() -> None:
     assert wanted[0].fields["Email"] == "Ada@Engines.Example"  # the entry shows the address as typed
 
 
-@pytest.mark.parametrize("wanted_for", [personal, company])
-def test_removed_and_rejected_contacts_are_skipped_and_the_rest_still_taken(wanted_for: Any) -> None:
+def test_removed_and_rejected_contacts_are_skipped_and_the_rest_still_taken() -> None:
     """A reject is recorded as mailbox/contact-id with its reason; it never stops the contacts after it."""
-    wanted, rejected = wanted_for(
+    wanted, rejected = company(
         [
             contact("a", **REMOVED),
             contact("b", businessPhones=[]),
@@ -199,7 +197,7 @@ def test_removed_and_rejected_contacts_are_skipped_and_the_rest_still_taken(want
 
 
 def test_plan_creates_updates_and_deletes_only_its_own_entries() -> None:
-    wanted, _ = wanted_personal("user:u1", "u1@contoso.com", [contact("keep"), contact("new", givenName="Grace")])
+    wanted, _ = company([person("keep"), person("new", givenName="Grace")])
     by_source = {w.source.split("/")[1]: w for w in wanted}
     target = [
         {"Id": 1, **by_source["keep"].fields, "Title": "edited by hand in 3CX"},
@@ -207,27 +205,27 @@ def test_plan_creates_updates_and_deletes_only_its_own_entries() -> None:
         {"Id": 3, "FirstName": "Made in 3CX", "PhoneNumber": "456", "Tag": None},
         {"Id": 4, "FirstName": "Also by hand", "PhoneNumber": "789", "Tag": "supplier"},
     ]
-    plan = plan_book("user:u1", wanted, target)
+    plan = plan_book("company", wanted, target)
     assert plan.of_kind("update") == [UpdateContact(by_source["keep"].key, 1, {"Title": ""})]
     assert [a.fields["FirstName"] for a in plan.of_kind("create")] == ["Grace"]
     assert plan.of_kind("delete") == [DeleteContact("deadbeef0000", 2)]
 
 
 def test_a_rerun_with_nothing_changed_plans_nothing() -> None:
-    wanted, _ = wanted_personal("user:u1", "u1@contoso.com", [contact("a"), contact("b", givenName="Bea")])
+    wanted, _ = company([person("a"), person("b", givenName="Bea")])
     target = [{"Id": i, **w.fields} for i, w in enumerate(wanted, start=1)]
-    plan = plan_book("user:u1", wanted, target)
+    plan = plan_book("company", wanted, target)
     assert plan.actions == []
     assert plan.unchanged == 2
 
 
 @pytest.mark.parametrize("ids", [(5, 9, 7), (9, 7, 5), (7, 5, 9)])
 def test_duplicated_entries_of_ours_are_cleaned_up_and_the_lowest_id_stays(ids: tuple[int, ...]) -> None:
-    wanted, _ = personal([contact("a")])
+    wanted, _ = company([contact("a")])
     made_by_hand = {"Id": 1, "FirstName": "Made in 3CX", "PhoneNumber": "456", "Tag": "supplier"}
     # 3CX may list the book in any order, and entries that are not ours come in between.
     target = [made_by_hand, *({"Id": i, **wanted[0].fields, "Title": f"copy {i}"} for i in ids)]
-    plan = plan_book("user:u1", wanted, target)
+    plan = plan_book("company", wanted, target)
     assert sorted(plan.of_kind("delete"), key=lambda a: a.contact_id) == [
         DeleteContact(wanted[0].key, 7),
         DeleteContact(wanted[0].key, 9),
@@ -237,9 +235,9 @@ def test_duplicated_entries_of_ours_are_cleaned_up_and_the_lowest_id_stays(ids: 
 
 
 def test_a_new_contact_does_not_stop_the_plan_for_the_ones_after_it() -> None:
-    wanted, _ = personal([contact("a", givenName="New"), contact("b")])
+    wanted, _ = company([person("a", givenName="New"), person("b")])
     target = [{"Id": 3, **wanted[1].fields, "Title": "edited by hand in 3CX"}]
-    plan = plan_book("user:u1", wanted, target)
+    plan = plan_book("company", wanted, target)
     assert plan.actions == [
         CreateContact(wanted[0].key, dict(wanted[0].fields)),
         UpdateContact(wanted[1].key, 3, {"Title": ""}),
@@ -247,18 +245,11 @@ def test_a_new_contact_does_not_stop_the_plan_for_the_ones_after_it() -> None:
 
 
 def test_a_plan_names_its_book_and_carries_the_skipped_contacts() -> None:
-    wanted, rejected = personal([contact("a"), contact("b", businessPhones=[])])
-    plan = plan_book("user:u1", wanted, [], rejected)
-    assert plan.book == "user:u1"
+    wanted, rejected = company([contact("a"), contact("b", businessPhones=[])])
+    plan = plan_book("company", wanted, [], rejected)
+    assert plan.book == "company"
     assert plan.skipped == [Rejected("u1@contoso.com/b", "no phone number")]
-    assert plan.actions == [CreateContact(entry_key("user:u1", "a"), dict(wanted[0].fields))]
-
-
-def personal_book() -> tuple[str, list[WantedEntry], list[Rejected]]:
-    """A personal book: two contacts taken, one rejected."""
-    return "user:u1", *personal(
-        [contact("a", givenName="Grace", emailAddresses=[]), contact("b"), contact("c", businessPhones=[])]
-    )
+    assert plan.actions == [CreateContact(entry_key("company", "email:ada@engines.example"), dict(wanted[0].fields))]
 
 
 def company_book() -> tuple[str, list[WantedEntry], list[Rejected]]:
@@ -272,10 +263,9 @@ def company_book() -> tuple[str, list[WantedEntry], list[Rejected]]:
     return "company", *wanted_company("company", ["sales@contoso.com", "support@contoso.com"], contacts)
 
 
-@pytest.mark.parametrize("source", [personal_book, company_book])
-def test_planning_again_after_the_plan_was_carried_out_changes_nothing(source: Any) -> None:
+def test_planning_again_after_the_plan_was_carried_out_changes_nothing() -> None:
     """The plan is complete: once 3CX has carried it out, the next run finds nothing to do."""
-    book, wanted, rejected = source()
+    book, wanted, rejected = company_book()
     last = wanted[-1]
     start = [
         {"Id": 1, "FirstName": "Made in 3CX", "PhoneNumber": "456", "Tag": None},
@@ -327,7 +317,7 @@ def test_contacts_without_email_are_never_merged() -> None:
 
 
 def test_creates_carry_every_mapped_field_and_the_tag() -> None:
-    wanted, _ = wanted_personal("user:u1", "u1@contoso.com", [contact("a")])
-    (create,) = plan_book("user:u1", wanted, []).actions
+    wanted, _ = company([contact("a")])
+    (create,) = plan_book("company", wanted, []).actions
     assert isinstance(create, CreateContact)
-    assert create.fields["Tag"] == make_tag("u1@contoso.com", entry_key("user:u1", "a"))
+    assert create.fields["Tag"] == make_tag("u1@contoso.com", entry_key("company", "email:ada@engines.example"))

@@ -7,7 +7,6 @@ import pytest
 from shared.entra import EntraUnavailable, GraphAuthError
 from shared.errors import ConfigError, UpstreamRefused, UpstreamUnavailable, one_line
 from shared.graph import GraphApiError, GraphRequestRefused, GraphUnavailable
-from shared.personal_phonebook import MyPhoneSessionError
 from shared.settings import ConfigError as SettingsConfigError
 from shared.threecx import TcxApiError, TcxAuthError, TcxRequestRefused, TcxUnavailable
 from sync.contact_sync import ContactRunAborted
@@ -35,7 +34,6 @@ def test_outages_are_retried(error: Exception) -> None:
         GraphAuthError("AADSTS7000215: check the client secret's value"),
         TcxApiError(400, "WARNINGS.XAPI.ALREADY_IN_USE", "Number in use", "Number"),
         TcxAuthError("3CX rejected the API client credentials (401)"),
-        MyPhoneSessionError("no session for extension 101", 403),
         ConfigError("TCX_BASE_URL: required"),
         GraphRequestRefused("foreignLink", "a link to https://attacker.test/v1.0/users is not on Graph's host"),
         TcxRequestRefused("not sent to 3CX: GET https://attacker.test/x is not on the PBX"),

@@ -21,6 +21,11 @@ from sync.phone_numbers import normalize_phone
         ("112", "112"),  # three digits are a number (an emergency or short number)
         ("12", ""),  # two are not
         ("+1 2", ""),
+        # Digits of other scripts (Python's \d and \D count them as digits) become the ASCII digits
+        # a PBX dials. Found by Hypothesis: a mobile number "00൦" reached a 3CX user as it was.
+        ("00൦", "000"),
+        ("+٩٧١ ٥٠ ١٢٣ ٤٥٦٧", "+971501234567"),
+        ("０３－１２３４－５６７８", "0312345678"),
     ],
 )
 def test_phone_numbers_are_normalised(raw: str | None, expected: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from sync.subscriptions import (
     CreateSubscription,
     DeleteSubscription,
     RenewSubscription,
+    is_abandoned_contacts_subscription,
     plan_subscriptions,
     wanted_subscriptions,
 )
@@ -79,3 +81,42 @@ def test_an_expired_record_is_replaced() -> None:
     plan = plan_subscriptions(wanted, records, [], NOW)
     assert sorted(type(a).__name__ for a in plan.actions) == ["CreateSubscription", "DeleteSubscription"]
     assert isinstance(next(a for a in plan.actions if a.kind == "create"), CreateSubscription)
+
+
+def test_contacts_are_watched_for_shared_mailboxes_only_whatever_the_personal_contacts_option() -> None:
+    """The option now asks 3CX's own sync (MS365ContactsEnabled); the connector reads no user's contacts."""
+    everyone = replace(ON, personal_contacts=True)
+    wanted = wanted_subscriptions(Audience({"a": _link("a")}, everyone, {}), ["Sales@contoso.com"])
+    assert [(w.kind, w.resource) for w in wanted] == [
+        ("users", "/users"),
+        ("calendar", "/users/a/events"),
+        ("contacts", "/users/sales@contoso.com/contacts"),
+    ]
+
+
+def test_a_personal_contact_subscription_of_an_earlier_version_is_deleted_as_unneeded() -> None:
+    everyone = replace(ON, personal_contacts=True)
+    wanted = wanted_subscriptions(Audience({"a": _link("a")}, everyone, {}), ["sales@contoso.com"])
+    old = _record("old", "/users/a/contacts", "contacts", timedelta(days=5), "a")
+    plan = plan_subscriptions(wanted, {"old": old}, [("old", "/users/a/contacts")], NOW)
+    (delete,) = [a for a in plan.actions if isinstance(a, DeleteSubscription)]
+    assert (delete.subscription_id, delete.reason) == ("old", "no longer needed")
+
+
+@pytest.mark.parametrize(
+    ("kind", "user_id", "abandoned"),
+    [
+        ("contacts", "a", True),  # a user's own contacts: an earlier version's, for a personal phonebook
+        ("contacts", "gone@contoso.com", True),  # a mailbox taken out of SHARED_MAILBOXES
+        ("contacts", "SALES@contoso.com", False),
+        ("contacts", None, True),
+        ("calendar", "a", False),
+        ("users", None, False),
+    ],
+)
+def test_a_contacts_subscription_is_abandoned_unless_it_watches_a_shared_mailbox(
+    kind: str, user_id: str | None, abandoned: bool
+) -> None:
+    resource = "/users" if kind == "users" else f"/users/{user_id}/{'events' if kind == 'calendar' else 'contacts'}"
+    record = _record("s1", resource, kind, timedelta(days=5), user_id)
+    assert is_abandoned_contacts_subscription(record, ["sales@contoso.com"]) is abandoned

@@ -14,16 +14,15 @@ from pydantic import ValidationError
 
 from fakes.threecx import XAPI_JOURNAL, ThreeCXFake
 from fakes.transport import install
-from shared.errors import UpstreamRefused
 from shared.http import RetryPolicy
 from shared.threecx import (
     TcxApiError,
     TcxAuthError,
+    TcxRequestRefused,
     TcxUnavailable,
     ThreeCXClient,
 )
-from shared.threecx_models import USER_SELECT, TokenResponse
-from shared.urls import same_origin
+from shared.threecx_models import USER_SELECT, Microsoft365Integration, TokenResponse
 
 BASE = "https://pbx.example.com:5001"
 CLIENT_ID = "connector"
@@ -208,23 +207,23 @@ def test_unreachable_pbx_is_unavailable(mock: responses.RequestsMock, clock: Clo
 
 
 @pytest.mark.parametrize(
-    ("root", "path"),
+    "path",
     [
-        ("https://attacker.test", "/webclient/api/MyPhone/session"),  # a full URL that is not the PBX's
-        ("http://pbx.example.com:5001", "/webclient/api/MyPhone/session"),  # the PBX's host, another scheme
-        (BASE, "@attacker.test/xapi/v1/Users"),  # a path that turns the PBX's address into user info
+        "@attacker.test/Users",  # would read as user info before another host
+        "attacker.test/Users",
+        ":8443/Users",  # another port
+        "",
     ],
 )
 def test_a_request_outside_the_pbx_is_refused_before_a_token_is_sent(
-    pbx: ThreeCXFake, client: ThreeCXClient, mock: responses.RequestsMock, sleeps: Sleeps, root: str, path: str
+    pbx: ThreeCXFake, client: ThreeCXClient, mock: responses.RequestsMock, sleeps: Sleeps, path: str
 ) -> None:
-    """Where the client accepts a full URL (`root`), only TCX_BASE_URL's scheme, host and port get the token."""
-    with pytest.raises(UpstreamRefused) as raised:
-        client._call("POST", path, json_body={}, root=root)
-    assert not isinstance(raised.value, TcxUnavailable)
-    assert [call.request.url for call in mock.calls if not same_origin(call.request.url, BASE)] == []
+    """Every request goes to TCX_BASE_URL's scheme, host and port under /xapi/v1, whatever path a caller passes."""
+    with pytest.raises(TcxRequestRefused) as raised:
+        client._call("POST", path, json_body={})
+    assert len(mock.calls) == 0  # not even a token was asked for
     assert sleeps == []
-    assert "attacker.test" in str(raised.value) or "http://pbx.example.com:5001" in str(raised.value)
+    assert "not sent to 3CX" in str(raised.value)
 
 
 # -- tokens -----------------------------------------------------------------------------------------------------
@@ -559,3 +558,91 @@ def test_without_sharing_two_instances_revoke_each_other() -> None:
         first.list_users()
     assert fake.tokens_issued == 3
     assert fake.rejected_tokens == 1
+
+
+# -- what check-pbx reads: 3CX's own Microsoft 365 integration, the client's role, counts --------------------
+def test_the_microsoft_365_integration_is_read_typed(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    assert client.microsoft365_integration().connected is False
+
+    pbx.configure_microsoft365(
+        ApplicationId="3a7c9e1b-5d2f-4a6b-8c0d-e1f2a3b4c5d6",
+        TenantId="8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f",
+        AdUsers={"IsEnabled": True, "SyncPersonalContacts": True, "SyncEvents": False},
+        SharedMailboxesSync={"IsEnabled": True},
+    )
+    mark = len(XAPI_JOURNAL)
+    integration = client.microsoft365_integration()
+
+    assert journal_since(mark) == [("GET", "/xapi/v1/Microsoft365Integration")]
+    assert integration.connected is True
+    assert integration.tenant_id == "8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f"
+    assert (integration.user_sync, integration.personal_contacts_sync, integration.calendar_sync) == (True, True, False)
+    assert integration.shared_mailboxes_sync is True
+
+
+@pytest.mark.parametrize(
+    ("answer", "connected", "flags"),
+    [
+        ({"ApplicationId": "app", "TenantId": ""}, False, (False, False, False)),  # half set up
+        ({"ApplicationId": " ", "TenantId": "t"}, False, (False, False, False)),
+        ({"ApplicationId": "app", "TenantId": "t", "AdUsers": None}, True, (False, False, False)),
+        ({"AdUsers": {"IsEnabled": None, "SyncPersonalContacts": True}}, False, (False, True, False)),
+        ({}, False, (False, False, False)),
+    ],
+)
+def test_an_integration_answer_missing_parts_reads_as_off(answer: dict, connected: bool, flags: tuple) -> None:
+    integration = Microsoft365Integration.model_validate(answer)
+    assert integration.connected is connected
+    assert (integration.user_sync, integration.personal_contacts_sync, integration.calendar_sync) == flags
+
+
+def test_the_api_clients_role_is_read_from_its_service_principal(
+    mock: responses.RequestsMock, clock: Clock, sleeps: Sleeps
+) -> None:
+    make_pbx(mock, clock, api_client_role="group_admins", api_client_department="Sales")
+    mark = len(XAPI_JOURNAL)
+
+    roles = make_client(clock, sleeps).api_client_roles()
+
+    assert roles == [("Sales", "group_admins")]
+    (request,) = XAPI_JOURNAL[mark:]
+    assert request.query["$filter"] == f"Number eq '{CLIENT_ID}'"
+    assert request.query["$expand"] == "Groups($expand=Rights)"
+
+
+def test_a_client_id_with_a_quote_is_an_odata_literal(mock: responses.RequestsMock, clock: Clock) -> None:
+    fake = ThreeCXFake(client_id="o'brien", client_secret=SECRET, clock=clock)
+    install(mock, BASE, fake)
+    mark = len(XAPI_JOURNAL)
+
+    roles = ThreeCXClient(BASE, "o'brien", SECRET, clock=clock, sleep=lambda _s: None).api_client_roles()
+
+    assert roles == [("DEFAULT", "system_admins")]
+    assert XAPI_JOURNAL[mark:][-1].query["$filter"] == "Number eq 'o''brien'"
+
+
+def test_no_service_principal_with_this_client_id_is_none(
+    pbx: ThreeCXFake, client: ThreeCXClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pbx, "_service_principals", lambda: [])  # e.g. a PBX that lists them otherwise
+    assert client.api_client_roles() is None
+
+
+def test_counts_read_one_entry_at_most(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    for number in ("101", "102", "103"):
+        pbx.add_user(Number=number)
+    pbx.add_contact(FirstName="Ada", PhoneNumber="+4930123456")
+    mark = len(XAPI_JOURNAL)
+
+    assert (client.count_users(), client.count_contacts()) == (3, 1)
+
+    requests_sent = XAPI_JOURNAL[mark:]
+    assert [request.path for request in requests_sent] == ["/xapi/v1/Users", "/xapi/v1/Contacts"]
+    assert all(request.query == {"$top": "1", "$select": "Id", "$count": "true"} for request in requests_sent)
+
+
+def test_a_refused_read_is_the_pbxs_answer(pbx: ThreeCXFake, client: ThreeCXClient) -> None:
+    pbx.inject(403, count=1, path_pattern=r"/Microsoft365Integration$")
+    with pytest.raises(TcxApiError) as raised:
+        client.microsoft365_integration()
+    assert raised.value.status == 403

@@ -8,7 +8,6 @@ enforced); the client and the port run their real HTTP code against the same fak
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,16 +17,9 @@ import responses
 from pydantic import ValidationError
 
 from fakes.threecx import DELIBERATELY_INVALID_HEADER, XAPI_JOURNAL, ThreeCXFake
-from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES, SESSION_PATH
+from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES
 from fakes.transport import install
-from shared.personal_phonebook import (
-    SESSION_CALL,
-    ImpersonatedPhonebook,
-    MyPhoneSessionError,
-    PersonalPhonebook,
-    parse_session_answer,
-)
-from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, TcxAuthError, ThreeCXClient
+from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, ThreeCXClient
 from shared.threecx_models import CONTACT_FIELDS, ContactChanges, TcxContact
 from tests.xapi_spec import XapiSpec, default_spec_path
 
@@ -67,11 +59,6 @@ class Xapi:
 def service_token() -> str:
     form = {"client_id": CLIENT_ID, "client_secret": SECRET, "grant_type": "client_credentials"}
     return requests.post(f"{BASE}/connect/token", data=form, timeout=5).json()["access_token"]
-
-
-def open_session(token: str, extension: str, **overrides: Any) -> requests.Response:
-    body = {"name": "test", "version": "1.0", "isHuman": False, "impersonate": extension, **overrides}
-    return requests.post(f"{BASE}{SESSION_PATH}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5)
 
 
 def warning_of(response: requests.Response) -> str:
@@ -123,11 +110,6 @@ def xapi(pbx: ThreeCXFake) -> Xapi:
 @pytest.fixture
 def client(pbx: ThreeCXFake, clock: Clock) -> ThreeCXClient:
     return make_client(clock)
-
-
-@pytest.fixture
-def phonebook(client: ThreeCXClient, clock: Clock) -> ImpersonatedPhonebook:
-    return ImpersonatedPhonebook(client, clock=clock)
 
 
 # == the fake: company phonebook rules ==================================================================
@@ -435,148 +417,38 @@ def test_add_contact_enforces_the_api_rules_and_returns_copies(pbx: ThreeCXFake)
 
 
 def test_hand_edits_follow_the_same_rules(pbx: ThreeCXFake) -> None:
-    pbx.add_user(Number="101")
     company = pbx.add_contact(**person("Ada"))
-    personal = pbx.add_contact(extension="101", **person("Mum"))
 
     edited = pbx.update_contact(company["Id"], Title="Countess")
     with pytest.raises(ValueError, match="CONTACTS_SPECIFY_PHONE_NUMBER"):
         pbx.update_contact(company["Id"], PhoneNumber=None)
     with pytest.raises(ValueError, match="No contact"):
-        pbx.update_contact(personal["Id"], Title="not in the company book")
-    pbx.update_contact(personal["Id"], extension="101", LastName="Lovelace")
+        pbx.update_contact(company["Id"] + 1, Title="no such entry")
 
     assert edited["Title"] == pbx.company_contacts[company["Id"]]["Title"] == "Countess"
-    assert pbx.personal_contacts("101")[personal["Id"]]["LastName"] == "Lovelace"
-    pbx.delete_contact(personal["Id"], extension="101")
+    pbx.delete_contact(company["Id"])
     with pytest.raises(KeyError):
-        pbx.delete_contact(company["Id"], extension="101")
-    assert pbx.personal_contacts("101") == {}
-    assert list(pbx.company_contacts) == [company["Id"]]
-
-
-def test_add_contact_to_a_personal_book(pbx: ThreeCXFake) -> None:
-    pbx.add_user(Number="101")
-    mine = pbx.add_contact(extension="101", **person("Mum"))
-
-    assert pbx.personal_contacts("101") == {mine["Id"]: mine}
+        pbx.delete_contact(company["Id"])
     assert pbx.company_contacts == {}
-    assert pbx.personal_contacts("102") == {}
 
 
-# == the fake: MyPhone sessions and personal books =====================================================
-def test_session_needs_the_service_principals_live_token(pbx: ThreeCXFake, xapi: Xapi, clock: Clock) -> None:
+# == the fake: no MyPhone session ======================================================================
+def test_the_myphone_session_route_answers_like_an_unknown_route(pbx: ThreeCXFake, xapi: Xapi) -> None:
+    """The fake offers only what 3CX publishes: no session that impersonates a user, no personal book."""
     pbx.add_user(Number="101")
-
-    assert open_session("not-a-token", "101").status_code == 401
-    session = open_session(xapi.token, "101").json()
-    assert open_session(session["access_token"], "101").status_code == 401  # a session opens no session
-    clock.advance(3600)
-    assert open_session(xapi.token, "101").status_code == 401  # the service token expired
-    assert pbx.rejected_sessions == 3
-    assert pbx.sessions_opened == 1
-
-
-def test_session_answer_has_a_token_and_seconds(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, session_lifetime_seconds=900)
-    pbx.add_user(Number="101")
-
-    answer = open_session(service_token(), "101")
-
-    assert answer.status_code == 200
-    assert set(answer.json()) == {"access_token", "expires_in"}
-    assert answer.json()["expires_in"] == 900
-
-
-def test_session_for_an_unknown_extension_is_404(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    assert open_session(xapi.token, "999").status_code == 404
-    assert pbx.sessions_opened == 0
-
-
-@pytest.mark.parametrize("overrides", [{"impersonate": ""}, {"impersonate": 101}, {"isHuman": "no"}, {"name": None}])
-def test_session_request_must_be_well_formed(pbx: ThreeCXFake, xapi: Xapi, overrides: dict[str, Any]) -> None:
-    pbx.add_user(Number="101")
-
-    assert open_session(xapi.token, "101", **overrides).status_code == 400
-
-
-def test_session_refused_without_myphone_permission(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, myphone_enabled=False)
-    pbx.add_user(Number="101")
-
-    assert open_session(service_token(), "101").status_code == 403
-
-
-def test_session_token_is_not_a_service_token(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    pbx.add_user(Number="101")
-    session = Xapi(open_session(xapi.token, "101").json()["access_token"])
-
-    for path in ("/Users", "/Users(1)", "/SystemStatus", "/Users/Pbx.GetFirstAvailableExtensionNumber()"):
-        refused = session("GET", path)
-        assert refused.status_code == 403, path
-    assert session("POST", "/Users", json={"FirstName": "Mallory"}).status_code == 403
-    assert len(pbx.users) == 1
-    assert xapi("GET", "/Users").status_code == 200  # and the service token still works
-
-
-def test_session_token_acts_on_that_users_book_only(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-    company = pbx.add_contact(**person("Reception"))
-    ada = Xapi(open_session(xapi.token, "101").json()["access_token"])
-    bob = Xapi(open_session(xapi.token, "102").json()["access_token"])
-
-    created = ada("POST", "/Contacts", json=person("Mum")).json()
-
-    assert [c["FirstName"] for c in ada("GET", "/Contacts").json()["value"]] == ["Mum"]
-    assert bob("GET", "/Contacts").json()["value"] == []
-    assert [c["Id"] for c in xapi("GET", "/Contacts").json()["value"]] == [company["Id"]]
-    assert bob("GET", f"/Contacts({created['Id']})").status_code == 404
-    assert bob("DELETE", f"/Contacts({created['Id']})").status_code == 404
-    assert ada("PATCH", f"/Contacts({company['Id']})", json={"FirstName": "x"}).status_code == 404
-    assert bob("POST", "/Contacts/Pbx.DeleteContactsById", json={"ids": [created["Id"]]}).status_code == 204
-    assert list(pbx.personal_contacts("101")) == [created["Id"]]  # bob's bulk delete did not reach it
-    assert list(pbx.company_contacts) == [company["Id"]]
-
-
-def test_personal_book_has_its_own_limit_and_the_same_rules(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, max_company_contacts=1, max_personal_contacts=2)
-    pbx.add_user(Number="101")
-    pbx.add_contact(**person("Company"))
-    session = Xapi(open_session(service_token(), "101").json()["access_token"])
-
-    created = [session("POST", "/Contacts", json=person(name)).status_code for name in ("One", "Two")]
-    full = session("POST", "/Contacts", json=person("Three"))
-    nameless = session("POST", "/Contacts", json={"PhoneNumber": "1"})
-
-    assert created == [201, 201]
-    assert warning_of(full) == "WARNINGS.LIMIT_REACHED"
-    assert warning_of(nameless) == "WARNINGS.CONTACTS_SPECIFY_NAME_SURNAME_COMPANY"
-    assert len(pbx.personal_contacts("101")) == 2
-
-
-def test_session_expires_and_dies_with_its_user(pbx: ThreeCXFake, xapi: Xapi, clock: Clock) -> None:
-    ada = pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-    first = Xapi(open_session(xapi.token, "101").json()["access_token"])
-    second = Xapi(open_session(xapi.token, "102").json()["access_token"])
-
-    pbx.delete_user(ada["Id"])
-    assert first("GET", "/Contacts").status_code == 401
-    clock.advance(3599)
-    assert second("GET", "/Contacts").status_code == 200
-    clock.advance(1)
-    assert second("GET", "/Contacts").status_code == 401
-
-
-def test_session_requests_are_not_journaled_but_its_contact_calls_are(pbx: ThreeCXFake, xapi: Xapi) -> None:
-    pbx.add_user(Number="101")
+    body = {"name": "test", "version": "1.0", "isHuman": False, "impersonate": "101"}
+    headers = {"Authorization": f"Bearer {xapi.token}"}
     mark = len(XAPI_JOURNAL)
 
-    session = Xapi(open_session(xapi.token, "101").json()["access_token"])
-    session("GET", "/Contacts")
+    session = requests.post(f"{BASE}/webclient/api/MyPhone/session", json=body, headers=headers, timeout=5)
+    unknown = requests.post(f"{BASE}/webclient/api/NoSuchThing", json=body, headers=headers, timeout=5)
 
-    assert journal_since(mark) == [("GET", "/xapi/v1/Contacts")]
+    assert session.status_code == unknown.status_code == 404
+    assert (session.headers.get("Content-Type"), session.content) == (
+        unknown.headers.get("Content-Type"),
+        unknown.content,
+    )
+    assert journal_since(mark) == []
 
 
 # == the client: company phonebook ======================================================================
@@ -714,220 +586,3 @@ def test_other_bulk_delete_errors_are_raised(pbx: ThreeCXFake, client: ThreeCXCl
         client.delete_contacts([1])
 
     assert raised.value.status == 403
-
-
-# == the personal-phonebook port ========================================================================
-def session_requests(mock: responses.RequestsMock) -> list[Any]:
-    return [call.request for call in mock.calls if call.request.url.endswith(SESSION_PATH)]
-
-
-def test_impersonated_phonebook_is_a_personal_phonebook(phonebook: ImpersonatedPhonebook) -> None:
-    port: PersonalPhonebook = phonebook
-    assert callable(port.list)
-
-
-def test_port_opens_a_session_as_the_tutorial_does(
-    mock: responses.RequestsMock, pbx: ThreeCXFake, client: ThreeCXClient, phonebook: ImpersonatedPhonebook
-) -> None:
-    pbx.add_user(Number="101")
-
-    created = phonebook.create("101", person("Mum"))
-
-    [request] = session_requests(mock)
-    assert json.loads(request.body) == {
-        "name": "M365 connector",
-        "version": "1.0",
-        "isHuman": False,
-        "impersonate": "101",
-    }
-    assert request.headers["Authorization"].startswith("Bearer ")
-    assert pbx.personal_contacts("101") == {created.id: pbx.personal_contacts("101")[created.id]}
-    assert created.contact_type == "3CX"
-
-
-def test_port_reuses_one_session_per_extension(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-
-    mum = phonebook.create("101", person("Mum"))
-    phonebook.update("101", mum.id, {"LastName": "Lovelace"})
-    phonebook.list("101")
-    phonebook.list("102")
-    phonebook.delete("101", mum.id)
-
-    assert pbx.sessions_opened == 2
-    assert pbx.personal_contacts("101") == {}
-
-
-def test_port_renews_a_session_shortly_before_it_expires(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, session_lifetime_seconds=1000, token_lifetime_seconds=100_000)
-    pbx.add_user(Number="101")
-    phonebook = ImpersonatedPhonebook(make_client(clock), clock=clock)
-
-    phonebook.list("101")
-    clock.advance(850)
-    phonebook.list("101")
-    assert pbx.sessions_opened == 1
-    clock.advance(60)  # 910 s: inside the last 10 % of the lifetime, still valid at the PBX
-    phonebook.list("101")
-
-    assert pbx.sessions_opened == 2
-    assert pbx.rejected_tokens == 0  # renewed before the PBX had to refuse anything
-
-
-def test_port_opens_a_new_session_once_on_401(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    phonebook.list("101")
-    pbx.expire_sessions("101")  # e.g. the PBX restarted
-
-    created = phonebook.create("101", person("Mum"))
-
-    assert pbx.sessions_opened == 2
-    assert list(pbx.personal_contacts("101")) == [created.id]  # created once, not twice
-
-
-def test_port_gives_up_when_a_new_session_is_refused_too(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    pbx.inject(401, count=2, path_pattern=r"^/xapi/v1/Contacts")
-
-    with pytest.raises(TcxAuthError, match="extension 101"):
-        phonebook.list("101")
-
-    assert pbx.sessions_opened == 2
-    assert pbx.tokens_issued == 1  # the API client's own token was never thrown away for it
-
-
-def test_port_keeps_books_apart(pbx: ThreeCXFake, client: ThreeCXClient, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    pbx.add_user(Number="102")
-    company = client.create_contact(person("Reception"))
-
-    ada = phonebook.create("101", person("Ada's mum"))
-    bob = phonebook.create("102", person("Bob's mum"))
-
-    assert [c.first_name for c in phonebook.list("101")] == ["Ada's mum"]
-    assert [c.first_name for c in phonebook.list("102")] == ["Bob's mum"]
-    assert [c.id for c in client.list_contacts()] == [company.id]
-    with pytest.raises(TcxApiError) as raised:
-        phonebook.update("102", ada.id, {"LastName": "x"})
-    assert raised.value.status == 404
-    phonebook.delete("102", ada.id)  # not in 102's book: nothing happens there
-    assert list(pbx.personal_contacts("101")) == [ada.id]
-    assert list(pbx.personal_contacts("102")) == [bob.id]
-    assert list(pbx.company_contacts) == [company.id]
-
-
-def test_port_session_calls_are_published_contacts_calls(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    pbx.add_user(Number="101")
-    mark = len(XAPI_JOURNAL)
-
-    mum = phonebook.create("101", person("Mum"))
-    phonebook.update("101", mum.id, {"Tag": "m365:x"})
-    phonebook.list("101")
-    phonebook.delete("101", mum.id)
-
-    assert [method for method, _ in journal_since(mark)] == ["POST", "PATCH", "GET", "DELETE"]
-    assert all(path.startswith("/xapi/v1/Contacts") for _, path in journal_since(mark))
-
-
-@pytest.mark.parametrize(("extension", "status", "hint"), [("999", 404, "no user has this extension")])
-def test_port_names_the_call_when_a_session_is_refused(
-    pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook, extension: str, status: int, hint: str
-) -> None:
-    with pytest.raises(MyPhoneSessionError) as raised:
-        phonebook.list(extension)
-
-    assert raised.value.status == status
-    assert SESSION_CALL in str(raised.value)
-    assert hint in str(raised.value)
-
-
-def test_port_explains_a_missing_myphone_permission(mock: responses.RequestsMock, clock: Clock) -> None:
-    pbx = make_pbx(mock, clock, myphone_enabled=False)
-    pbx.add_user(Number="101")
-
-    with pytest.raises(MyPhoneSessionError, match="MyPhone") as raised:
-        ImpersonatedPhonebook(make_client(clock), clock=clock).list("101")
-
-    assert raised.value.status == 403
-
-
-def test_port_notices_a_deleted_user(pbx: ThreeCXFake, phonebook: ImpersonatedPhonebook) -> None:
-    ada = pbx.add_user(Number="101")
-    phonebook.list("101")
-    pbx.delete_user(ada["Id"])
-
-    with pytest.raises(MyPhoneSessionError) as raised:
-        phonebook.list("101")
-
-    assert raised.value.status == 404
-
-
-def test_port_throttled_session_request_is_retried(pbx: ThreeCXFake, client: ThreeCXClient, clock: Clock) -> None:
-    pbx.add_user(Number="101")
-    pbx.inject(429, retry_after=1, path_pattern=r"MyPhone/session")
-
-    ImpersonatedPhonebook(client, clock=clock).list("101")
-
-    assert pbx.sessions_opened == 1
-
-
-def test_port_refuses_an_empty_extension(phonebook: ImpersonatedPhonebook) -> None:
-    with pytest.raises(ValueError, match="extension"):
-        phonebook.list(" ")
-
-
-def test_session_tokens_stay_out_of_logs_repr_and_errors(
-    pbx: ThreeCXFake, mock: responses.RequestsMock, phonebook: ImpersonatedPhonebook, caplog: pytest.LogCaptureFixture
-) -> None:
-    pbx.add_user(Number="101")
-    caplog.set_level(logging.DEBUG)
-    phonebook.list("101")
-    pbx.inject(401, count=2, path_pattern=r"^/xapi/v1/Contacts")
-    with pytest.raises(TcxAuthError) as raised:
-        phonebook.list("101")
-
-    tokens = [json.loads(call.response.text)["access_token"] for call in mock.calls if SESSION_PATH in call.request.url]
-    assert len(tokens) == 2
-    for token in tokens:
-        assert token not in caplog.text
-        assert token not in repr(phonebook)
-        assert token not in str(raised.value)
-    assert SECRET not in caplog.text
-
-
-# -- reading the session answer (assumption 2 of shared.personal_phonebook) ------------------------------
-@pytest.mark.parametrize(
-    ("payload", "seconds"),
-    [
-        ({"access_token": "abc", "expires_in": 600}, 600.0),
-        ({"access_token": "abc", "expires_in": "600", "token_type": "Bearer"}, 600.0),
-        ({"Status": "AuthSuccess", "Token": {"access_token": "abc", "expires_in": 60.5}}, 60.5),
-    ],
-)
-def test_session_answer_shapes_that_are_understood(payload: Any, seconds: float) -> None:
-    answer = parse_session_answer(payload)
-
-    assert answer.access_token.get_secret_value() == "abc"
-    assert answer.expires_in == seconds
-    assert "abc" not in repr(answer)
-
-
-@pytest.mark.parametrize(
-    ("payload", "said"),
-    [
-        ({"token": "abc", "expires": 600}, "expires, token"),
-        ({"access_token": "", "expires_in": 600}, "access_token, expires_in"),
-        ({"access_token": "abc", "expires_in": 0}, "access_token, expires_in"),
-        ({"access_token": "abc", "expires_in": True}, "access_token, expires_in"),
-        ({"access_token": "abc"}, "access_token"),
-        (["abc"], "list"),
-        (None, "NoneType"),
-    ],
-)
-def test_session_answer_shapes_that_are_refused_say_what_came(payload: Any, said: str) -> None:
-    with pytest.raises(ValueError, match="expected") as raised:
-        parse_session_answer(payload)
-
-    assert said in str(raised.value)
-    assert "abc" not in str(raised.value)
