@@ -1,12 +1,11 @@
-"""Benchmark of the contacts sync; prints one JSON object.
+"""Benchmark of the contacts sync (the company phonebook); prints one JSON object.
 
-A shared mailbox with 5,000 contacts and 200 users with 100 personal contacts each (the
-fakes served over HTTPS, real Azurite). `python -m sync contacts --json` runs twice in a
-child process: the initial sync and a no-change re-sync. Reported: wall time, the child's
-peak RSS, Graph requests by route, 3CX requests by kind (XAPI writes counted apart from
-token and personal-phonebook session requests). Targets for the re-sync: zero 3CX writes,
-Graph requests only delta pages, under 10 s.
-Usage: `python bench/contacts.py [--shared 5000] [--users 200] [--per-user 100]`.
+Shared mailboxes with 25,000 contacts in all (the fakes served over HTTPS, real Azurite).
+`python -m sync contacts --json` runs twice in a child process: the initial sync and a
+no-change re-sync. Reported: wall time, the child's peak RSS, Graph requests by route, 3CX
+requests by kind (XAPI writes counted apart from token requests). Targets for the re-sync:
+zero 3CX writes, Graph requests only delta pages, under 10 s.
+Usage: `python bench/contacts.py [--mailboxes 5] [--per-mailbox 5000]`.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.stack import local_stack  # noqa: E402
-from sync.records import Link  # noqa: E402
-from sync.runtime import process_runtime  # noqa: E402
 
 _CHILD = (
     "import resource, sys\n"
@@ -33,26 +30,23 @@ _CHILD = (
     "sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     "sys.exit(code)\n"
 )
-SHARED = "directory@bench.example"
 
 
-def _tcx_counts(pbx, before: tuple[int, int]) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    """3CX requests by kind: token and MyPhone-session POSTs are not phonebook writes."""
+def _tcx_counts(pbx, tokens_before: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """3CX requests by kind: token POSTs are not phonebook writes."""
     methods = pbx.request_counts
-    tokens = pbx.tokens_issued - before[0]
-    sessions = pbx.sessions_opened - before[1]
+    tokens = pbx.tokens_issued - tokens_before
     return {
         "token": tokens,
-        "session": sessions,
         "xapi_read": methods["GET"],
-        "xapi_write": methods["POST"] + methods["PATCH"] + methods["DELETE"] - tokens - sessions,
+        "xapi_write": methods["POST"] + methods["PATCH"] + methods["DELETE"] - tokens,
     }
 
 
 def _run(env: dict[str, str], stack) -> dict[str, object]:  # type: ignore[no-untyped-def]
     stack.graph.reset_counts()
     stack.pbx.reset_counts()
-    before = (stack.pbx.tokens_issued, stack.pbx.sessions_opened)
+    before = stack.pbx.tokens_issued
     started = time.perf_counter()
     child = subprocess.run(  # noqa: S603
         [sys.executable, "-c", _CHILD, "contacts", "--json"],
@@ -82,48 +76,24 @@ def _run(env: dict[str, str], stack) -> dict[str, object]:  # type: ignore[no-un
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=int, default=5000, help="contacts in the shared mailbox (default 5000)")
-    parser.add_argument("--users", type=int, default=200, help="users with personal contacts (default 200)")
-    parser.add_argument("--per-user", type=int, default=100, help="personal contacts per user (default 100)")
+    parser.add_argument("--mailboxes", type=int, default=5, help="shared mailboxes (default 5)")
+    parser.add_argument("--per-mailbox", type=int, default=5000, help="contacts in each (default 5000)")
     args = parser.parse_args()
 
-    extra = {
-        "STATE_TABLE_PREFIX": "bench",
-        "SHARED_MAILBOXES": SHARED,
-        "SYNC_PERSONAL_CONTACTS": "true",
-    }
+    mailboxes = [f"directory{number}@bench.example" for number in range(args.mailboxes)]
+    extra = {"STATE_TABLE_PREFIX": "bench", "SHARED_MAILBOXES": ",".join(mailboxes)}
     with local_stack(extra) as stack:
-        mailbox = stack.graph.add_user(SHARED, account_enabled=False)
-        for index in range(args.shared):
-            stack.graph.add_contact(
-                mailbox,
-                givenName=f"Given{index}",
-                surname=f"Surname{index}",
-                companyName="Supplier Ltd",
-                emailAddresses=[{"address": f"contact{index}@supplier.example"}],
-                businessPhones=[f"+44 20 7946 {index % 10000:04d}"],
-            )
-        links = []
-        for user in range(args.users):
-            user_id = stack.graph.add_user(f"u{user:03d}@bench.example", given_name=f"U{user}", surname="Bench")
-            tcx = stack.pbx.add_user(Number=str(30000 + user), EmailAddress=f"u{user:03d}@bench.example")
-            links.append(
-                Link(
-                    m365_id=user_id,
-                    upn=f"u{user:03d}@bench.example",
-                    tcx_user_id=tcx["Id"],
-                    extension=tcx["Number"],
-                    origin="created",
-                )
-            )
-            for index in range(args.per_user):
+        for number, address in enumerate(mailboxes):
+            mailbox = stack.graph.add_user(address, account_enabled=False)
+            for index in range(args.per_mailbox):
                 stack.graph.add_contact(
-                    user_id,
-                    givenName=f"Friend{index}",
-                    surname=f"Of{user}",
-                    mobilePhone=f"+44 7700 9{user:02d}{index:03d}"[:17],
+                    mailbox,
+                    givenName=f"Given{index}",
+                    surname=f"Surname{number}x{index}",
+                    companyName=f"Supplier {number} Ltd",
+                    emailAddresses=[{"address": f"contact{index}@supplier{number}.example"}],
+                    businessPhones=[f"+44 20 79{number:02d} {index % 10000:04d}"],
                 )
-        process_runtime().state.import_links(links)
         env = {**os.environ}
         initial = _run(env, stack)
         resync = _run(env, stack)
@@ -135,9 +105,8 @@ def main() -> int:
     }
     report = {
         "benchmark": "contacts",
-        "shared_mailbox_contacts": args.shared,
-        "users": args.users,
-        "personal_contacts_per_user": args.per_user,
+        "shared_mailboxes": args.mailboxes,
+        "contacts_per_mailbox": args.per_mailbox,
         "initial_sync": initial,
         "no_change_resync": resync,
         "targets_met": targets,

@@ -81,7 +81,8 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
         return _error(409, str(error))
     except UpstreamError as error:
         return _error(502, one_line(error))
-    body: dict[str, Any] = {**result.counts, "run_id": result.run_id, "status": result.status, "error": result.aborted}
+    stopped = result.aborted or result.refused
+    body: dict[str, Any] = {**result.counts, "run_id": result.run_id, "status": result.status, "error": stopped}
     body["failures"] = [
         {"upn": o.action.upn, "action": o.action.kind, "error": o.error} for o in result.outcomes if not o.ok
     ]
@@ -89,7 +90,7 @@ def user_run(rt: Runtime, query: dict[str, str]) -> ApiResult:
         body["guard"] = result.plan.guard.describe()
     if result.plan.creation_guard:
         body["creation_guard"] = result.plan.creation_guard.describe()
-    return ApiResult(502 if result.aborted else 200, body)
+    return ApiResult(502 if result.aborted else 409 if result.refused else 200, body)
 
 
 def options_get(rt: Runtime, upn: str | None) -> ApiResult:

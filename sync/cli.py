@@ -212,7 +212,7 @@ def _users(args: argparse.Namespace) -> int:
             "run_id": result.run_id,
             "dry_run": result.dry_run,
             "status": "planned" if result.dry_run else result.status,
-            "error": result.aborted,
+            "error": result.aborted or result.refused,
             "failures": failures,
             **plan_to_json(result.plan),
         }
@@ -228,8 +228,8 @@ def _users(args: argparse.Namespace) -> int:
             )
             for failure in failures:
                 print(f"  ✗ {failure['action']} {failure['upn']}: {failure['error']}")
-    if result.aborted:
-        print(f"error: {result.aborted}", file=sys.stderr)
+    if result.aborted or result.refused:
+        print(f"error: {result.aborted or result.refused}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK if not failures else EXIT_FAILED
 

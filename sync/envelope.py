@@ -62,6 +62,7 @@ class RunReport:
     held: list[str] = field(default_factory=list)  # actions held back (the deletion guard)
     guard: str | None = None  # why they were held back
     aborted: str | None = None  # an upstream outage stopped the run
+    notices: list[str] = field(default_factory=list)  # said once, in the summary line and the record
 
     @property
     def status(self) -> Status:
@@ -138,7 +139,7 @@ def _finish(store: RunStore, record: RunRecord, run: Run, escaped: BaseException
     record.status = status
     record.counts = dict(report.counts)
     record.errors = errors
-    record.skipped = list(report.skipped)
+    record.skipped = [*report.notices, *report.skipped]
     record.held = list(report.held)
     record.guard = report.guard
     store.save_run(record)
@@ -153,6 +154,7 @@ def _finish(store: RunStore, record: RunRecord, run: Run, escaped: BaseException
         status=status,
         duration_s=f"{duration:.1f}",
         error=errors[-1] if status == "failed" and errors else None,
+        notice=" ".join(report.notices) or None,
         **report.counts,
     )
 

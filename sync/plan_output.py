@@ -66,6 +66,8 @@ def render_plan(plan: UserPlan, *, title: str = "User sync plan") -> str:
         if len(actions) > _MAX_SHOWN:
             lines.append(f"      … and {len(actions) - _MAX_SHOWN} more (use --json for all)")
         lines.append("")
+    for notice in plan.notices:
+        lines.extend([f"  ! {notice}", ""])
     if plan.skipped:
         lines.append(f"  ! skipped: {len(plan.skipped)}")
         lines.extend(f"      ! {skip.upn}: {skip.reason}" for skip in plan.skipped[:_MAX_SHOWN])
@@ -102,6 +104,7 @@ def plan_to_json(plan: UserPlan) -> dict[str, Any]:
     return {
         "actions": [action_to_json(action) for action in plan.actions],
         "skipped": [{"upn": skip.upn, "reason": skip.reason} for skip in plan.skipped],
+        "notices": list(plan.notices),
         "guard": None
         if plan.guard is None
         else {

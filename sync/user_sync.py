@@ -23,10 +23,11 @@ from shared.settings import SyncScope
 from shared.state import utcnow
 from shared.telemetry import log_event
 from shared.threecx import TcxApiError, TcxUnavailable
-from shared.threecx_models import USER_FIELDS, TcxUser
+from shared.threecx_models import USER_FIELDS, Microsoft365Integration, TcxUser
 from sync.eligibility import Audience
 from sync.envelope import RunReport, run_envelope
 from sync.options import UserOptions, tenant_defaults
+from sync.own_sync import personal_contacts_notice, user_sync_refusal
 from sync.records import KeptValue, Link
 from sync.runtime import Runtime
 from sync.users import (
@@ -91,6 +92,7 @@ class UserSyncResult:
     dry_run: bool
     outcomes: list[ActionOutcome] = field(default_factory=list)
     aborted: str | None = None
+    refused: str | None = None  # nothing applied on purpose (3CX's own user sync is on)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -112,7 +114,7 @@ class UserSyncResult:
 
     @property
     def status(self) -> str:
-        if self.aborted:
+        if self.aborted or self.refused:
             return "failed"
         if any(not o.ok for o in self.outcomes) or self.plan.guard or self.plan.creation_guard:
             return "partial"
@@ -171,7 +173,9 @@ def run_user_sync(
         result = UserSyncResult(run.run_id, UserPlan(), dry_run=False)
         try:
             result.plan = _plan(rt, run.run_id, dry_run=False, one=one, approvals=approvals, full=full)
-            _apply(rt, result, progress)
+            result.refused = result.plan.refusal
+            if result.refused is None:
+                _apply(rt, result, progress)
         except RunAborted as error:
             result.aborted = str(error)
         finally:
@@ -211,7 +215,8 @@ def _report(result: UserSyncResult) -> RunReport:
         skipped=[f"{skip.upn}: {skip.reason}" for skip in result.plan.skipped],
         held=[_describe_held(action) for action in held],
         guard=" ".join(reasons) or None,
-        aborted=result.aborted,
+        aborted=result.aborted or result.refused,
+        notices=[notice for notice in result.plan.notices if notice != result.refused],
     )
 
 
@@ -301,6 +306,15 @@ def _plan(
         # A creation needs the numbers in use (its own one, or the lowest free): read those, then plan again.
         target = _with_numbers_in_use(rt, target)
         plan = plan_users(source, target, links, options, defaults, config, photos, only)
+    own_sync = _own_sync(rt)
+    plan.refusal = user_sync_refusal(own_sync)
+    asking = sum(
+        1
+        for user in source
+        if exclusion_reason(user, config.scope) is None and options.get(user.id, defaults).personal_contacts
+    )
+    notices = [plan.refusal, personal_contacts_notice(own_sync, asking)]
+    plan.notices = [notice for notice in notices if notice is not None]
     log_event("plan", run=run_id, kind="users", dry_run=dry_run, **_plan_counts(plan))
     return plan
 
@@ -329,6 +343,17 @@ def _list_tcx_users(rt: Runtime, links: Mapping[str, Link]) -> list[TcxUser]:
     except TcxUnavailable as error:
         raise RunAborted(one_line(error)) from error
     return listed
+
+
+def _own_sync(rt: Runtime) -> Microsoft365Integration | None:
+    """3CX's own Microsoft 365 integration; None (said in the log) when 3CX will not show it."""
+    try:
+        return rt.tcx.microsoft365_integration()
+    except TcxUnavailable as error:
+        raise RunAborted(one_line(error)) from error
+    except TcxApiError as error:
+        log_event("own_sync_unreadable", logging.WARNING, kind="users", error=one_line(error))
+        return None
 
 
 def _tcx_users_of(rt: Runtime, source: list[GraphUser], links: Mapping[str, Link]) -> list[TcxUser]:

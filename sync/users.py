@@ -172,6 +172,8 @@ class UserPlan:
     skipped: list[Skip] = field(default_factory=list)
     guard: GuardHold | None = None
     creation_guard: CreationHold | None = None
+    notices: list[str] = field(default_factory=list)  # said once per run: what the administrator should know
+    refusal: str | None = None  # why this plan must not be applied at all
 
     def of_kind(self, kind: str) -> list[UserAction]:
         return [action for action in self.actions if action.kind == kind]

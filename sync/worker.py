@@ -107,6 +107,8 @@ def _user(rt: Runtime, user_id: str) -> WorkResult:
         return Done("unknown user")
     if result.aborted:
         raise RunAborted(result.aborted)  # recorded as failed; the host retries the message
+    if result.refused:
+        return Done("refused")  # recorded as failed; a retry would be refused alike
     return Done(result.status)
 
 

@@ -106,6 +106,20 @@ def test_held_mass_creation_is_shown_in_the_plan_and_applied_only_when_allowed(
     assert len(tenant_env.pbx.users) == 7
 
 
+def test_with_3cxs_own_user_sync_on_a_run_exits_1_with_the_one_line_and_a_dry_run_shows_why(
+    tenant_env: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant_env.add_users(2)
+    tenant_env.pbx.configure_microsoft365(ApplicationId="app", TenantId="tenant", AdUsers={"IsEnabled": True})
+
+    assert main(["users", "--dry-run"]) == 0
+    assert "  ! 3CX's own Microsoft 365 user sync is on" in capsys.readouterr().out
+    assert main(["users"]) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: 3CX's own Microsoft 365 user sync is on")
+    assert not tenant_env.pbx.users
+
+
 def test_unreachable_pbx_exits_1_with_one_line(tenant_env: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
     tenant_env.add_users(1)
     tenant_env.pbx.inject(503, count=50, retry_after=0)

@@ -348,6 +348,80 @@ def test_fields_3cx_manages_itself_are_noticed_remembered_and_not_written_every_
     assert run_user_sync(tenant.runtime()).counts["updated"] == 0
 
 
+SECOND_WRITER = "3CX's own Microsoft 365 user sync is on"
+
+
+def test_fault_with_3cxs_own_user_sync_on_the_user_sync_applies_nothing_and_says_why(
+    tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two writers of the same users: 3CX's own sync re-creates and overwrites what the connector does."""
+    tenant.add_users(3)
+    tenant.pbx.configure_microsoft365(ApplicationId="app", TenantId="tenant", AdUsers={"IsEnabled": True})
+
+    planned = run_user_sync(tenant.runtime(), dry_run=True)
+    assert planned.counts["created"] == 3  # a dry run still shows the plan, and says it would not apply
+    assert any(notice.startswith(SECOND_WRITER) for notice in planned.plan.notices)
+
+    with caplog.at_level(logging.INFO):
+        result = run_user_sync(tenant.runtime())
+
+    assert not tenant.pbx.users
+    assert result.status == "failed" and result.refused is not None
+    (record,) = tenant.state.recent_runs("users")
+    assert record.status == "failed"
+    (error,) = record.errors
+    assert error.startswith(SECOND_WRITER) and "Integrations → Microsoft 365" in error
+    assert any("run_summary" in r.getMessage() and SECOND_WRITER in r.getMessage() for r in caplog.records)
+
+    tenant.pbx.configure_microsoft365(AdUsers={"IsEnabled": False})
+    assert run_user_sync(tenant.runtime()).counts["created"] == 3
+
+
+@pytest.mark.parametrize(
+    ("integration", "notice"),
+    [
+        ({}, "3CX's own Microsoft 365 integration is not connected"),
+        ({"ApplicationId": "app", "TenantId": "tenant"}, "its personal-contacts sync is off"),
+        ({"ApplicationId": "app", "TenantId": "tenant", "AdUsers": {"SyncPersonalContacts": True}}, None),
+    ],
+)
+def test_personal_contacts_that_3cx_cannot_copy_are_said_once_in_the_plan_and_the_summary(
+    tenant: Tenant, caplog: pytest.LogCaptureFixture, integration: dict, notice: str | None
+) -> None:
+    tenant.add_users(3)
+    if integration:
+        tenant.pbx.configure_microsoft365(**integration)
+
+    with caplog.at_level(logging.INFO):
+        result = run_user_sync(tenant.runtime(SYNC_PERSONAL_CONTACTS="true"))
+
+    assert result.counts["created"] == 3
+    assert all(user["MS365ContactsEnabled"] is True for user in tenant.pbx.users.values())
+    summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("run_summary "))
+    record = tenant.state.recent_runs("users")[0]
+    if notice is None:
+        assert result.plan.notices == []
+        assert "notice=" not in summary
+    else:
+        (said,) = result.plan.notices
+        assert said.startswith("personal contacts: on for 3 users, but 3CX copies none") and notice in said
+        assert summary.count("personal contacts: on for 3 users") == 1
+        assert said in record.skipped
+
+
+def test_a_queued_user_change_while_3cx_syncs_users_itself_is_done_not_retried(tenant_env: Tenant) -> None:
+    from shared.work_items import UserWork
+    from sync.worker import Done, handle_work
+
+    (user_id,) = tenant_env.add_users(1)
+    tenant_env.pbx.configure_microsoft365(ApplicationId="app", TenantId="tenant", AdUsers={"IsEnabled": True})
+
+    outcome = handle_work(tenant_env.runtime(), UserWork(user_id=user_id), scheduler=lambda *_: None)
+
+    assert isinstance(outcome, Done)
+    assert not tenant_env.pbx.users
+
+
 def test_runs_never_overlap(tenant: Tenant) -> None:
     tenant.add_users(1)
     with tenant.state.lock(LOCK_NAME, ttl=timedelta(minutes=5)), pytest.raises(LockHeld):
