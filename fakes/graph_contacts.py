@@ -200,6 +200,16 @@ class ContactsMixin:
         with self._lock:
             return self._contact_mailbox(user_id).default_folder_id
 
+    def outlook_contacts(self, upn: str) -> list[dict[str, Any]]:
+        """Every contact in the mailbox of the user with this UPN or mail (Graph fields); [] without one.
+
+        What another reader of the mailbox sees: 3CX's own Microsoft 365 sync, for instance.
+        """
+        with self._lock:
+            user_id = self._upn_index.get(upn.lower())
+            mailbox = self.contact_mailboxes.get(user_id) if user_id else None
+            return [dict(contact.fields) for contact in mailbox.contacts.values()] if mailbox else []
+
     def add_contact_folder(self, user_id: str, display_name: str, parent_folder_id: str | None = None) -> str:
         """Create a contact folder under `parent_folder_id` (None: the default folder); returns its id."""
         with self._lock:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fakes.transport import FakeRequest, FakeResponse
@@ -195,12 +195,14 @@ class IntegrationsMixin:
     # Provided by ThreeCXFake / FakeService.
     _lock: threading.RLock
     client_id: str
+    _users: dict[int, dict[str, Any]]
 
     def _context(self, fragment: str) -> str:  # pragma: no cover - ThreeCXFake's
         raise NotImplementedError
 
     def _init_integrations(self, *, api_client_role: str, api_client_department: str) -> None:
         self._microsoft365 = default_microsoft365_integration()
+        self._personal: dict[int, list[dict[str, Any]]] = {}  # user Id -> what 3CX's own sync copied
         self.api_client_role = api_client_role  # RoleName of the API client in its department
         self.api_client_department = api_client_department
 
@@ -221,6 +223,32 @@ class IntegrationsMixin:
                 return copy.deepcopy(self._patch_microsoft365_properties(changes))
             except IntegrationRejected as rejection:
                 raise ValueError(rejection.message) from None
+
+    def run_own_microsoft365_sync(self, outlook_contacts: Callable[[str], list[dict[str, Any]]]) -> dict[int, int]:
+        """3CX's own Microsoft 365 sync of personal contacts, one round, as far as the connector relies on it.
+
+        While the integration is connected with `AdUsers.SyncPersonalContacts` on, each user
+        whose `MS365ContactsEnabled` is on gets a one-way copy of the Outlook contacts of the
+        mailbox its e-mail names (`outlook_contacts(email)`, Graph fields) as its personal
+        phonebook; a user whose switch is off keeps none. Returns the entries copied per user Id.
+        """
+        with self._lock:
+            settings = self._microsoft365
+            ad_users = settings.get("AdUsers") or {}
+            connected = bool(settings.get("ApplicationId")) and bool(settings.get("TenantId"))
+            copied: dict[int, int] = {}
+            for user in self._users.values():
+                switched_on = connected and ad_users.get("SyncPersonalContacts") and user.get("MS365ContactsEnabled")
+                entries = [_personal_entry(contact) for contact in outlook_contacts(user.get("EmailAddress") or "")]
+                self._personal[user["Id"]] = entries if switched_on else []
+                if switched_on:
+                    copied[user["Id"]] = len(entries)
+            return copied
+
+    def personal_contacts(self, user_id: int) -> list[dict[str, Any]]:
+        """A user's personal phonebook as 3CX's own sync left it (names and numbers)."""
+        with self._lock:
+            return copy.deepcopy(self._personal.get(user_id, []))
 
     # -- /xapi/v1/Microsoft365Integration ------------------------------------------------------
     def _integrations(self, request: FakeRequest, path: str) -> FakeResponse | None:
@@ -326,3 +354,13 @@ class IntegrationsMixin:
             body["@odata.count"] = len(shown)
         body["value"] = shown
         return FakeResponse(200, body)
+
+
+def _personal_entry(contact: Mapping[str, Any]) -> dict[str, Any]:
+    """A personal phonebook entry as 3CX's own sync would make it from an Outlook contact."""
+    phones = [*(contact.get("businessPhones") or []), contact.get("mobilePhone"), *(contact.get("homePhones") or [])]
+    return {
+        "FirstName": contact.get("givenName") or "",
+        "LastName": contact.get("surname") or "",
+        "PhoneNumbers": [phone for phone in phones if phone],
+    }

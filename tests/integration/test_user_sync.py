@@ -11,6 +11,7 @@ import pytest
 
 from fakes.transport import FakeResponse
 from shared.state import LockHeld
+from sync.records import OptionOverrides
 from sync.user_sync import AVATAR_MAX_BYTES, LOCK_NAME, UserNotFound, run_user_sync
 from tests.conftest import Tenant
 
@@ -420,6 +421,28 @@ def test_a_queued_user_change_while_3cx_syncs_users_itself_is_done_not_retried(t
 
     assert isinstance(outcome, Done)
     assert not tenant_env.pbx.users
+
+
+def test_personal_contacts_reach_a_users_3cx_phonebook_through_3cxs_own_sync(tenant: Tenant) -> None:
+    """The published route end to end: the option sets `MS365ContactsEnabled`, 3CX's own sync copies."""
+    ids = tenant.add_users(3)
+    for user_id in ids:
+        tenant.graph.add_contact(user_id, givenName="Pat", surname="Friend", mobilePhone="+44 7700 900123")
+    tenant.state.save_option_overrides(
+        OptionOverrides(m365_id=ids[2], upn="user002@contoso.com", personal_contacts=False)
+    )
+    run_user_sync(tenant.runtime(SYNC_PERSONAL_CONTACTS="true"))
+    tcx = {link.m365_id: link.tcx_user_id for link in tenant.state.links().values()}
+
+    assert tenant.pbx.run_own_microsoft365_sync(tenant.graph.outlook_contacts) == {}  # not connected: nothing
+    tenant.pbx.configure_microsoft365(ApplicationId="app", TenantId="tenant", AdUsers={"SyncPersonalContacts": True})
+    copied = tenant.pbx.run_own_microsoft365_sync(tenant.graph.outlook_contacts)
+
+    assert copied == {tcx[ids[0]]: 1, tcx[ids[1]]: 1}  # the per-user option off: nothing copied
+    assert tenant.pbx.personal_contacts(tcx[ids[0]]) == [
+        {"FirstName": "Pat", "LastName": "Friend", "PhoneNumbers": ["+44 7700 900123"]}
+    ]
+    assert tenant.pbx.personal_contacts(tcx[ids[2]]) == []
 
 
 def test_runs_never_overlap(tenant: Tenant) -> None:
