@@ -205,9 +205,15 @@ class DeprovisionGuard:
 
     def exceeded(self, would_remove: int, synced: int) -> str | None:
         """The limit crossed, in words, or None."""
-        if self.max_count is not None and would_remove > self.max_count:
+        return self.over_count(would_remove) or self.over_share(would_remove, synced)
+
+    def over_count(self, count: int) -> str | None:
+        if self.max_count is not None and count > self.max_count:
             return f"the limit of {self.max_count} users (DEPROVISION_MAX_COUNT)"
-        if self.max_percent is not None and synced and would_remove * 100 / synced > self.max_percent:
+        return None
+
+    def over_share(self, count: int, synced: int) -> str | None:
+        if self.max_percent is not None and synced and count * 100 / synced > self.max_percent:
             return f"the limit of {self.max_percent:g}% of synced users (DEPROVISION_MAX_PERCENT)"
         return None
 
@@ -469,21 +475,23 @@ def _hold_mass_creation(
 ) -> None:
     """Hold every creation (and its avatar) when more are planned than the guard's limits allow.
 
-    The first sync (nothing linked yet) creates everyone by nature, and one creation is a hire,
-    never mass creation (in a small company it is more than the share limit): neither is held,
-    nor is a run for one user on demand. The share is of the users the connector
-    links, not of those the listing showed, so a listing that lost everyone trips it too.
+    The count limit is of all creations; the share limit is of re-creations (linked users 3CX
+    no longer has) among the users the connector links: those are what a short listing or a
+    purge in 3CX produces, while new users in a small company are soon a large share of it.
+    The share is of the links, not of the users the listing showed, so a listing that lost
+    everyone trips it too. Not held: the first sync (nothing linked yet) creates everyone by
+    nature; one creation is never mass creation; a run for named users creates just those.
     """
     if only is not None or not links or config.allow_mass_create:
         return
     creates = [action for action in plan.actions if isinstance(action, CreateUser)]
-    limit = config.guard.exceeded(len(creates), len(links))
+    recreated = sum(1 for action in creates if action.recreate)
+    limit = config.guard.over_count(len(creates)) or config.guard.over_share(recreated, len(links))
     if limit is None or len(creates) == 1:
         return
     creating = {action.m365_id for action in creates}
     held = [action for action in plan.actions if action.m365_id in creating]
     plan.actions = [action for action in plan.actions if action.m365_id not in creating]
-    recreated = sum(1 for action in creates if action.recreate)
     plan.creation_guard = CreationHold(len(creates), recreated, len(links), limit, tuple(held))
 
 

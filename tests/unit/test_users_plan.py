@@ -867,6 +867,8 @@ def test_fault_mass_recreation_after_a_short_listing_is_held_back_but_not_the_re
         (0, 4, COUNT_3, True),  # new users alone
         (2, 0, DeprovisionGuard(max_count=None, max_percent=10), False),  # 2 of 20 known: exactly 10%
         (3, 0, DeprovisionGuard(max_count=None, max_percent=10), True),
+        (2, 9, DeprovisionGuard(max_count=None, max_percent=10), False),  # the share is of re-creations
+        (2, 9, DeprovisionGuard(max_count=10, max_percent=10), True),  # the count is of all creations
     ],
 )
 def test_creation_guard_limits_are_the_deletion_guards_and_inclusive(
@@ -895,13 +897,16 @@ def test_the_first_sync_creates_everyone_whatever_the_limits() -> None:
     assert len(result.of_kind("create")) == 30
 
 
-def test_one_creation_is_a_hire_not_mass_creation_even_in_a_small_company() -> None:
+def test_new_users_count_against_the_count_limit_alone_and_one_creation_is_never_mass() -> None:
+    """In a small company two hires are soon a large share: only re-creations count against it."""
     users, target, links = _tenant(2)
-    one, two = graph_user("new1@contoso.com"), graph_user("new2@contoso.com")
-    assert plan([*users, one], target, links).creation_guard is None  # 1 of 2: beyond 20%, still a hire
-    held = plan([*users, one, two], target, links)
+    hires = [graph_user("new1@contoso.com"), graph_user("new2@contoso.com")]
+    assert plan([*users, *hires], target, links).creation_guard is None
+    assert plan(users, target[1:], links).creation_guard is None  # one re-creation: 50 %, but one
+    held = plan(users, [], links)
     assert held.creation_guard is not None
-    assert held.creation_guard.recreated == 0
+    assert held.creation_guard.recreated == 2
+    assert "DEPROVISION_MAX_PERCENT" in held.creation_guard.limit
 
 
 def test_approved_mass_creation_is_applied() -> None:
