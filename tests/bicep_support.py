@@ -10,7 +10,7 @@ type definitions.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -107,17 +107,41 @@ class Declaration:
     name: str
     node: Node
     decorators: dict[str, list[Any]]
+    decorator_nodes: dict[str, list[Node]] = field(default_factory=dict)  # the same arguments, as written
+
+    @property
+    def value_node(self) -> Node | None:
+        """The declared value as written: a param's default (None without one), a var's value,
+        a resource's or module's body including any `for` or `if` around it."""
+        children = self.node.named_children
+        if self.kind == "param" and len(children) < 3:
+            return None  # name and type only: no default
+        return children[-1]
+
+    @property
+    def loop(self) -> Node | None:
+        """The `for` a resource or module is declared with, if any."""
+        node = self.value_node
+        return node if node is not None and node.type == "for_statement" else None
+
+    @property
+    def body_node(self) -> Node | None:
+        """The declared value with any `for` and `if` around it taken off: a resource's object."""
+        node = self.value_node
+        while node is not None and node.type in ("if_statement", "for_statement"):
+            node = node.named_children[-1]
+        return node
 
     @property
     def body(self) -> Any:
         """The declared value: a param's default, a var's value, a resource's or module's object."""
-        children = self.node.named_children
-        if self.kind == "param" and len(children) < 3:
-            return None  # name and type only: no default
-        last = children[-1]
-        if last.type in ("if_statement", "for_statement"):
-            last = last.named_children[-1]
-        return value(last)
+        node = self.body_node
+        return None if node is None else value(node)
+
+    @property
+    def existing(self) -> bool:
+        """A resource declared `existing`: a reference to a resource deployed elsewhere."""
+        return any(child.type == "existing" for child in self.node.children)
 
     @property
     def has_default(self) -> bool:
@@ -144,18 +168,25 @@ _KINDS = {
 
 @cache
 def declarations(path: Path) -> tuple[Declaration, ...]:
+    return declarations_in(parse(path.read_text()))
+
+
+def declarations_in(root: Node) -> tuple[Declaration, ...]:
     found: list[Declaration] = []
     pending: dict[str, list[Any]] = {}
-    for node in parse(path.read_text()).named_children:
+    pending_nodes: dict[str, list[Node]] = {}
+    for node in root.named_children:
         if node.type == "decorators":
             for decorator in node.named_children:
                 call = decorator.named_children[0]
                 name = (call.named_children[0].text or b"").decode()
                 args = call.named_children[1].named_children if len(call.named_children) > 1 else []
                 pending[name] = [value(arg) for arg in args]
+                pending_nodes[name] = list(args)
         elif node.type in _KINDS:
-            found.append(Declaration(_KINDS[node.type], (node.named_children[0].text or b"").decode(), node, pending))
-            pending = {}
+            name = (node.named_children[0].text or b"").decode()
+            found.append(Declaration(_KINDS[node.type], name, node, pending, pending_nodes))
+            pending, pending_nodes = {}, {}
     return tuple(found)
 
 
