@@ -15,8 +15,47 @@ targetScope = 'subscription'
 @description('azd environment name; names the resource group and seeds the resource names.')
 param environmentName string
 
+// The regions that offer the Flex Consumption plan. Microsoft's own Flex Consumption azd
+// templates list them (https://github.com/Azure-Samples/functions-quickstart-python-http-azd,
+// infra/main.bicep; less its early-access region eastus2euap); Microsoft's documentation
+// (https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#view-currently-supported-regions)
+// gives the live list: `az functionapp list-flexconsumption-locations -o table`. A region that
+// gains the plan later can be added here.
 @minLength(1)
-@description('Azure region of every resource (one that offers the Flex Consumption plan).')
+@description('Azure region of every resource: one that offers the Flex Consumption plan.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({
   azd: {
     type: 'location'
@@ -40,14 +79,17 @@ param alwaysReadyHttpInstances int = 1
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Replication of the storage account that holds the connector\'s state.')
+@description('Replication of the storage account that holds the connector\'s state. Locally redundant by default: every Flex Consumption region offers it; zoneRedundant makes it zone-redundant (LRS → ZRS, GRS → GZRS).')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
   'Standard_GRS'
   'Standard_GZRS'
 ])
-param storageSku string = 'Standard_ZRS'
+param storageSku string = 'Standard_LRS'
+
+@description('Spread the app over availability zones (the plan\'s zoneRedundant) with zone-redundant storage. Only in regions with availability zones that offer it: `az functionapp list-flexconsumption-locations --zone-redundant=true`. The HTTP group then keeps at least two always-ready instances.')
+param zoneRedundant bool = false
 
 @description('Turn on Key Vault purge protection (recommended for production; blocks re-creating a deleted environment of the same name for 7 days).')
 param keyVaultPurgeProtection bool = false
@@ -210,6 +252,13 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+// A zone-redundant plan needs zone-redundant storage: each replication choice and its zone-redundant counterpart.
+var zoneRedundantStorage = {
+  Standard_LRS: 'Standard_ZRS'
+  Standard_ZRS: 'Standard_ZRS'
+  Standard_GRS: 'Standard_GZRS'
+  Standard_GZRS: 'Standard_GZRS'
+}
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
@@ -234,7 +283,7 @@ module storage 'modules/storage.bicep' = {
     name: 'st${resourceToken}'
     location: location
     tags: tags
-    sku: storageSku
+    sku: zoneRedundant ? zoneRedundantStorage[storageSku] : storageSku
     deploymentContainerName: 'app-package'
     workQueueName: workQueue
   }
@@ -334,6 +383,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    zoneRedundant: zoneRedundant
     appSettings: connectorSettings
   }
 }

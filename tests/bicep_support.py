@@ -156,6 +156,18 @@ class Declaration:
     def description(self) -> str:
         return (self.decorators.get("description") or [""])[0]
 
+    @property
+    def leading_comment(self) -> str:
+        """The `//` comment lines written right above the declaration (and its decorators)."""
+        lines: list[str] = []
+        node = self.node.prev_named_sibling
+        if node is not None and node.type == "decorators":
+            node = node.prev_named_sibling
+        while node is not None and node.type == "comment":
+            lines.insert(0, (node.text or b"").decode().removeprefix("//").strip())
+            node = node.prev_named_sibling
+        return "\n".join(lines)
+
 
 _KINDS = {
     "parameter_declaration": "param",

@@ -269,7 +269,8 @@ def test_the_app_runs_on_flex_consumption_with_its_user_assigned_identity() -> N
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
     always_ready = config["scaleAndConcurrency"]["alwaysReady"]
     assert isinstance(always_ready, Expr) and "'http'" in always_ready.text
-    assert "alwaysReadyHttpInstances" in always_ready.identifiers()
+    assert "alwaysReadyHttp" in always_ready.identifiers()
+    assert "alwaysReadyHttpInstances" in declared(path, "var")["alwaysReadyHttp"].body.identifiers()
     assert declared(path, "param")["alwaysReadyHttpInstances"].body >= 1, "webhooks must be answered warm"
     assert site.body["properties"]["httpsOnly"] is True
 
@@ -383,3 +384,54 @@ def test_the_infra_readme_describes_every_module() -> None:
     readme = (INFRA / "README.md").read_text()
     for path in bicep_files():
         assert path.relative_to(INFRA).as_posix() in readme, f"infra/README.md does not mention {path.name}"
+
+
+# -- region and redundancy ---------------------------------------------------------------------------
+
+
+def test_the_location_is_one_of_the_regions_that_offer_flex_consumption() -> None:
+    """Fault: any region was accepted, and the deployment failed late where Flex Consumption is not offered."""
+    location = declared(MAIN, "param")["location"]
+    (regions,) = location.decorators.get("allowed", [[]])
+    assert regions, "main.bicep accepts any region"
+    assert len(regions) == len(set(regions)) and all(re.fullmatch(r"[a-z0-9]+", r) for r in regions), regions
+    assert location.decorators["metadata"] == [{"azd": {"type": "location"}}], "azd offers only these regions"
+    source = location.leading_comment
+    assert "https://" in source and "list-flexconsumption-locations" in source, "the list says where it is from"
+    for doc in (INFRA / "README.md", ROOT / "docs" / "admin-guide.md"):
+        for region in re.findall(r"AZURE_LOCATION ([a-z0-9]+)", doc.read_text()):
+            assert region in regions, f"{doc.name} suggests {region}, which main.bicep refuses"
+
+
+def test_storage_is_locally_redundant_unless_zone_redundancy_is_asked_for() -> None:
+    """Fault: Standard_ZRS by default, which regions without availability zones do not offer."""
+    params = declared(MAIN, "param")
+    assert params["storageSku"].body == "Standard_LRS"
+    assert declared(MODULES / "storage.bicep", "param")["sku"].body == "Standard_LRS"
+    assert params["zoneRedundant"].body is False
+    # With zone redundancy, each replication choice becomes its zone-redundant counterpart.
+    (choices,) = params["storageSku"].decorators["allowed"]
+    zonal = declared(MAIN, "var")["zoneRedundantStorage"].body
+    assert set(zonal) == set(choices)
+    assert all(zonal[sku] in {"Standard_ZRS", "Standard_GZRS"} for sku in choices), zonal
+    assert zonal["Standard_GRS"] == "Standard_GZRS", "geo-redundancy is kept"
+    storage = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/storage.bicep")
+    assert storage.body["params"]["sku"].text == "zoneRedundant ? zoneRedundantStorage[storageSku] : storageSku"
+
+
+def test_zone_redundancy_is_set_on_the_plan_with_the_always_ready_instances_it_needs() -> None:
+    function_app = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/functionapp.bicep")
+    assert function_app.body["params"]["zoneRedundant"].text == "zoneRedundant"
+    path = MODULES / "functionapp.bicep"
+    assert declared(path, "param")["zoneRedundant"].body is False
+    (plan,) = resources_of_type(path, "Microsoft.Web/serverfarms")
+    assert plan.body["properties"]["zoneRedundant"].text == "zoneRedundant"
+    # A zone-redundant Flex Consumption app takes no fewer than two always-ready instances per group.
+    (site,) = resources_of_type(path, "Microsoft.Web/sites")
+    always_ready = site.body["properties"]["functionAppConfig"]["scaleAndConcurrency"]["alwaysReady"]
+    assert "alwaysReadyHttp" in always_ready.identifiers()
+    count = declared(path, "var")["alwaysReadyHttp"].body
+    expected = (
+        "zoneRedundant && alwaysReadyHttpInstances > 0 ? max(2, alwaysReadyHttpInstances) : alwaysReadyHttpInstances"
+    )
+    assert count.text == expected
