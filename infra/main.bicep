@@ -211,10 +211,12 @@ param sharedMailboxes string = ''
 ])
 param deprovision string = 'disable'
 
-@description('DEPROVISION_MAX_COUNT: deletion guard, most users one run may disable/delete; empty = no count limit.')
+@description('DEPROVISION_MAX_COUNT: deletion guard, most users one run may disable/delete; none = no count limit. Never empty: an empty app setting would lift the limit.')
+@minLength(1)
 param deprovisionMaxCount string = '25'
 
-@description('DEPROVISION_MAX_PERCENT: deletion guard, most share (%) of synced users one run may disable/delete; empty = no share limit.')
+@description('DEPROVISION_MAX_PERCENT: deletion guard, most share (%) of synced users one run may disable/delete; none = no share limit. Never empty: an empty app setting would lift the limit.')
+@minLength(1)
 param deprovisionMaxPercent string = '20'
 
 // -- notifications, presence, contacts -------------------------------------------------------

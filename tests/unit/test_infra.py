@@ -239,18 +239,152 @@ def test_no_output_carries_a_secure_value(path: Path) -> None:
         assert not used & secure, f"output {output.name} uses {sorted(used & secure)}"
 
 
-def test_azd_parameters_come_from_environment_values_of_the_same_names() -> None:
+# What azd does with infra/main.parameters.json. Each value is a `${NAME}` reference that azd fills
+# from the environment with github.com/drone/envsubst (v1.0.3, azure-dev's go.mod): `${NAME}` is the
+# value, '' when unset; `${NAME=default}` is the default when the value is empty or unset (the
+# library's `=`, `:=` and `:-` all do that). What azd then passes (pkg/infra/provisioning/bicep,
+# loadParameters and armParameterFileValue): since 1.15.0 a parameter whose variable is unset and
+# whose value came out empty is left out, so Bicep's default applies; before 1.15.0 it was passed
+# as ''. A variable set to '' is passed as '' by every version, unless it has a default here.
+AZD_FIRST_VERSION_LEAVING_OUT_UNSET = (1, 15, 0)
+_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>=|:=|:-)(?P<default>[^}]*))?\}")
+# Parameters that are not settings of the code: azd's own environment values, and the infrastructure knobs.
+NON_SETTING_VARIABLES = {
+    "environmentName": "AZURE_ENV_NAME",
+    "location": "AZURE_LOCATION",
+    "resourceGroupName": "AZURE_RESOURCE_GROUP",
+    "alertEmail": "ALERT_EMAIL",
+    "alwaysReadyHttpInstances": "AZURE_ALWAYS_READY_HTTP_INSTANCES",
+    "maximumInstanceCount": "AZURE_MAXIMUM_INSTANCE_COUNT",
+    "storageSku": "AZURE_STORAGE_SKU",
+    "zoneRedundant": "AZURE_ZONE_REDUNDANT",
+    "keyVaultPurgeProtection": "AZURE_KEY_VAULT_PURGE_PROTECTION",
+}
+
+
+def azd_parameters() -> dict[str, str]:
     given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    return {name: entry["value"] for name, entry in given.items()}
+
+
+def envsubst(template: str, environment: dict[str, str]) -> tuple[str, bool]:
+    """One parameter value as azd substitutes it; also whether a variable it names was unset."""
+    unset = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal unset
+        value = environment.get(match["name"])
+        if value is None:
+            unset, value = True, ""
+        return match["default"] if match["op"] and value == "" else value
+
+    return _REFERENCE.sub(substitute, template), unset
+
+
+def passed_by_azd(template: str, environment: dict[str, str], *, version: tuple[int, int, int]) -> str | None:
+    """The value azd passes to the deployment; None when it leaves the parameter out (Bicep's default)."""
+    value, unset = envsubst(template, environment)
+    if value == "" and unset and version >= AZD_FIRST_VERSION_LEAVING_OUT_UNSET:
+        return None
+    return value
+
+
+def bicep_default(param: Declaration) -> str | None:
+    """A parameter's default as azd would write it in the environment (true/false, digits, text)."""
+    default = param.body
+    if default is None:
+        return None
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def test_every_parameter_comes_from_the_azd_environment_value_named_for_it() -> None:
+    given = azd_parameters()
     main_params = declared(MAIN, "param")
-    assert set(given) <= set(main_params), f"unknown parameters: {sorted(set(given) - set(main_params))}"
-    for name, entry in given.items():
-        assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", entry["value"]), (
-            f"{name}: defaults belong in main.bicep (azd uses them for an empty value)"
-        )
+    assert set(given) == set(main_params), f"not mapped: {sorted(set(main_params) ^ set(given))}"
+    expected = {param.name: alias for alias, param in setting_params().items()} | NON_SETTING_VARIABLES
+    assert set(expected) == set(main_params)
+    for name, template in given.items():
+        match = _REFERENCE.fullmatch(template)
+        assert match, f"{name}: {template!r} is not one ${{NAME}} or ${{NAME=default}}"
+        assert match["name"] == expected[name], f"{name} should come from {expected[name]}"
+
+
+def test_every_parameter_default_in_the_parameter_file_is_the_bicep_default() -> None:
+    """Fault: `${VAR}` everywhere, so an empty value reached the deployment instead of the default."""
+    main_params = declared(MAIN, "param")
+    for name, template in azd_parameters().items():
+        match = _REFERENCE.fullmatch(template)
+        assert match
+        default = bicep_default(main_params[name])
+        if default:
+            assert match["op"] == "=", f"{name}: write ${{{match['name']}={default}}} so an empty value is the default"
+            assert match["default"] == default, f"{name}: {match['default']!r} here, {default!r} in main.bicep"
+        else:
+            assert match["op"] is None, f"{name} has no default in main.bicep ({default!r}): no default here either"
+
+
+def test_the_defaults_in_the_parameter_file_are_the_readme_defaults() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = dict(re.findall(r"^\| `([A-Za-z_]+)` \| [^\n]* \| ([^|\n]*) \|$", readme, flags=re.MULTILINE))
+    given = azd_parameters()
     for alias, param in setting_params().items():
-        assert given.get(param.name, {}).get("value") == f"${{{alias}}}", f"{param.name} should be ${{{alias}}}"
-    required = {name for name, param in main_params.items() if not param.has_default}
-    assert required <= set(given), f"azd must be able to fill {sorted(required - set(given))}"
+        if alias not in documented:
+            continue  # TCX_CLIENT_ID / TCX_CLIENT_SECRET share a row: both required
+        match = _REFERENCE.fullmatch(given[param.name])
+        assert match
+        literal = re.fullmatch(r"`([^`]*)`", documented[alias].strip())
+        if match["op"]:
+            assert literal and literal.group(1) == match["default"], f"README gives {alias} {documented[alias]!r}"
+        else:
+            assert not literal, f"README gives {alias} the default {documented[alias]!r}, azd none"
+
+
+@pytest.mark.parametrize("version", [(1, 14, 0), AZD_FIRST_VERSION_LEAVING_OUT_UNSET], ids=["azd<1.15", "azd>=1.15"])
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_an_unset_or_empty_value_deploys_the_default(version: tuple[int, int, int], value: str | None) -> None:
+    """Fault: an unset value reached @allowed parameters as '' on older azd, an empty one on every azd."""
+    main_params = declared(MAIN, "param")
+    for name, template in azd_parameters().items():
+        param = main_params[name]
+        variable = _REFERENCE.fullmatch(template)["name"]  # type: ignore[index]
+        environment = {} if value is None else {variable: value}
+        passed = passed_by_azd(template, environment, version=version)
+        default = bicep_default(param)
+        if default is None:
+            continue  # required: azd asks for it
+        deployed = default if passed is None else passed
+        assert deployed == default, f"{name}: {variable}={value!r} deploys {deployed!r}, not the default {default!r}"
+        allowed = param.decorators.get("allowed")
+        if allowed:
+            assert deployed in allowed[0], f"{name}: {deployed!r} is not allowed"
+
+
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_an_empty_value_never_switches_the_deletion_guard_off(value: str | None) -> None:
+    main_params = declared(MAIN, "param")
+    given = azd_parameters()
+    limits = {}
+    for alias in ("DEPROVISION_MAX_COUNT", "DEPROVISION_MAX_PERCENT"):
+        param = setting_params()[alias]
+        assert param.decorators.get("minLength") == [1], f"{param.name}: Bicep must refuse '' itself"
+        environment = {} if value is None else {alias: value}
+        for version in ((1, 14, 0), AZD_FIRST_VERSION_LEAVING_OUT_UNSET):
+            passed = passed_by_azd(given[param.name], environment, version=version)
+            deployed = bicep_default(main_params[param.name]) if passed is None else passed
+            assert deployed and deployed.strip(), f"{alias}={value!r} deploys {deployed!r} with azd {version}"
+            limits[alias] = deployed
+    guard = Settings(**limits)
+    assert guard.deprovision_max_count is not None and guard.deprovision_max_percent is not None
+
+
+def test_azure_yaml_requires_an_azd_that_leaves_unset_values_out() -> None:
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    required = project.get("requiredVersions", {}).get("azd", "")
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", required)
+    assert match, f"azure.yaml should require an azd version range like '>= 1.15.0', not {required!r}"
+    assert tuple(int(part) for part in match.groups()) >= AZD_FIRST_VERSION_LEAVING_OUT_UNSET
+    readme = (INFRA / "README.md").read_text()
+    assert "1.15" in readme and "requiredVersions" in readme, "infra/README.md says which azd and why"
 
 
 # -- the platform ----------------------------------------------------------------------------------
