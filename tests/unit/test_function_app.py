@@ -40,10 +40,10 @@ def test_registered_triggers_match_the_contract() -> None:
 def test_no_timer_runs_at_start_up() -> None:
     """Fault: subscription_timer ran on every start, so each scale-out and restart re-ran the upkeep."""
     timers = {}
-    for function in registered_functions():
-        for binding in json.loads(function.get_function_json())["bindings"]:
+    for registered in registered_functions():
+        for binding in json.loads(registered.get_function_json())["bindings"]:
             if binding["type"] == "timerTrigger":
-                timers[function.get_function_name()] = binding
+                timers[registered.get_function_name()] = binding
     assert {"user_sync_timer", "presence_timer", "subscription_timer", "contact_sync_timer"} <= set(timers)
     started = sorted(name for name, binding in timers.items() if binding.get("runOnStartup"))
     assert not started, f"these run at every start of an instance: {started}"
