@@ -411,8 +411,12 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 
-@description('Graph change-notification endpoint. WEBHOOK_URL is this plus ?code=<function key>: read the key with `az functionapp keys list -g <group> -n <app>` (functionKeys.default), then `azd env set WEBHOOK_URL "<endpoint>?code=<key>"` and `azd provision`.')
+// The key in WEBHOOK_URL is one set on the two webhook functions, not a host key: a host key also
+// opens the admin routes (POST /api/admin/users/run?allow_deprovision=true) to whoever sees a
+// subscription's notification URL. A function's keys exist only once its code is deployed, after
+// provisioning, so the template cannot read one (listKeys) on the first `azd up`.
+@description('Graph change-notification endpoint. WEBHOOK_URL is this plus ?code=<key>, a key of the two webhook functions only (a host key would also open the admin routes, e.g. POST /api/admin/users/run?allow_deprovision=true): KEY=$(openssl rand -hex 32); for fn in graph_notifications graph_lifecycle; do az functionapp function keys set -g <group> -n <app> --function-name $fn --key-name graph --key-value $KEY; done; then `azd env set WEBHOOK_URL "<endpoint>?code=$KEY"` and `azd provision`. The same key on graph_lifecycle serves the lifecycle URL derived from WEBHOOK_URL.')
 output WEBHOOK_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/graph/notifications'
 
-@description('Graph lifecycle-notification endpoint. Derived from WEBHOOK_URL by the app when LIFECYCLE_WEBHOOK_URL is empty; it needs the same ?code=<function key> appended if set by hand.')
+@description('Graph lifecycle-notification endpoint. Derived from WEBHOOK_URL by the app when LIFECYCLE_WEBHOOK_URL is empty, with the same ?code=<key>, which graph_lifecycle must also have (az functionapp function keys set … --function-name graph_lifecycle).')
 output LIFECYCLE_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/graph/lifecycle'

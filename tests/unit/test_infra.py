@@ -502,6 +502,34 @@ def test_the_outputs_give_the_webhook_endpoints_and_say_the_key_is_to_be_added()
     assert not set(outputs) & code_settings(), "an output named like a setting would feed it back through azd"
 
 
+def _webhook_functions() -> dict[str, str]:
+    """The webhook functions by name, with their routes."""
+    triggers = {f.get_function_name(): f.get_trigger() for f in registered_functions()}
+    return {name: t.route for name, t in triggers.items() if getattr(t, "route", "").startswith("graph/")}
+
+
+def test_webhook_url_is_made_with_a_key_of_the_webhook_functions_not_the_host_key() -> None:
+    """Fault: the output and infra/README.md said to use the host key, which also opens
+    `POST /api/admin/users/run?allow_deprovision=true`, to anyone who sees a subscription's URL."""
+    webhooks = _webhook_functions()
+    assert webhooks == {"graph_notifications": "graph/notifications", "graph_lifecycle": "graph/lifecycle"}
+    outputs = declared(MAIN, "output")
+    for output, route in (("WEBHOOK_ENDPOINT", "graph/notifications"), ("LIFECYCLE_ENDPOINT", "graph/lifecycle")):
+        assert outputs[output].body.text.endswith(f"/api/{route}'")
+    infra_readme = (INFRA / "README.md").read_text()
+    for text, where in (
+        (outputs["WEBHOOK_ENDPOINT"].description, "WEBHOOK_ENDPOINT's description"),
+        (infra_readme, "infra/README.md"),
+    ):
+        assert "functionKeys.default" not in text and "az functionapp keys list" not in text, (
+            f"{where} uses the host key"
+        )
+        assert "az functionapp function keys" in text, f"{where} does not say how to make the function key"
+        for name in webhooks:
+            assert name in text, f"{where} does not name {name}"
+        assert "admin" in text, f"{where} does not say why not the host key"
+
+
 def test_azure_yaml_provisions_infra_and_deploys_the_app_as_the_tagged_service() -> None:
     project = yaml.safe_load((ROOT / "azure.yaml").read_text())
     assert project["infra"]["path"] == "infra"
