@@ -218,24 +218,43 @@ class _FileChecker:
         self.resources = [d for d in found if d.kind == "resource"]
         self.problems: list[Problem] = []
         self._resource: Declaration | None = None
+        self._type_string = ""
 
     # -- entry ---------------------------------------------------------------------------------
 
     def run(self) -> list[Problem]:
         for resource in self.resources:
-            self._resource = resource
-            reason = self.library.missing(resource.type_string)
-            if reason:
-                self._report(resource.node, "", "no-definition", f"no resource type definition: {reason}")
-                continue
-            body = resource.body_node
-            if resource.existing or body is None:
-                continue  # a reference: its body only names what exists
-            body_type = self.library.resource(resource.type_string)
-            assert body_type is not None
-            env = self._bind(resource.loop, {})
-            self._check(body, body_type, "", env, top=True)
+            self._check_resource(resource, resource.type_string)
         return self.problems
+
+    def _check_resource(self, resource: Declaration, type_string: str) -> None:
+        self._resource, self._type_string = resource, type_string
+        if resource.node.has_error:
+            return  # a syntax error: tests/unit/test_infra.py reports it, and the tree cannot be trusted
+        reason = self.library.missing(type_string)
+        if reason:
+            self._report(resource.node, "", "no-definition", f"no resource type definition: {reason}")
+            return
+        body = resource.body_node
+        if resource.existing or body is None:
+            return  # a reference: its body only names what exists
+        body_type = self.library.resource(type_string)
+        assert body_type is not None
+        env = self._bind(resource.loop, {})
+        self._check(body, body_type, "", env, top=True)
+        for nested in self._nested_resources(body):
+            self._check_resource(nested, _nested_type(type_string, nested.type_string))
+
+    @staticmethod
+    def _nested_resources(body: Node) -> list[Declaration]:
+        """Child resources declared inside a resource body (`resource child 'config' = {…}`)."""
+        found = []
+        if body.type == "object":
+            for child in body.named_children:
+                if child.type == "object_property" and child.named_children[0].type == "resource_declaration":
+                    node = child.named_children[0]
+                    found.append(Declaration("resource", _text(node.named_children[0]), node, {}, {}))
+        return found
 
     def _report(self, node: Node, path: str, kind: str, message: str) -> None:
         assert self._resource is not None
@@ -403,6 +422,8 @@ class _FileChecker:
             if child.type != "object_property":
                 complete = False  # a spread or something this reader cannot follow
                 continue
+            if child.named_children[0].type == "resource_declaration":
+                continue  # a child resource, checked as a resource of its own
             key = self._key(child)
             if not key:
                 complete = False  # an interpolated name: any property it may be
@@ -472,6 +493,15 @@ class _FileChecker:
             near = [name for name in writable if name.lower().startswith(key.lower()[:4])][:1]
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         return f"{key!r} is not a property of this type{hint}"
+
+
+def _nested_type(parent: str, child: str) -> str:
+    """A child resource's full type: `config` inside `Microsoft.Web/sites@v` is `Microsoft.Web/sites/config@v`."""
+    if "/" in child.split("@")[0]:
+        return child  # written in full
+    parent_type, _, parent_version = parent.partition("@")
+    child_type, _, child_version = child.partition("@")
+    return f"{parent_type}/{child_type}@{child_version or parent_version}"
 
 
 def _members(type_ref: TypeRef) -> Iterator[TypeRef]:
