@@ -15,8 +15,47 @@ targetScope = 'subscription'
 @description('azd environment name; names the resource group and seeds the resource names.')
 param environmentName string
 
+// The regions that offer the Flex Consumption plan. Microsoft's own Flex Consumption azd
+// templates list them (https://github.com/Azure-Samples/functions-quickstart-python-http-azd,
+// infra/main.bicep; less its early-access region eastus2euap); Microsoft's documentation
+// (https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#view-currently-supported-regions)
+// gives the live list: `az functionapp list-flexconsumption-locations -o table`. A region that
+// gains the plan later can be added here.
 @minLength(1)
-@description('Azure region of every resource (one that offers the Flex Consumption plan).')
+@description('Azure region of every resource: one that offers the Flex Consumption plan.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({
   azd: {
     type: 'location'
@@ -40,14 +79,17 @@ param alwaysReadyHttpInstances int = 1
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Replication of the storage account that holds the connector\'s state.')
+@description('Replication of the storage account that holds the connector\'s state. Locally redundant by default: every Flex Consumption region offers it; zoneRedundant makes it zone-redundant (LRS → ZRS, GRS → GZRS).')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
   'Standard_GRS'
   'Standard_GZRS'
 ])
-param storageSku string = 'Standard_ZRS'
+param storageSku string = 'Standard_LRS'
+
+@description('Spread the app over availability zones (the plan\'s zoneRedundant) with zone-redundant storage. Only in regions with availability zones that offer it: `az functionapp list-flexconsumption-locations --zone-redundant=true`. The HTTP group then keeps at least two always-ready instances.')
+param zoneRedundant bool = false
 
 @description('Turn on Key Vault purge protection (recommended for production; blocks re-creating a deleted environment of the same name for 7 days).')
 param keyVaultPurgeProtection bool = false
@@ -169,10 +211,12 @@ param sharedMailboxes string = ''
 ])
 param deprovision string = 'disable'
 
-@description('DEPROVISION_MAX_COUNT: deletion guard, most users one run may disable/delete; empty = no count limit.')
+@description('DEPROVISION_MAX_COUNT: deletion guard, most users one run may disable/delete; none = no count limit. Never empty: an empty app setting would lift the limit.')
+@minLength(1)
 param deprovisionMaxCount string = '25'
 
-@description('DEPROVISION_MAX_PERCENT: deletion guard, most share (%) of synced users one run may disable/delete; empty = no share limit.')
+@description('DEPROVISION_MAX_PERCENT: deletion guard, most share (%) of synced users one run may disable/delete; none = no share limit. Never empty: an empty app setting would lift the limit.')
+@minLength(1)
 param deprovisionMaxPercent string = '20'
 
 // -- notifications, presence, contacts -------------------------------------------------------
@@ -210,6 +254,13 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+// A zone-redundant plan needs zone-redundant storage: each replication choice and its zone-redundant counterpart.
+var zoneRedundantStorage = {
+  Standard_LRS: 'Standard_ZRS'
+  Standard_ZRS: 'Standard_ZRS'
+  Standard_GRS: 'Standard_GZRS'
+  Standard_GZRS: 'Standard_GZRS'
+}
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
@@ -234,7 +285,7 @@ module storage 'modules/storage.bicep' = {
     name: 'st${resourceToken}'
     location: location
     tags: tags
-    sku: storageSku
+    sku: zoneRedundant ? zoneRedundantStorage[storageSku] : storageSku
     deploymentContainerName: 'app-package'
     workQueueName: workQueue
   }
@@ -334,6 +385,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    zoneRedundant: zoneRedundant
     appSettings: connectorSettings
   }
 }
@@ -359,8 +411,12 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 
-@description('Graph change-notification endpoint. WEBHOOK_URL is this plus ?code=<function key>: read the key with `az functionapp keys list -g <group> -n <app>` (functionKeys.default), then `azd env set WEBHOOK_URL "<endpoint>?code=<key>"` and `azd provision`.')
+// The key in WEBHOOK_URL is one set on the two webhook functions, not a host key: a host key also
+// opens the admin routes (POST /api/admin/users/run?allow_deprovision=true) to whoever sees a
+// subscription's notification URL. A function's keys exist only once its code is deployed, after
+// provisioning, so the template cannot read one (listKeys) on the first `azd up`.
+@description('Graph change-notification endpoint. WEBHOOK_URL is this plus ?code=<key>, a key of the two webhook functions only (a host key would also open the admin routes, e.g. POST /api/admin/users/run?allow_deprovision=true): KEY=$(openssl rand -hex 32); for fn in graph_notifications graph_lifecycle; do az functionapp function keys set -g <group> -n <app> --function-name $fn --key-name graph --key-value $KEY; done; then `azd env set WEBHOOK_URL "<endpoint>?code=$KEY"` and `azd provision`. The same key on graph_lifecycle serves the lifecycle URL derived from WEBHOOK_URL.')
 output WEBHOOK_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/graph/notifications'
 
-@description('Graph lifecycle-notification endpoint. Derived from WEBHOOK_URL by the app when LIFECYCLE_WEBHOOK_URL is empty; it needs the same ?code=<function key> appended if set by hand.')
+@description('Graph lifecycle-notification endpoint. Derived from WEBHOOK_URL by the app when LIFECYCLE_WEBHOOK_URL is empty, with the same ?code=<key>, which graph_lifecycle must also have (az functionapp function keys set … --function-name graph_lifecycle).')
 output LIFECYCLE_ENDPOINT string = 'https://${functionApp.outputs.defaultHostName}/api/graph/lifecycle'

@@ -157,8 +157,9 @@ class Settings(BaseSettings):
 
     @field_validator("deprovision_max_count", "deprovision_max_percent", mode="before")
     @classmethod
-    def _empty_is_off(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _none_or_empty_is_off(cls, value: Any) -> Any:
+        # `none` lifts a limit on purpose; the deployment (infra/) turns an empty value into the default.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("graph_authority_host", "graph_base_url", "tcx_base_url", "webhook_url", "lifecycle_webhook_url")
     @classmethod

@@ -25,7 +25,7 @@ def presence_timer(timer: func.TimerRequest) -> None:
 
 
 @bp.function_name("subscription_timer")
-@bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_SCHEDULE%", run_on_startup=True, use_monitor=True)
+@bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def subscription_timer(timer: func.TimerRequest) -> None:
     """Create missing, renew expiring and delete orphaned Graph subscriptions."""
     jobs.subscription_upkeep(process_runtime())

@@ -52,6 +52,9 @@ param maximumInstanceCount int = 40
 @minValue(0)
 param alwaysReadyHttpInstances int = 1
 
+@description('Spread the plan over availability zones (regions with zones only). The HTTP group then keeps at least two always-ready instances, the fewest a zone-redundant Flex Consumption app takes.')
+param zoneRedundant bool = false
+
 @secure()
 @description('The connector\'s own settings (name → value). Secure because WEBHOOK_URL carries the function key; the credentials are Key Vault references.')
 param appSettings object
@@ -90,13 +93,16 @@ var hostSettings = [
   }
 ]
 
+// Always-ready instances of the HTTP group; zone redundancy takes no fewer than two.
+var alwaysReadyHttp = zoneRedundant && alwaysReadyHttpInstances > 0 ? max(2, alwaysReadyHttpInstances) : alwaysReadyHttpInstances
+
 var connectorSettings = [for setting in items(appSettings): {
   name: setting.key
   value: setting.value
 }]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225:Flex Consumption zone redundancy is offered in some regions only; the state is in zone-redundant storage and a lost run is redone by the next timer.
+  // checkov:skip=CKV_AZURE_225:Zone redundancy is the zoneRedundant parameter, off by default: regions without availability zones refuse it, and a run lost with a zone is redone by the next timer.
   name: planName
   location: location
   tags: tags
@@ -107,6 +113,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -150,10 +157,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
-        alwaysReady: alwaysReadyHttpInstances > 0 ? [
+        alwaysReady: alwaysReadyHttp > 0 ? [
           {
             name: 'http'
-            instanceCount: alwaysReadyHttpInstances
+            instanceCount: alwaysReadyHttp
           }
         ] : []
       }

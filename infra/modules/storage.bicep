@@ -13,14 +13,14 @@ param location string
 @description('Tags for the resource.')
 param tags object = {}
 
-@description('Replication. Zone-redundant by default: the state tables hold per-user options and links that a lost zone should not take with it.')
+@description('Replication. Locally redundant by default, which every region offers; zone-redundant (ZRS, GZRS) where the region has availability zones and the app is zone-redundant too.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
   'Standard_GRS'
   'Standard_GZRS'
 ])
-param sku string = 'Standard_ZRS'
+param sku string = 'Standard_LRS'
 
 @description('Blob container the Flex Consumption host deploys the app package to.')
 param deploymentContainerName string
@@ -31,7 +31,7 @@ param workQueueName string
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35:The Function App has no VNet integration here and reaches storage over its public endpoint; access needs an Entra ID token with a data role (shared keys are disabled).
   // checkov:skip=CKV_AZURE_59:Public endpoint needed for the same reason; anonymous and key-based access are both off.
-  // checkov:skip=CKV_AZURE_206:Replication is the sku parameter: zone-redundant by default, geo-redundant (GRS/GZRS) where the region pair is wanted.
+  // checkov:skip=CKV_AZURE_206:Replication is the sku parameter (main.bicep's storageSku and zoneRedundant): LRS exists in every Flex Consumption region, ZRS only where there are availability zones.
   name: name
   location: location
   tags: tags

@@ -37,6 +37,18 @@ def test_registered_triggers_match_the_contract() -> None:
             assert str(getattr(trigger.auth_level, "value", trigger.auth_level)).lower() == "function"
 
 
+def test_no_timer_runs_at_start_up() -> None:
+    """Fault: subscription_timer ran on every start, so each scale-out and restart re-ran the upkeep."""
+    timers = {}
+    for registered in registered_functions():
+        for binding in json.loads(registered.get_function_json())["bindings"]:
+            if binding["type"] == "timerTrigger":
+                timers[registered.get_function_name()] = binding
+    assert {"user_sync_timer", "presence_timer", "subscription_timer", "contact_sync_timer"} <= set(timers)
+    started = sorted(name for name, binding in timers.items() if binding.get("runOnStartup"))
+    assert not started, f"these run at every start of an instance: {started}"
+
+
 def test_a_bad_setting_answers_500_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNC_SSO", "sometimes")
     response = call("admin_user_plan", "GET", "admin/users/plan")

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tree_sitter_bicep
 import yaml
 from pydantic import SecretStr
-from tree_sitter import Language, Node, Parser
 
 from function_app import registered_functions
 from shared.settings import Settings
+from tests.bicep_support import (
+    INFRA,
+    PROJECT_ROOT,
+    Declaration,
+    Expr,
+    bicep_files,
+    declared,
+    parse,
+    resources_of_type,
+    syntax_problems,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-INFRA = ROOT / "infra"
+ROOT = PROJECT_ROOT
 MAIN = INFRA / "main.bicep"
 MODULES = INFRA / "modules"
 
@@ -57,155 +62,6 @@ BUILT_IN_ROLES = {
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
-
-
-# -- reading Bicep with tree-sitter --------------------------------------------------------------
-
-
-@cache
-def _parser() -> Parser:
-    return Parser(Language(tree_sitter_bicep.language()))
-
-
-def parse(source: str) -> Node:
-    return _parser().parse(source.encode("utf-8")).root_node
-
-
-def syntax_problems(root: Node, label: str) -> list[str]:
-    """Every ERROR or MISSING node, as `file:line:column: what` (1-based lines)."""
-    problems: list[str] = []
-
-    def walk(node: Node) -> None:
-        if node.is_error or node.is_missing:
-            kind = "missing " + node.type if node.is_missing else "syntax error"
-            near = (node.text or b"").decode("utf-8", "replace").splitlines()[:1]
-            where = f"{label}:{node.start_point.row + 1}:{node.start_point.column + 1}"
-            problems.append(f"{where}: {kind}" + (f" near {near[0][:60]!r}" if near else ""))
-        for child in node.children:
-            walk(child)
-
-    walk(root)
-    return problems
-
-
-@dataclass(frozen=True)
-class Expr:
-    """A Bicep expression that is not a literal, kept as its source text."""
-
-    text: str
-    node: Node
-
-    def identifiers(self) -> set[str]:
-        return {n.text.decode() for n in _descendants(self.node) if n.type == "identifier" and n.text}
-
-
-def _descendants(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from _descendants(child)
-
-
-_ESCAPES = {"\\'": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
-
-
-def value(node: Node) -> Any:
-    """A literal as Python data (objects → dict, arrays → list); anything else as an Expr."""
-    match node.type:
-        case "object":
-            return {
-                _key(prop.named_children[0]): value(prop.named_children[-1])
-                for prop in node.named_children
-                if prop.type == "object_property"
-            }
-        case "array":
-            return [value(item) for item in node.named_children if item.type != "comment"]
-        case "string" if not any(child.type == "interpolation" for child in node.named_children):
-            return "".join(
-                _ESCAPES.get(part.text.decode(), part.text.decode()) for part in node.named_children if part.text
-            )
-        case "boolean":
-            return node.text == b"true"
-        case "number":
-            return int(node.text or b"0")
-        case "null":
-            return None
-    return Expr((node.text or b"").decode(), node)
-
-
-def _key(node: Node) -> str:
-    return value(node) if node.type == "string" else (node.text or b"").decode()
-
-
-@dataclass
-class Declaration:
-    """One top-level declaration of a Bicep file, with the decorators written above it."""
-
-    kind: str  # param, var, resource, module, output
-    name: str
-    node: Node
-    decorators: dict[str, list[Any]]
-
-    @property
-    def body(self) -> Any:
-        """The declared value: a param's default, a var's value, a resource's or module's object."""
-        children = self.node.named_children
-        if self.kind == "param" and len(children) < 3:
-            return None  # name and type only: no default
-        last = children[-1]
-        if last.type in ("if_statement", "for_statement"):
-            last = last.named_children[-1]
-        return value(last)
-
-    @property
-    def has_default(self) -> bool:
-        return self.kind != "param" or self.body is not None
-
-    @property
-    def type_string(self) -> str:
-        """The resource or module path string (`Microsoft.Web/sites@…`, `modules/x.bicep`)."""
-        return value(self.node.named_children[1])
-
-    @property
-    def description(self) -> str:
-        return (self.decorators.get("description") or [""])[0]
-
-
-_KINDS = {
-    "parameter_declaration": "param",
-    "variable_declaration": "var",
-    "resource_declaration": "resource",
-    "module_declaration": "module",
-    "output_declaration": "output",
-}
-
-
-@cache
-def declarations(path: Path) -> tuple[Declaration, ...]:
-    found: list[Declaration] = []
-    pending: dict[str, list[Any]] = {}
-    for node in parse(path.read_text()).named_children:
-        if node.type == "decorators":
-            for decorator in node.named_children:
-                call = decorator.named_children[0]
-                name = (call.named_children[0].text or b"").decode()
-                args = call.named_children[1].named_children if len(call.named_children) > 1 else []
-                pending[name] = [value(arg) for arg in args]
-        elif node.type in _KINDS:
-            found.append(Declaration(_KINDS[node.type], (node.named_children[0].text or b"").decode(), node, pending))
-            pending = {}
-    return tuple(found)
-
-
-def declared(path: Path, kind: str) -> dict[str, Declaration]:
-    return {d.name: d for d in declarations(path) if d.kind == kind}
-
-
-def resources_of_type(path: Path, type_prefix: str) -> list[Declaration]:
-    return [d for d in declared(path, "resource").values() if d.type_string.split("@")[0] == type_prefix]
-
-
-def bicep_files() -> list[Path]:
-    return sorted(INFRA.rglob("*.bicep"))
 
 
 # -- what the code reads -----------------------------------------------------------------------
@@ -383,18 +239,152 @@ def test_no_output_carries_a_secure_value(path: Path) -> None:
         assert not used & secure, f"output {output.name} uses {sorted(used & secure)}"
 
 
-def test_azd_parameters_come_from_environment_values_of_the_same_names() -> None:
+# What azd does with infra/main.parameters.json. Each value is a `${NAME}` reference that azd fills
+# from the environment with github.com/drone/envsubst (v1.0.3, azure-dev's go.mod): `${NAME}` is the
+# value, '' when unset; `${NAME=default}` is the default when the value is empty or unset (the
+# library's `=`, `:=` and `:-` all do that). What azd then passes (pkg/infra/provisioning/bicep,
+# loadParameters and armParameterFileValue): since 1.15.0 a parameter whose variable is unset and
+# whose value came out empty is left out, so Bicep's default applies; before 1.15.0 it was passed
+# as ''. A variable set to '' is passed as '' by every version, unless it has a default here.
+AZD_FIRST_VERSION_LEAVING_OUT_UNSET = (1, 15, 0)
+_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>=|:=|:-)(?P<default>[^}]*))?\}")
+# Parameters that are not settings of the code: azd's own environment values, and the infrastructure knobs.
+NON_SETTING_VARIABLES = {
+    "environmentName": "AZURE_ENV_NAME",
+    "location": "AZURE_LOCATION",
+    "resourceGroupName": "AZURE_RESOURCE_GROUP",
+    "alertEmail": "ALERT_EMAIL",
+    "alwaysReadyHttpInstances": "AZURE_ALWAYS_READY_HTTP_INSTANCES",
+    "maximumInstanceCount": "AZURE_MAXIMUM_INSTANCE_COUNT",
+    "storageSku": "AZURE_STORAGE_SKU",
+    "zoneRedundant": "AZURE_ZONE_REDUNDANT",
+    "keyVaultPurgeProtection": "AZURE_KEY_VAULT_PURGE_PROTECTION",
+}
+
+
+def azd_parameters() -> dict[str, str]:
     given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    return {name: entry["value"] for name, entry in given.items()}
+
+
+def envsubst(template: str, environment: dict[str, str]) -> tuple[str, bool]:
+    """One parameter value as azd substitutes it; also whether a variable it names was unset."""
+    unset = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal unset
+        value = environment.get(match["name"])
+        if value is None:
+            unset, value = True, ""
+        return match["default"] if match["op"] and value == "" else value
+
+    return _REFERENCE.sub(substitute, template), unset
+
+
+def passed_by_azd(template: str, environment: dict[str, str], *, version: tuple[int, int, int]) -> str | None:
+    """The value azd passes to the deployment; None when it leaves the parameter out (Bicep's default)."""
+    value, unset = envsubst(template, environment)
+    if value == "" and unset and version >= AZD_FIRST_VERSION_LEAVING_OUT_UNSET:
+        return None
+    return value
+
+
+def bicep_default(param: Declaration) -> str | None:
+    """A parameter's default as azd would write it in the environment (true/false, digits, text)."""
+    default = param.body
+    if default is None:
+        return None
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def test_every_parameter_comes_from_the_azd_environment_value_named_for_it() -> None:
+    given = azd_parameters()
     main_params = declared(MAIN, "param")
-    assert set(given) <= set(main_params), f"unknown parameters: {sorted(set(given) - set(main_params))}"
-    for name, entry in given.items():
-        assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", entry["value"]), (
-            f"{name}: defaults belong in main.bicep (azd uses them for an empty value)"
-        )
+    assert set(given) == set(main_params), f"not mapped: {sorted(set(main_params) ^ set(given))}"
+    expected = {param.name: alias for alias, param in setting_params().items()} | NON_SETTING_VARIABLES
+    assert set(expected) == set(main_params)
+    for name, template in given.items():
+        match = _REFERENCE.fullmatch(template)
+        assert match, f"{name}: {template!r} is not one ${{NAME}} or ${{NAME=default}}"
+        assert match["name"] == expected[name], f"{name} should come from {expected[name]}"
+
+
+def test_every_parameter_default_in_the_parameter_file_is_the_bicep_default() -> None:
+    """Fault: `${VAR}` everywhere, so an empty value reached the deployment instead of the default."""
+    main_params = declared(MAIN, "param")
+    for name, template in azd_parameters().items():
+        match = _REFERENCE.fullmatch(template)
+        assert match
+        default = bicep_default(main_params[name])
+        if default:
+            assert match["op"] == "=", f"{name}: write ${{{match['name']}={default}}} so an empty value is the default"
+            assert match["default"] == default, f"{name}: {match['default']!r} here, {default!r} in main.bicep"
+        else:
+            assert match["op"] is None, f"{name} has no default in main.bicep ({default!r}): no default here either"
+
+
+def test_the_defaults_in_the_parameter_file_are_the_readme_defaults() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = dict(re.findall(r"^\| `([A-Za-z_]+)` \| [^\n]* \| ([^|\n]*) \|$", readme, flags=re.MULTILINE))
+    given = azd_parameters()
     for alias, param in setting_params().items():
-        assert given.get(param.name, {}).get("value") == f"${{{alias}}}", f"{param.name} should be ${{{alias}}}"
-    required = {name for name, param in main_params.items() if not param.has_default}
-    assert required <= set(given), f"azd must be able to fill {sorted(required - set(given))}"
+        if alias not in documented:
+            continue  # TCX_CLIENT_ID / TCX_CLIENT_SECRET share a row: both required
+        match = _REFERENCE.fullmatch(given[param.name])
+        assert match
+        literal = re.fullmatch(r"`([^`]*)`", documented[alias].strip())
+        if match["op"]:
+            assert literal and literal.group(1) == match["default"], f"README gives {alias} {documented[alias]!r}"
+        else:
+            assert not literal, f"README gives {alias} the default {documented[alias]!r}, azd none"
+
+
+@pytest.mark.parametrize("version", [(1, 14, 0), AZD_FIRST_VERSION_LEAVING_OUT_UNSET], ids=["azd<1.15", "azd>=1.15"])
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_an_unset_or_empty_value_deploys_the_default(version: tuple[int, int, int], value: str | None) -> None:
+    """Fault: an unset value reached @allowed parameters as '' on older azd, an empty one on every azd."""
+    main_params = declared(MAIN, "param")
+    for name, template in azd_parameters().items():
+        param = main_params[name]
+        variable = _REFERENCE.fullmatch(template)["name"]  # type: ignore[index]
+        environment = {} if value is None else {variable: value}
+        passed = passed_by_azd(template, environment, version=version)
+        default = bicep_default(param)
+        if default is None:
+            continue  # required: azd asks for it
+        deployed = default if passed is None else passed
+        assert deployed == default, f"{name}: {variable}={value!r} deploys {deployed!r}, not the default {default!r}"
+        allowed = param.decorators.get("allowed")
+        if allowed:
+            assert deployed in allowed[0], f"{name}: {deployed!r} is not allowed"
+
+
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_an_empty_value_never_switches_the_deletion_guard_off(value: str | None) -> None:
+    main_params = declared(MAIN, "param")
+    given = azd_parameters()
+    limits = {}
+    for alias in ("DEPROVISION_MAX_COUNT", "DEPROVISION_MAX_PERCENT"):
+        param = setting_params()[alias]
+        assert param.decorators.get("minLength") == [1], f"{param.name}: Bicep must refuse '' itself"
+        environment = {} if value is None else {alias: value}
+        for version in ((1, 14, 0), AZD_FIRST_VERSION_LEAVING_OUT_UNSET):
+            passed = passed_by_azd(given[param.name], environment, version=version)
+            deployed = bicep_default(main_params[param.name]) if passed is None else passed
+            assert deployed and deployed.strip(), f"{alias}={value!r} deploys {deployed!r} with azd {version}"
+            limits[alias] = deployed
+    guard = Settings(**limits)
+    assert guard.deprovision_max_count is not None and guard.deprovision_max_percent is not None
+
+
+def test_azure_yaml_requires_an_azd_that_leaves_unset_values_out() -> None:
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    required = project.get("requiredVersions", {}).get("azd", "")
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", required)
+    assert match, f"azure.yaml should require an azd version range like '>= 1.15.0', not {required!r}"
+    assert tuple(int(part) for part in match.groups()) >= AZD_FIRST_VERSION_LEAVING_OUT_UNSET
+    readme = (INFRA / "README.md").read_text()
+    assert "1.15" in readme and "requiredVersions" in readme, "infra/README.md says which azd and why"
 
 
 # -- the platform ----------------------------------------------------------------------------------
@@ -413,7 +403,8 @@ def test_the_app_runs_on_flex_consumption_with_its_user_assigned_identity() -> N
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
     always_ready = config["scaleAndConcurrency"]["alwaysReady"]
     assert isinstance(always_ready, Expr) and "'http'" in always_ready.text
-    assert "alwaysReadyHttpInstances" in always_ready.identifiers()
+    assert "alwaysReadyHttp" in always_ready.identifiers()
+    assert "alwaysReadyHttpInstances" in declared(path, "var")["alwaysReadyHttp"].body.identifiers()
     assert declared(path, "param")["alwaysReadyHttpInstances"].body >= 1, "webhooks must be answered warm"
     assert site.body["properties"]["httpsOnly"] is True
 
@@ -511,6 +502,34 @@ def test_the_outputs_give_the_webhook_endpoints_and_say_the_key_is_to_be_added()
     assert not set(outputs) & code_settings(), "an output named like a setting would feed it back through azd"
 
 
+def _webhook_functions() -> dict[str, str]:
+    """The webhook functions by name, with their routes."""
+    triggers = {f.get_function_name(): f.get_trigger() for f in registered_functions()}
+    return {name: t.route for name, t in triggers.items() if getattr(t, "route", "").startswith("graph/")}
+
+
+def test_webhook_url_is_made_with_a_key_of_the_webhook_functions_not_the_host_key() -> None:
+    """Fault: the output and infra/README.md said to use the host key, which also opens
+    `POST /api/admin/users/run?allow_deprovision=true`, to anyone who sees a subscription's URL."""
+    webhooks = _webhook_functions()
+    assert webhooks == {"graph_notifications": "graph/notifications", "graph_lifecycle": "graph/lifecycle"}
+    outputs = declared(MAIN, "output")
+    for output, route in (("WEBHOOK_ENDPOINT", "graph/notifications"), ("LIFECYCLE_ENDPOINT", "graph/lifecycle")):
+        assert outputs[output].body.text.endswith(f"/api/{route}'")
+    infra_readme = (INFRA / "README.md").read_text()
+    for text, where in (
+        (outputs["WEBHOOK_ENDPOINT"].description, "WEBHOOK_ENDPOINT's description"),
+        (infra_readme, "infra/README.md"),
+    ):
+        assert "functionKeys.default" not in text and "az functionapp keys list" not in text, (
+            f"{where} uses the host key"
+        )
+        assert "az functionapp function keys" in text, f"{where} does not say how to make the function key"
+        for name in webhooks:
+            assert name in text, f"{where} does not name {name}"
+        assert "admin" in text, f"{where} does not say why not the host key"
+
+
 def test_azure_yaml_provisions_infra_and_deploys_the_app_as_the_tagged_service() -> None:
     project = yaml.safe_load((ROOT / "azure.yaml").read_text())
     assert project["infra"]["path"] == "infra"
@@ -527,3 +546,54 @@ def test_the_infra_readme_describes_every_module() -> None:
     readme = (INFRA / "README.md").read_text()
     for path in bicep_files():
         assert path.relative_to(INFRA).as_posix() in readme, f"infra/README.md does not mention {path.name}"
+
+
+# -- region and redundancy ---------------------------------------------------------------------------
+
+
+def test_the_location_is_one_of_the_regions_that_offer_flex_consumption() -> None:
+    """Fault: any region was accepted, and the deployment failed late where Flex Consumption is not offered."""
+    location = declared(MAIN, "param")["location"]
+    (regions,) = location.decorators.get("allowed", [[]])
+    assert regions, "main.bicep accepts any region"
+    assert len(regions) == len(set(regions)) and all(re.fullmatch(r"[a-z0-9]+", r) for r in regions), regions
+    assert location.decorators["metadata"] == [{"azd": {"type": "location"}}], "azd offers only these regions"
+    source = location.leading_comment
+    assert "https://" in source and "list-flexconsumption-locations" in source, "the list says where it is from"
+    for doc in (INFRA / "README.md", ROOT / "docs" / "admin-guide.md"):
+        for region in re.findall(r"AZURE_LOCATION ([a-z0-9]+)", doc.read_text()):
+            assert region in regions, f"{doc.name} suggests {region}, which main.bicep refuses"
+
+
+def test_storage_is_locally_redundant_unless_zone_redundancy_is_asked_for() -> None:
+    """Fault: Standard_ZRS by default, which regions without availability zones do not offer."""
+    params = declared(MAIN, "param")
+    assert params["storageSku"].body == "Standard_LRS"
+    assert declared(MODULES / "storage.bicep", "param")["sku"].body == "Standard_LRS"
+    assert params["zoneRedundant"].body is False
+    # With zone redundancy, each replication choice becomes its zone-redundant counterpart.
+    (choices,) = params["storageSku"].decorators["allowed"]
+    zonal = declared(MAIN, "var")["zoneRedundantStorage"].body
+    assert set(zonal) == set(choices)
+    assert all(zonal[sku] in {"Standard_ZRS", "Standard_GZRS"} for sku in choices), zonal
+    assert zonal["Standard_GRS"] == "Standard_GZRS", "geo-redundancy is kept"
+    storage = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/storage.bicep")
+    assert storage.body["params"]["sku"].text == "zoneRedundant ? zoneRedundantStorage[storageSku] : storageSku"
+
+
+def test_zone_redundancy_is_set_on_the_plan_with_the_always_ready_instances_it_needs() -> None:
+    function_app = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/functionapp.bicep")
+    assert function_app.body["params"]["zoneRedundant"].text == "zoneRedundant"
+    path = MODULES / "functionapp.bicep"
+    assert declared(path, "param")["zoneRedundant"].body is False
+    (plan,) = resources_of_type(path, "Microsoft.Web/serverfarms")
+    assert plan.body["properties"]["zoneRedundant"].text == "zoneRedundant"
+    # A zone-redundant Flex Consumption app takes no fewer than two always-ready instances per group.
+    (site,) = resources_of_type(path, "Microsoft.Web/sites")
+    always_ready = site.body["properties"]["functionAppConfig"]["scaleAndConcurrency"]["alwaysReady"]
+    assert "alwaysReadyHttp" in always_ready.identifiers()
+    count = declared(path, "var")["alwaysReadyHttp"].body
+    expected = (
+        "zoneRedundant && alwaysReadyHttpInstances > 0 ? max(2, alwaysReadyHttpInstances) : alwaysReadyHttpInstances"
+    )
+    assert count.text == expected

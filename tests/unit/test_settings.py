@@ -67,6 +67,18 @@ def test_a_bad_value_gives_one_line_naming_the_setting(
     assert message.startswith(f"configuration error: {named}")
 
 
+@pytest.mark.parametrize("off", ["", "  ", "none", "None", " NONE "])
+def test_a_guard_limit_is_lifted_by_none_or_an_empty_value(monkeypatch: pytest.MonkeyPatch, off: str) -> None:
+    """`none` says it on purpose: the deployment never passes an empty value (it means the default there)."""
+    monkeypatch.setenv("DEPROVISION_MAX_COUNT", off)
+    monkeypatch.setenv("DEPROVISION_MAX_PERCENT", off)
+    settings = load_settings()
+    assert (settings.deprovision_max_count, settings.deprovision_max_percent) == (None, None)
+    monkeypatch.setenv("DEPROVISION_MAX_COUNT", "nothing")
+    with pytest.raises(ConfigError, match="^configuration error: DEPROVISION_MAX_COUNT"):
+        load_settings()
+
+
 def test_credentials_are_required_per_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRAPH_TENANT_ID", GUID)
     monkeypatch.setenv("GRAPH_CLIENT_ID", GUID)
