@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,15 +56,20 @@ class Azurite:
         if self.owns_location:
             shutil.rmtree(self.location, ignore_errors=True)
 
-    def restart(self, startup_timeout: float = 30.0) -> None:
+    def restart(self, *, while_down: Callable[[], object] | None = None, startup_timeout: float = 30.0) -> None:
         """Stop the emulator and start it again on the same ports and data directory.
 
         What it stored survives (Azurite writes its data to `location` when it shuts down),
         and the connection string stays valid, as after a storage service's restart.
+        `while_down` runs while nothing listens (to see what fails meanwhile).
         """
         self._end_process()
-        self.process = _launch(self.location, [self.blob_port, self.queue_port, self.table_port])
-        _wait_until_listening(self, startup_timeout)
+        try:
+            if while_down is not None:
+                while_down()
+        finally:
+            self.process = _launch(self.location, [self.blob_port, self.queue_port, self.table_port])
+            _wait_until_listening(self, startup_timeout)
 
     def _end_process(self) -> None:
         if self.process.poll() is None:
