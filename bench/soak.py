@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.chaos.runner import SoakConfig, run_soak  # noqa: E402
 
-SHORT = {"users": 30, "days": 1.5, "steps_per_day": 12, "fault_intensity": 2.0, "life_intensity": 3.0}
+SHORT = {"users": 25, "days": 1.5, "steps_per_day": 8, "fault_intensity": 2.0, "life_intensity": 3.0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "--fault-intensity",
         type=float,
         default=SoakConfig.fault_intensity,
-        help="multiplies every fault rate (default 1; every kind strikes at least once anyway)",
+        help="multiplies every fault rate (default 1; every kind is injected at least once anyway)",
     )
     parser.add_argument(
         "--calendar-refresh-minutes",

@@ -163,13 +163,17 @@ def _only_the_avatar_is_missing(wanted: Mapping[str, Any], have: Mapping[str, An
 
 
 def _field_differences(wanted: Mapping[str, Any], have: Mapping[str, Any]) -> str:
+    """The fields that differ, in words ('' when none); an avatar is named, never printed."""
     wrong = []
     for name, value in wanted.items():
         actual = have.get(name)
         differs = (actual or "") != value if isinstance(value, str) else actual != value
-        if differs:
-            shown = "(photo)" if name == "ContactImage" else repr(value)
-            wrong.append(f"{name} is {'(photo)' if name == 'ContactImage' and actual else repr(actual)}, not {shown}")
+        if not differs:
+            continue
+        if name == "ContactImage":
+            wrong.append(f"avatar {'is an older photo' if actual and value else 'missing' if value else 'not cleared'}")
+        else:
+            wrong.append(f"{name} is {actual!r}, not {value!r}")
     return "; ".join(wrong)
 
 

@@ -19,12 +19,13 @@ contacts timer; the queue drained). Then the checks.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
 import random
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -55,7 +56,6 @@ from sync.envelope import RUN_KINDS
 from sync.notifications import SubscriptionCache
 from sync.runtime import Runtime, process_runtime, reset_process_runtime
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 FUNCTION_KEY = "soak-function-key-" + secrets.token_hex(6)  # planted in WEBHOOK_URL; must never show up
 EXTENSION_START = 1000
 # After the faults are lifted the connector runs on its own this long before the quiet reconcile:
@@ -376,7 +376,9 @@ class Soak:
         self.network.disarm()
         self.host.disarm()
         lifted = self.clock.now()
-        before = sum(len(check.problems) for check in self._verdict(final=False))
+        drift = self._verdict(final=False)
+        before = {check.name: len(check.problems) for check in drift if check.problems}
+        examples = [checks.shown(problem) for check in drift for problem in check.problems][: checks.EXAMPLES]
         on_its_own = None
         moment = lifted
         while moment < self.checked_at:
@@ -393,7 +395,9 @@ class Soak:
         self._tick()
         return {
             "faults_left_unstruck": left,
-            "problems_when_faults_lifted": before,
+            "problems_when_faults_lifted": sum(before.values()),
+            "problems_when_faults_lifted_by_check": before,
+            "problems_when_faults_lifted_examples": examples,
             "converged_on_its_own_after_simulated_minutes": (
                 round((on_its_own - lifted).total_seconds() / 60) if on_its_own else None
             ),
@@ -494,16 +498,26 @@ def _run_record_texts(stack: Stack) -> list[tuple[str, str]]:
 
 
 def _cli_texts() -> list[tuple[str, str]]:
-    """What `python -m sync runs` shows an administrator (text and JSON), for the secrets scan."""
+    """What `python -m sync runs` shows an administrator (text and JSON), for the secrets scan.
+
+    Run in this process (a child would cost seconds of start-up each): the CLI's stdout and
+    stderr are captured, and the logging it configures for itself is put back afterwards.
+    """
+    from sync.cli import main
+
     texts = []
+    root = logging.getLogger()
     for arguments in (["runs", "--limit", "200"], ["runs", "--json", "--limit", "200"]):
-        child = subprocess.run(  # noqa: S603 - our own CLI, with our own interpreter
-            [sys.executable, "-m", "sync", *arguments],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=dict(os.environ),
-            check=False,
-        )
-        texts.append((f"cli {' '.join(arguments)} (exit {child.returncode})", child.stdout + child.stderr))
+        handlers, level = list(root.handlers), root.level
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(arguments)
+        finally:
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            for handler in handlers:
+                root.addHandler(handler)
+            root.setLevel(level)
+        texts.append((f"cli {' '.join(arguments)} (exit {code})", out.getvalue() + err.getvalue()))
     return texts

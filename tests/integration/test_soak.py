@@ -6,7 +6,7 @@ Every check must pass, every kind of fault and of tenant event must really have 
 and the only way a failed action may escape its run record is a known gap the report
 names (bench/chaos/known_gaps.py).
 
-Measured: about 25 s on a 2-core machine (`bench/soak.py --short`).
+Measured: about 20 s on an otherwise idle 2-core machine, 30–40 s on a busy one.
 """
 
 from __future__ import annotations
