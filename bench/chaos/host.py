@@ -12,6 +12,9 @@ the simulated clock:
   the next step (the host's `visibilityTimeout`), then is tried again, and after
   `maxDequeueCount` tries it goes to `<queue>-poison`;
 - a lost message fault deletes the next received message unprocessed, as if it never came.
+
+Each invocation begins with an `invoke <function>[: <kind> work]` log line, so the checks
+can tell which log lines (and which run summaries) belong to which invocation.
 """
 
 from __future__ import annotations

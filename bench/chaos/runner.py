@@ -372,6 +372,7 @@ class Soak:
         (calendar reads back off up to an hour, and a Graph outage brakes them for 15 minutes);
         it is also when the connector may converge on its own, which is reported.
         """
+        quiet_started = time.perf_counter()
         left = self.faults.disarm(self.stack.graph.batch_item_faults)
         self.network.disarm()
         self.host.disarm()
@@ -403,6 +404,9 @@ class Soak:
             ),
             "quiet_reconcile_wall_seconds": round(time.perf_counter() - wall, 2),
             "quiet_reconcile_simulated_seconds": round(self.clock() - simulated, 1),
+            # From the faults lifted to the verdict (made right after the quiet reconcile).
+            "since_faults_lifted_simulated_minutes": round((self.clock.now() - lifted).total_seconds() / 60),
+            "since_faults_lifted_wall_seconds": round(time.perf_counter() - quiet_started, 1),
         }
 
     def _verdict(self, *, final: bool) -> list[checks.Check]:

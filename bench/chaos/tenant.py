@@ -43,6 +43,9 @@ TITLES = ("Owner", "Account manager", "Engineer", "Driver", "Accountant", "Buyer
 SHOW_AS = (("busy", 50), ("tentative", 15), ("free", 15), ("oof", 10), ("workingElsewhere", 10))
 
 
+Event = Callable[[datetime, timedelta], None]  # one thing happening, at a moment, within a step
+
+
 @dataclass(frozen=True)
 class HandStatus:
     """The last status a user's 3CX account got from outside the connector."""
@@ -113,7 +116,7 @@ class Company:
         self.events: Counter[str] = Counter()
         self.mailbox_ids: dict[str, str] = {}  # shared mailbox address -> its user id
         self._serial = 0
-        self._owed: dict[int, list[Callable[[datetime, timedelta], None]]] = {}
+        self._owed: dict[int, list[Event]] = {}
 
     # =====================================================================================
     # the company before the connector
@@ -150,26 +153,26 @@ class Company:
     def live(self, now: datetime, step: timedelta, index: int) -> None:
         """What happens in Microsoft 365 and in the 3CX console during step `index` (of length `step`)."""
         share = step / timedelta(days=1)
-        staff = len(self.staff())
-        for action, rate in self._actions():
-            for _ in range(self._count(rate * (staff if rate_per_user(action) else 1) * share)):
+        for action, per_day in self._actions():
+            for _ in range(self._count(per_day * share)):
                 action(now, step)
         for action in self._owed.pop(index, []):
             action(now, step)
 
-    def _actions(self) -> list[tuple[Callable[[datetime, timedelta], None], float]]:
-        rates = self.rates
+    def _actions(self) -> list[tuple[Event, float]]:
+        """Each kind of event with how often it happens per day now (most rates are per member of staff)."""
+        rates, staff = self.rates, len(self.staff())
         return [
-            (self._hire, rates.hires),
-            (self._leave, rates.leavers),
-            (self._rename, rates.renames),
-            (self._change_phone, rates.phone_changes),
-            (self._change_photo, rates.photo_changes),
-            (self._meeting, rates.meetings),
-            (self._change_meeting, rates.meeting_changes),
-            (self._edit_contacts, rates.contact_edits),
-            (self._hand_status, rates.hand_statuses),
-            (self._hand_deletion, rates.hand_deletions),
+            (self._hire, rates.hires * staff),
+            (self._leave, rates.leavers * staff),
+            (self._rename, rates.renames * staff),
+            (self._change_phone, rates.phone_changes * staff),
+            (self._change_photo, rates.photo_changes * staff),
+            (self._meeting, rates.meetings * staff),
+            (self._change_meeting, rates.meeting_changes * staff),
+            (self._edit_contacts, rates.contact_edits * staff),
+            (self._hand_status, rates.hand_statuses * staff),
+            (self._hand_deletion, rates.hand_deletions * staff),
             (self._hand_made_user_step, rates.hand_users),
             (self._hand_contact_step, rates.hand_contact_edits),
         ]
@@ -536,11 +539,6 @@ class Company:
     @staticmethod
     def _quarter(moment: datetime) -> datetime:
         return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
-
-
-def rate_per_user(action: Callable[[datetime, timedelta], None]) -> bool:
-    """Whether an event's rate is per member of staff (else a count per day)."""
-    return getattr(action, "__name__", "") not in ("_hand_made_user_step", "_hand_contact_step")
 
 
 def takes_part(user: dict[str, Any]) -> bool:
