@@ -386,7 +386,7 @@ def test_a_calendar_read_that_meets_an_outage_is_recorded_on_its_run(office: Ten
     """The fault (found by the chaos soak): a queued calendar read that met a Graph outage was
     recorded as a succeeded run with no error; only a log line said it failed."""
     uid = _id(office, "user000@contoso.com")
-    office.graph.inject(503, count=10, path_pattern=r"/calendarView")
+    office.graph.inject(503, count=10, retry_after=0, path_pattern=r"/calendarView")
     result = handle_work(process_runtime(), CalendarWork(user_id=uid), Recorder(), now=T0)
     assert result == Done("unchanged")  # decided on what is stored; the backoff says when to read again
     (record,) = [r for r in office.state.recent_runs("presence", 10) if r.trigger == "queue"][:1]
@@ -405,7 +405,7 @@ def test_a_calendar_graph_refuses_is_recorded_on_the_run_that_read_it(office: Te
 
 
 def test_a_calendar_read_a_pass_makes_itself_that_fails_is_recorded_on_the_pass(office: Tenant) -> None:
-    office.graph.inject(503, count=10, path_pattern=r"/calendarView")
+    office.graph.inject(503, count=10, retry_after=0, path_pattern=r"/calendarView")
     run_presence_pass(process_runtime(), now=T0)  # `python -m sync presence`: reads calendars itself
     (record,) = [r for r in office.state.recent_runs("presence", 10) if r.trigger == "cli"][:1]
     assert record.status == "partial"
