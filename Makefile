@@ -58,6 +58,7 @@ bench: setup
 	$(PY) bench/presence.py
 	$(PY) bench/webhook.py
 	$(PY) bench/contacts.py
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .ruff_cache mutants .mutmut.log

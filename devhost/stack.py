@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +41,16 @@ class Stack:
     workdir: Path
     local_host: Any = None  # devhost.serve.LocalHost once started
 
-    def start_connector(self, *, timers: bool = False) -> Any:
-        """Serve the Function App over HTTPS (routes, queue worker; timers if asked)."""
+    def start_connector(self, *, timers: bool = False, queues: bool = True) -> Any:
+        """Serve the Function App over HTTPS (routes; the queue worker unless told not to; timers if asked).
+
+        Without `queues`, the caller drains the work queue itself (the chaos soak does, by its
+        simulated clock).
+        """
         from devhost.serve import start_local_host
 
         self.local_host = start_local_host(
-            timers=timers, tls=self.tls.server_context, connection_string=self.azurite.connection_string
+            timers=timers, queues=queues, tls=self.tls.server_context, connection_string=self.azurite.connection_string
         )
         webhook = f"https://127.0.0.1:{self.local_host.port}/api/graph/notifications"
         self.settings["WEBHOOK_URL"] = webhook
@@ -54,15 +59,23 @@ class Stack:
 
 
 @contextmanager
-def local_stack(extra_settings: dict[str, str] | None = None, *, journal: bool = False) -> Iterator[Stack]:
-    """Start everything; the connector's settings are exported to this process's environment."""
+def local_stack(
+    extra_settings: dict[str, str] | None = None,
+    *,
+    journal: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[Stack]:
+    """Start everything; the connector's settings are exported to this process's environment.
+
+    `clock` is the simulated services' time (token and subscription expiry, timestamps).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="tcx-stack-"))
     tls = local_tls(workdir)
     saved = dict(os.environ)
     os.environ["REQUESTS_CA_BUNDLE"] = str(tls.ca_bundle)
     os.environ.pop("CURL_CA_BUNDLE", None)
-    graph = GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=GRAPH_SECRET)
-    pbx = ThreeCXFake(client_id=PBX_CLIENT_ID, client_secret=PBX_SECRET, journal=journal)
+    graph = GraphFake(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=GRAPH_SECRET, clock=clock)
+    pbx = ThreeCXFake(client_id=PBX_CLIENT_ID, client_secret=PBX_SECRET, journal=journal, clock=clock)
     with start_azurite(workdir / "azurite") as azurite:
         graph_server = serve(graph, tls=tls.server_context)
         pbx_server = serve(pbx, tls=tls.server_context)

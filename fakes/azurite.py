@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,28 @@ class Azurite:
         )
 
     def stop(self) -> None:
+        self._end_process()
+        if self.owns_location:
+            shutil.rmtree(self.location, ignore_errors=True)
+
+    def restart(self, *, while_down: Callable[[], object] | None = None, startup_timeout: float = 30.0) -> None:
+        """Stop the emulator and start it again on the same ports and data directory.
+
+        What it stored survives (Azurite writes its data to `location` when it shuts down),
+        and the connection string stays valid, as after a storage service's restart.
+        `while_down` runs while nothing listens (to see what fails meanwhile).
+        """
+        self._end_process()
+        try:
+            if while_down is not None:
+                while_down()
+        finally:
+            self.process = _launch(self.location, [self.blob_port, self.queue_port, self.table_port])
+            _wait_until_listening(self, startup_timeout)
+
+    def _end_process(self) -> None:
         if self.process.poll() is None:
-            # npx/node may spawn children: end the whole process group.
+            # npx/node may spawn children: end the whole process group (SIGTERM lets it save its data).
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -60,8 +81,6 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
-        if self.owns_location:
-            shutil.rmtree(self.location, ignore_errors=True)
 
     def __enter__(self) -> Azurite:
         return self
@@ -95,11 +114,19 @@ def start_azurite(location: Path | None = None, startup_timeout: float = 30.0) -
     workdir = Path(tempfile.mkdtemp(prefix="azurite-")) if location is None else location
     workdir.mkdir(parents=True, exist_ok=True)
     ports = [_free_port(), _free_port(), _free_port()]
+    emulator = Azurite(_launch(workdir, ports), workdir, *ports, owns_location=owns)
+    _wait_until_listening(emulator, startup_timeout)
+    return emulator
+
+
+def _launch(workdir: Path, ports: list[int]) -> subprocess.Popen[bytes]:
+    """Start the emulator process (blob, queue and table on `ports`, data in `workdir`)."""
     command = [
         str(azurite_binary()),
         "--silent",
         "--loose",
         "--skipApiVersionCheck",
+        "--disableTelemetry",
         "--location",
         str(workdir),
         "--blobHost",
@@ -115,16 +142,19 @@ def start_azurite(location: Path | None = None, startup_timeout: float = 30.0) -
         "--tablePort",
         str(ports[2]),
     ]
-    log = open(workdir / "azurite.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
-    emulator = Azurite(process, workdir, *ports, owns_location=owns)
+    log = open(workdir / "azurite.log", "ab")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+
+
+def _wait_until_listening(emulator: Azurite, startup_timeout: float) -> None:
+    ports = [emulator.blob_port, emulator.queue_port, emulator.table_port]
     deadline = time.monotonic() + startup_timeout
     while not all(_listening(port) for port in ports):
-        if process.poll() is not None:
+        if emulator.process.poll() is not None:
+            code = emulator.process.returncode
             emulator.stop()
-            raise AzuriteError(f"Azurite exited at start (code {process.returncode}); see {workdir / 'azurite.log'}")
+            raise AzuriteError(f"Azurite exited at start (code {code}); see {emulator.location / 'azurite.log'}")
         if time.monotonic() > deadline:
             emulator.stop()
             raise AzuriteError(f"Azurite did not listen within {startup_timeout:.0f}s")
         time.sleep(0.1)
-    return emulator

@@ -2,8 +2,9 @@
 
 A fake service implements one method, `handle(FakeRequest) -> FakeResponse`, and knows
 nothing about transport. This module adapts it to both worlds (the moto pattern) and adds
-what every fake shares: fault injection (429 with Retry-After, 5xx, latency) and request
-counting, so tests and benchmarks can drive both fakes the same way.
+what every fake shares: fault injection (429 with Retry-After, 5xx, latency, a connection
+dropped before or after the request took effect) and request counting, so tests and
+benchmarks can drive both fakes the same way.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import requests
 
 
 class Headers(dict[str, str]):
@@ -91,15 +94,31 @@ class FakeResponse:
 ISSUED_CREDENTIALS: set[str] = set()
 
 
+DropMoment = Literal["before", "after"]
+
+
+class ConnectionDropped(Exception):
+    """The fake hangs up without answering; both transports turn this into a dropped connection.
+
+    To the client it is what a reset or a read timeout is: no answer. Whether the request
+    took effect first is the fault's `drop` ("before" or "after" handling it).
+    """
+
+
 @dataclass
 class Fault:
-    """An injected failure: answer `status` for the next `count` matching requests."""
+    """An injected failure: answer `status` for the next `count` matching requests.
+
+    With `drop`, there is no answer at all: the connection is closed before the request is
+    handled, or after it was handled (it took effect, only the answer is lost).
+    """
 
     status: int
     count: int = 1
     retry_after: float | None = None
     path_pattern: str | None = None  # regex searched in the path; None = every request
     method: str | None = None
+    drop: DropMoment | None = None
 
     def matches(self, request: FakeRequest) -> bool:
         if self.method and self.method.upper() != request.method:
@@ -136,6 +155,23 @@ class FakeService:
         with self._lock:
             self.faults.append(Fault(status, count, retry_after, path_pattern, method))
 
+    def inject_drop(
+        self,
+        *,
+        after_handling: bool = False,
+        count: int = 1,
+        path_pattern: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Hang up on the next `count` matching requests, without any answer.
+
+        `after_handling=True` handles each request first, so it takes effect and only its
+        answer is lost (what a client sees when a write times out after the server did it).
+        """
+        drop: DropMoment = "after" if after_handling else "before"
+        with self._lock:
+            self.faults.append(Fault(0, count, None, path_pattern, method, drop=drop))
+
     def reset_counts(self) -> None:
         with self._lock:
             self.request_counts.clear()
@@ -164,9 +200,13 @@ class FakeService:
         if self.latency_seconds:
             time.sleep(self.latency_seconds)
         fault = self._take_fault(request)
-        if fault is not None:
-            return self.fault_response(fault)
-        return self.route(request)
+        if fault is None:
+            return self.route(request)
+        if fault.drop == "after":
+            self.route(request)  # it takes effect; only the answer never leaves
+        if fault.drop is not None:
+            raise ConnectionDropped(f"{request.method} {request.path}: connection dropped {fault.drop} handling")
+        return self.fault_response(fault)
 
     def route(self, request: FakeRequest) -> FakeResponse:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -198,7 +238,11 @@ def install(mock: Any, base_url: str, service: FakeService) -> None:
 
     def callback(prepared: Any) -> tuple[int, dict[str, str], bytes]:
         request = build_request(prepared.method, prepared.url, prepared.headers, prepared.body, root_path)
-        response = service.handle(request)
+        try:
+            response = service.handle(request)
+        except ConnectionDropped as dropped:
+            # `responses` passes an exception raised here on to the client, as a dropped connection.
+            raise requests.ConnectionError(str(dropped)) from None
         body, headers = response.encoded()
         return response.status, headers, body
 
@@ -253,6 +297,9 @@ def serve(
             request = build_request(self.command, f"http://host{self.path}", dict(self.headers.items()), body)
             try:
                 response = handle(request)
+            except ConnectionDropped:
+                self.close_connection = True  # no status line, no body: the client sees the connection end
+                return
             except Exception as error:  # a fake bug must surface as a 500, not a hang
                 response = FakeResponse(500, {"error": {"code": "FakeError", "message": repr(error)}})
             payload, headers = response.encoded()

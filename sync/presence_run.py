@@ -180,8 +180,14 @@ def reconcile_user(
     scheduler: Scheduler | None = None,
     link: Link | None = None,
     enabled: bool | None = None,
+    read_errors: list[str] | None = None,
 ) -> Outcome:
-    """Bring one user's 3CX status in line with their calendar at `now`."""
+    """Bring one user's 3CX status in line with their calendar at `now`.
+
+    A calendar read that fails (refused, or Graph out) does not stop the decision, which is
+    taken on the stored calendar; it is logged and, one line each, appended to
+    `read_errors`, so the run that tried it records it.
+    """
     link = link if link is not None else rt.state.get_link(m365_id)
     enabled = calendar_enabled(rt, link) if enabled is None else enabled
     state = rt.state.get_presence(m365_id)
@@ -203,10 +209,12 @@ def reconcile_user(
         except GraphApiError as error:  # refused: this calendar only, read again rarely
             state = _read_failed(state, now, unreadable=f"{error.status} {error.code}")
             log_event("calendar_unreadable", logging.WARNING, kind="presence", user=m365_id, error=one_line(error))
+            _report_read_error(read_errors, m365_id, error)
         except UpstreamUnavailable as error:  # an outage: back off, and hold every read back for a while
             state = _read_failed(state, now, unreadable=None)
             rt.state.brake_graph(now + GRAPH_BRAKE)
             log_event("calendar_read_failed", logging.WARNING, kind="presence", user=m365_id, error=one_line(error))
+            _report_read_error(read_errors, m365_id, error)
     for _attempt in range(_CONFLICT_RETRIES):
         if intervals is not None:
             state = state.model_copy(update={"intervals": intervals, "refreshed_at": now, **_READ_OK})
@@ -239,6 +247,11 @@ def reconcile_user(
             scheduler.schedule(BoundaryWork(user_id=m365_id, due=due), due - now)
         return decision.outcome
     raise ConcurrentUpdate(m365_id)
+
+
+def _report_read_error(read_errors: list[str] | None, m365_id: str, error: Exception) -> None:
+    if read_errors is not None:
+        read_errors.append(f"{m365_id}: calendar not read: {one_line(error)}")
 
 
 _READ_OK: dict[str, object] = {"refresh_queued_at": None, "read_failures": 0, "read_again_at": None, "unreadable": None}
@@ -383,7 +396,16 @@ def _pass(
                 counts.unchanged += 1
                 continue
         try:
-            outcome = reconcile_user(rt, m365_id, now=now, refresh=due, scheduler=scheduler, link=link, enabled=True)
+            outcome = reconcile_user(
+                rt,
+                m365_id,
+                now=now,
+                refresh=due,
+                scheduler=scheduler,
+                link=link,
+                enabled=True,
+                read_errors=counts.errors,
+            )
         except UpstreamUnavailable:
             raise
         except Exception as error:  # one user's failure never stops the pass

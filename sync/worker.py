@@ -87,7 +87,9 @@ def _presence(rt: Runtime, kind: str, user_id: str, *, at: datetime, refresh: bo
     """One user's status, as one presence run; a refusal is recorded, an outage raised for a retry."""
     with run_envelope(rt.state, "presence", trigger="queue", subject=f"{kind} {user_id}") as run:
         try:
-            outcome = reconcile_user(rt, user_id, now=at, refresh=refresh, scheduler=scheduler)
+            outcome = reconcile_user(
+                rt, user_id, now=at, refresh=refresh, scheduler=scheduler, read_errors=run.report.failures
+            )
         except UpstreamRefused as error:
             run.report.failures.append(f"{user_id}: {one_line(error)}")
             log_event("status_failed", logging.WARNING, kind="presence", user=user_id, error=one_line(error)[:300])

@@ -380,3 +380,34 @@ def test_while_graph_is_unavailable_the_pass_queues_no_refresh(office: Tenant) -
     office.graph.faults.clear()
     after, _ = _queued_pass(rt, T0 + timedelta(hours=2))
     assert len(after) == 3
+
+
+def test_a_calendar_read_that_meets_an_outage_is_recorded_on_its_run(office: Tenant) -> None:
+    """The fault (found by the chaos soak): a queued calendar read that met a Graph outage was
+    recorded as a succeeded run with no error; only a log line said it failed."""
+    uid = _id(office, "user000@contoso.com")
+    office.graph.inject(503, count=10, retry_after=0, path_pattern=r"/calendarView")
+    result = handle_work(process_runtime(), CalendarWork(user_id=uid), Recorder(), now=T0)
+    assert result == Done("unchanged")  # decided on what is stored; the backoff says when to read again
+    (record,) = [r for r in office.state.recent_runs("presence", 10) if r.trigger == "queue"][:1]
+    assert record.status == "partial"
+    assert len(record.errors) == 1 and record.errors[0].startswith(f"{uid}: calendar not read: Microsoft Graph")
+
+
+def test_a_calendar_graph_refuses_is_recorded_on_the_run_that_read_it(office: Tenant) -> None:
+    uid = _id(office, "user001@contoso.com")
+    office.graph.inject(403, count=1, path_pattern=rf"/users/{uid}/calendarView")
+    assert handle_work(process_runtime(), CalendarWork(user_id=uid), Recorder(), now=T0) == Done("unchanged")
+    (record,) = [r for r in office.state.recent_runs("presence", 10) if r.trigger == "queue"][:1]
+    assert record.status == "partial"
+    assert record.errors[0].startswith(f"{uid}: calendar not read: ")
+    assert "403" in record.errors[0]
+
+
+def test_a_calendar_read_a_pass_makes_itself_that_fails_is_recorded_on_the_pass(office: Tenant) -> None:
+    office.graph.inject(503, count=10, retry_after=0, path_pattern=r"/calendarView")
+    run_presence_pass(process_runtime(), now=T0)  # `python -m sync presence`: reads calendars itself
+    (record,) = [r for r in office.state.recent_runs("presence", 10) if r.trigger == "cli"][:1]
+    assert record.status == "partial"
+    # The first read met the outage; the brake kept the others from trying.
+    assert len(record.errors) == 1 and ": calendar not read: Microsoft Graph unavailable" in record.errors[0]

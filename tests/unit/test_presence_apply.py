@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.graph import GraphUnavailable
 from shared.graph_models import GraphEvent
 from shared.settings import Settings, load_settings
 from shared.state import ConcurrentUpdate
@@ -179,3 +180,18 @@ def test_a_status_write_3cx_applied_but_answered_504_still_restores_the_status_f
 
     assert reconcile_user(ports, USER, now=T0 + timedelta(hours=1), refresh=False) == "reverted"
     assert ports.tcx.status == "Custom 1"
+
+
+def test_a_failed_calendar_read_is_reported_to_the_run_and_the_stored_calendar_decides(ports: Ports) -> None:
+    """The fault (found by the chaos soak): a calendar read that failed was only a log line."""
+    calendar = "https://graph.fake.test/v1.0/users/u-ann/calendarView"
+    reconcile_user(ports, USER, now=T0, refresh=True)  # the meeting is stored and applied
+
+    def outage(user_id: str, start: datetime, end: datetime) -> list[GraphEvent]:
+        raise GraphUnavailable(f"Microsoft Graph unavailable: GET {calendar} answered 503")
+
+    ports.graph.calendar_view = outage  # type: ignore[method-assign]
+    read_errors: list[str] = []
+    outcome = reconcile_user(ports, USER, now=T0 + timedelta(hours=1), refresh=True, read_errors=read_errors)
+    assert outcome == "reverted"  # the stored meeting ended: decided without the read
+    assert read_errors == [f"u-ann: calendar not read: Microsoft Graph unavailable: GET {calendar} answered 503"]
