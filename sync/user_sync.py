@@ -163,8 +163,14 @@ def run_user_sync(
     rt.settings.require_user_sync()
     only_upn = only_upn or only_user_id
     # The one user, before anything is locked or recorded: someone neither Graph nor the links
-    # know (a deleted guest, a typo) is UserNotFound, not a failed run.
-    one = _source_for_one(rt, only_upn) if only_upn else None
+    # know (a deleted guest, a typo) is UserNotFound, not a failed run. Graph out of reach is a
+    # failed run, recorded like any other.
+    try:
+        one = _source_for_one(rt, only_upn) if only_upn else None
+    except UpstreamUnavailable as error:
+        if dry_run:
+            raise
+        return _unreadable_one(rt, trigger, only_upn, error)
     if dry_run:
         run_id = uuid.uuid4().hex[:12]
         plan = _plan(rt, run_id, dry_run=True, one=one, approvals=approvals, full=full)
@@ -181,6 +187,14 @@ def run_user_sync(
         finally:
             run.report = _report(result)
         return result
+
+
+def _unreadable_one(rt: Runtime, trigger: str, subject: str | None, error: UpstreamUnavailable) -> UserSyncResult:
+    """A one-user run whose user Graph would not give: recorded as failed, nothing read or changed."""
+    with run_envelope(rt.state, "users", trigger=trigger, lock=LOCK_NAME, subject=subject) as run:
+        result = UserSyncResult(run.run_id, UserPlan(), dry_run=False, aborted=one_line(error))
+        run.report = _report(result)
+    return result
 
 
 def _report(result: UserSyncResult) -> RunReport:
@@ -371,7 +385,8 @@ def _tcx_users_of(rt: Runtime, source: list[GraphUser], links: Mapping[str, Link
                 tcx_user = rt.tcx.get_user(link.tcx_user_id, select=USER_FIELDS)
                 if tcx_user is not None:
                     found[tcx_user.id] = tcx_user
-                continue
+                    continue
+            # Unlinked, or its 3CX user is gone: a 3CX user with its address is linked, not duplicated.
             for address in dict.fromkeys(name.casefold() for name in (user.user_principal_name, user.mail) if name):
                 for tcx_user in rt.tcx.find_users_by_email(address, select=USER_FIELDS):
                     found.setdefault(tcx_user.id, tcx_user)

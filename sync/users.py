@@ -397,6 +397,7 @@ def plan_users(
         user_options = options.get(user.id, default_options)
         desired = desired_fields(user, user_options)
         link = links.get(user.id)
+        photo_link = link  # what the avatar is compared with: nothing for a 3CX user new to the link
         upn = _upn(user)
         if link is not None and link.tcx_user_id in tcx_by_id:
             current = tcx_by_id[link.tcx_user_id]
@@ -406,8 +407,16 @@ def plan_users(
             else:
                 plan.unchanged += 1
         elif link is not None:
-            number = link.extension if link.extension not in numbers_in_use else _allocate(allocator)
-            plan.actions.append(CreateUser(user.id, upn, number, desired, recreate=True))
+            photo_link = None
+            match = _match_by_email(user, tcx_by_email, claimed)
+            if match is not None:
+                # An unlinked 3CX user with its address: made by a re-create whose answer was lost,
+                # or again by hand. Linked, never a second extension beside it.
+                claimed.add(match.id)
+                plan.actions.append(LinkUser(user.id, upn, match.id, match.number, field_changes(desired, match)))
+            else:
+                number = link.extension if link.extension not in numbers_in_use else _allocate(allocator)
+                plan.actions.append(CreateUser(user.id, upn, number, desired, recreate=True))
         else:
             match = _match_by_email(user, tcx_by_email, claimed)
             holder = linked_emails.get(str(desired["EmailAddress"]).casefold())
@@ -427,7 +436,7 @@ def plan_users(
             if isinstance(photo, PhotoUnreadable):
                 plan.skipped.append(Skip(upn, f"{_PHOTO_UNREAD} ({photo.reason})"))
             else:
-                avatar = _avatar_action(user, link, photo)
+                avatar = _avatar_action(user, photo_link, photo)
                 if avatar is not None:
                     plan.actions.append(avatar)
 

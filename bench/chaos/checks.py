@@ -22,9 +22,6 @@ from bench.chaos.host import HostFailure
 from bench.chaos.journal import Journal, LogLine
 from bench.chaos.known_gaps import (
     KNOWN_GAPS,
-    lost_avatar_after_recreate,
-    reads_graph_before_its_run,
-    recreated_twice,
 )
 from bench.chaos.tenant import HandStatus, Memory, takes_part
 from fakes.graph import GraphFake
@@ -112,17 +109,12 @@ def users_match(graph: GraphFake, pbx: ThreeCXFake, memory: Memory, *, photo: bo
             continue
         synced += 1
         found = tcx.get(address, [])
-        if recreated_twice(memory, user_id, found):
-            check.known_gap("recreate_after_a_lost_answer_duplicates_the_user", f"{address}: 2 3CX users")
-            continue
         if len(found) != 1:
             check.fail(f"{address}: {len(found)} 3CX users carry this address, not 1", user_id)
             continue
         wanted = _wanted_fields(user, memory.photos.get(user_id), photo, office_phone)
         wrong = _field_differences(wanted, found[0])
-        if wrong and lost_avatar_after_recreate(user_id, _only_the_avatar_is_missing(wanted, found[0]), memory):
-            check.known_gap("recreated_user_loses_its_avatar", f"{address} (ext {found[0]['Number']}): {wrong}")
-        elif wrong:
+        if wrong:
             check.fail(f"{address} (ext {found[0]['Number']}): {wrong}", user_id)
     for user_id, address in sorted(memory.left.items()):
         if user_id not in graph.users and user_id not in graph.deleted_users:  # deleted for good
@@ -157,11 +149,6 @@ def _wanted_fields(
     return wanted
 
 
-def _only_the_avatar_is_missing(wanted: Mapping[str, Any], have: Mapping[str, Any]) -> bool:
-    others = {name: value for name, value in wanted.items() if name != "ContactImage"}
-    return bool(wanted.get("ContactImage")) and not have.get("ContactImage") and not _field_differences(others, have)
-
-
 def _field_differences(wanted: Mapping[str, Any], have: Mapping[str, Any]) -> str:
     """The fields that differ, in words ('' when none); an avatar is named, never printed."""
     wrong = []
@@ -193,8 +180,6 @@ def numbers_stable(graph: GraphFake, pbx: ThreeCXFake, memory: Memory, links: Ma
             numbers.add(link.extension)
         if numbers == {number}:
             kept += 1
-        elif recreated_twice(memory, user_id, found):
-            check.known_gap("recreate_after_a_lost_answer_duplicates_the_user", f"{_address(user)}: {sorted(numbers)}")
         elif numbers:
             check.fail(f"{_address(user)}: extension {', '.join(sorted(numbers))}, was {number}", user_id)
     by_id = pbx.users
@@ -230,7 +215,6 @@ def no_duplicates(graph: GraphFake, pbx: ThreeCXFake, memory: Memory) -> Check:
     """No two 3CX users share an address; no person or source entry is in the company phonebook twice."""
     check = Check("no_duplicates")
     tcx = _by_address(pbx.users.values())
-    owners = {_address(user): user_id for user_id, user in graph.users.items()}
     users = Counter({address: len(found) for address, found in tcx.items()})
     ours = [c for c in pbx.company_contacts.values() if str(c.get("Tag") or "").startswith("m365:")]
     emails = Counter(str(c["Email"]).casefold() for c in ours if c.get("Email"))
@@ -239,10 +223,7 @@ def no_duplicates(graph: GraphFake, pbx: ThreeCXFake, memory: Memory) -> Check:
         for value, count in sorted(counter.items()):
             if count < 2:
                 continue
-            if what == "user address" and recreated_twice(memory, owners.get(value, ""), tcx[value]):
-                check.known_gap("recreate_after_a_lost_answer_duplicates_the_user", f"{value}: {count} users")
-            else:
-                check.fail(f"{count} entries share the {what} {value}", value)
+            check.fail(f"{count} entries share the {what} {value}", value)
     check.counts = {
         "duplicate_users": sum(n - 1 for n in users.values() if n > 1),
         "duplicate_contacts": sum(n - 1 for n in emails.values() if n > 1) + sum(n - 1 for n in tags.values() if n > 1),
@@ -455,9 +436,6 @@ def _judge_invocation(check: Check, lines: list[LogLine], runs: Mapping[str, Run
         elif line.logger == "soak.host" and line.level >= logging.ERROR:
             tally["escaped_exceptions"] += 1
             if "(storage down)" in line.message or last_status == "failed":
-                continue
-            if last_status is None and reads_graph_before_its_run(lines[0], line):
-                check.known_gap("one_user_sync_reads_graph_before_its_run", line.message.splitlines()[-1][:200])
                 continue
             check.fail(f"an exception escaped without a failed run record: {line.message.splitlines()[0][:160]}")
     for failed in pending:

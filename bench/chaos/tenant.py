@@ -22,6 +22,7 @@ from typing import Any
 
 from fakes.graph import GraphFake, exchange_plan
 from fakes.threecx import PROFILE_NAMES, ThreeCXFake
+from shared.graph import AVATAR_SIZE
 
 DOMAIN = "contoso.example"
 SHARED_MAILBOXES = ("reception@contoso.example", "sales@contoso.example", "support@contoso.example")
@@ -261,7 +262,8 @@ class Company:
 
     def _set_photo(self, user_id: str, photo: bytes | None) -> None:
         self.graph.set_photo(user_id, photo)
-        self.memory.photos[user_id] = photo
+        # What the avatar should be: the photo at the size avatars are fetched at.
+        self.memory.photos[user_id] = self.graph.photo_content(user_id, AVATAR_SIZE) if photo else None
 
     def _someone(self) -> str | None:
         staff = self.staff()

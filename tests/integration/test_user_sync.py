@@ -445,6 +445,36 @@ def test_personal_contacts_reach_a_users_3cx_phonebook_through_3cxs_own_sync(ten
     assert tenant.pbx.personal_contacts(tcx[ids[2]]) == []
 
 
+def test_fault_a_one_user_sync_that_cannot_read_graph_is_recorded_as_failed(tenant: Tenant) -> None:
+    """Found by the chaos soak: the one user was read before the run began, so a Graph outage left no record."""
+    (user_id,) = tenant.add_users(1)
+    tenant.graph.inject(503, count=100, retry_after=0, path_pattern=r"^/v1\.0/users/")
+
+    result = run_user_sync(tenant.runtime(), only_user_id=user_id, trigger="queue")
+
+    assert result.aborted is not None and "503" in result.aborted
+    (record,) = tenant.state.recent_runs("users")
+    assert (record.status, record.subject, record.trigger) == ("failed", user_id, "queue")
+
+
+def test_fault_a_re_create_whose_answer_was_lost_makes_no_second_extension(tenant: Tenant) -> None:
+    """Found by the chaos soak: 3CX made the user, the answer was lost, and the next run made another."""
+    ids = tenant.add_users(2)
+    run_user_sync(tenant.runtime(EXTENSION_START="100"))
+    old = tenant.state.links()[ids[0]]
+    tenant.pbx.delete_user(old.tcx_user_id)
+    tenant.pbx.inject_drop(after_handling=True, method="POST", path_pattern=r"/Users$")
+
+    run_user_sync(tenant.runtime(EXTENSION_START="100"))  # the re-create happens; its answer is lost
+    run_user_sync(tenant.runtime(EXTENSION_START="100"))
+
+    addresses = sorted(str(user["EmailAddress"]).lower() for user in tenant.pbx.users.values())
+    assert addresses == ["user000@contoso.com", "user001@contoso.com"]
+    relinked = tenant.state.links()[ids[0]]
+    assert relinked.extension == old.extension
+    assert tenant.pbx.users[relinked.tcx_user_id]["Number"] == old.extension
+
+
 def test_runs_never_overlap(tenant: Tenant) -> None:
     tenant.add_users(1)
     with tenant.state.lock(LOCK_NAME, ttl=timedelta(minutes=5)), pytest.raises(LockHeld):

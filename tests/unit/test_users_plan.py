@@ -82,6 +82,7 @@ def link(user: GraphUser, tcx_id: int, number: str, **fields: Any) -> Link:
 
 
 NO_CONFIG = UserSyncConfig()
+NO_LIMITS_CONFIG = UserSyncConfig(allow_mass_create=True)
 
 
 def plan(source, target, links=(), config=NO_CONFIG, options=None, photos=None, only=None):
@@ -213,6 +214,50 @@ def test_without_extension_start_3cx_picks_the_number() -> None:
             },
         )
     ]
+
+
+def test_fault_a_re_create_whose_answer_was_lost_is_linked_next_run_not_made_twice() -> None:
+    """3CX made the re-created user but the answer never came: the next run finds an unlinked
+    3CX user with the link's address (and number) and links it, instead of a second extension."""
+    ann = graph_user("ann@contoso.com")
+    made_unseen = tcx_user(2, "100", "ann@contoso.com", **desired_fields(ann, DEFAULTS))
+    result = plan([ann], [made_unseen], [link(ann, 1, "100")], config=UserSyncConfig(extension_start=100))
+    assert result.actions == [LinkUser(ann.id, "ann@contoso.com", 2, "100", {})]
+
+
+def test_a_3cx_user_found_for_a_re_link_is_not_linked_twice() -> None:
+    ann = graph_user("ann@contoso.com")
+    bob = graph_user("bob@contoso.com", mail="ann@contoso.com")  # after ann in UPN order, same address
+    made_unseen = tcx_user(3, "100", "ann@contoso.com", **desired_fields(ann, DEFAULTS))
+    result = plan([ann, bob], [made_unseen], [link(ann, 1, "100"), link(bob, 2, "101")], config=NO_LIMITS_CONFIG)
+    assert [(a.kind, a.upn) for a in result.actions] == [("link", "ann@contoso.com"), ("create", "bob@contoso.com")]
+
+
+def test_fault_a_re_created_user_gets_its_avatar_again() -> None:
+    ann = graph_user("ann@contoso.com")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    result = plan(
+        [ann],
+        [],
+        [link(ann, 1, "100", photo_etag="e1")],
+        options={ann.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")},
+    )
+    assert [(a.kind, getattr(a, "photo_etag", None)) for a in result.actions] == [("create", None), ("avatar", "e1")]
+
+
+def test_a_re_linked_user_gets_its_avatar_again() -> None:
+    ann = graph_user("ann@contoso.com")
+    photo_on = UserOptions(**{**DEFAULTS.as_dict(), "photo": True})
+    made_unseen = tcx_user(2, "100", "ann@contoso.com", **desired_fields(ann, photo_on))
+    result = plan(
+        [ann],
+        [made_unseen],
+        [link(ann, 1, "100", photo_etag="e1")],
+        options={ann.id: photo_on},
+        photos={ann.id: PhotoInfo(user_id=ann.id, etag="e1")},
+    )
+    assert [a.kind for a in result.actions] == ["link", "avatar"]
 
 
 def test_numbers_of_vanished_linked_users_are_not_handed_to_newcomers() -> None:
