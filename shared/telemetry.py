@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -191,10 +192,17 @@ def invocation(function: str, *, traceparent: str | None = None, kind: SpanKind 
         try:
             yield span
         except Exception as error:
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, one_line(error)))
+            _record_exception(span, error)
             log_event("invocation_failed", logging.ERROR, function=function, error=one_line(error))
             raise
+
+
+def _record_exception(span: Span, error: BaseException) -> None:
+    """The exception on the span as the log lines show it: its one line, URLs without their query."""
+    shown = one_line(error)
+    stack = "".join(traceback.format_tb(error.__traceback__)) + f"{type(error).__name__}: {shown}"
+    span.record_exception(error, attributes={"exception.message": shown, "exception.stacktrace": stack})
+    span.set_status(Status(StatusCode.ERROR, shown))
 
 
 @dataclass
@@ -221,9 +229,19 @@ def http_call(method: str, url: str) -> Iterator[HttpCall]:
     if parts.port:
         attributes["server.port"] = parts.port
     with _tracer.start_as_current_span(
-        f"{method} {parts.path or '/'}", kind=SpanKind.CLIENT, attributes=attributes
+        f"{method} {parts.path or '/'}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
-        yield HttpCall(span)
+        try:
+            yield HttpCall(span)
+        except Exception as error:  # no answer (network, timeout) or retries exhausted
+            # Its type only: a connection error's text quotes the path with its query.
+            span.set_attribute("error.type", type(error).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
 
 
 # -- metrics -------------------------------------------------------------------------------------------
