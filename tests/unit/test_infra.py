@@ -37,6 +37,7 @@ HOST_SETTINGS = frozenset(
         "FUNCTIONS_EXTENSION_VERSION",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "PYTHON_ENABLE_OPENTELEMETRY",
         "AzureWebJobsStorage__accountName",
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
@@ -527,3 +528,19 @@ def test_the_infra_readme_describes_every_module() -> None:
     readme = (INFRA / "README.md").read_text()
     for path in bicep_files():
         assert path.relative_to(INFRA).as_posix() in readme, f"infra/README.md does not mention {path.name}"
+
+
+# -- telemetry ---------------------------------------------------------------------------------------
+
+
+def test_the_host_and_the_worker_export_opentelemetry_as_the_managed_identity() -> None:
+    """The host in OpenTelemetry mode; the worker hands over its own logs and continues the host's traces."""
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = host_settings()
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    # The worker's own set-up of the distro would export without the managed identity.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+    assert isinstance(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"], Expr)
+    auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    assert isinstance(auth, Expr) and "identityClientId" in auth.identifiers() and "Authorization=AAD" in auth.text
