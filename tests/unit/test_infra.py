@@ -574,3 +574,4 @@ def test_the_host_and_the_worker_export_opentelemetry_as_the_managed_identity() 
     assert isinstance(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"], Expr)
     auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
     assert isinstance(auth, Expr) and "identityClientId" in auth.identifiers() and "Authorization=AAD" in auth.text
+
