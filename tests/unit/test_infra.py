@@ -575,3 +575,19 @@ def test_the_host_and_the_worker_export_opentelemetry_as_the_managed_identity() 
     auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
     assert isinstance(auth, Expr) and "identityClientId" in auth.identifiers() and "Authorization=AAD" in auth.text
 
+
+def test_what_the_docs_say_of_sampling_is_what_host_json_does() -> None:
+    """Fault: the queries and the guide said host.json samples traces, while it excluded them from sampling.
+
+    In OpenTelemetry mode host.json's Application Insights sampling does not apply at all; the
+    connector's own log records are not sampled.
+    """
+    host = json.loads((ROOT / "host.json").read_text())
+    assert "applicationInsights" not in host.get("logging", {}), (
+        "its samplingSettings do not apply in OpenTelemetry mode"
+    )
+    for doc in (ROOT / "docs" / "queries.kql", ROOT / "docs" / "admin-guide.md", ROOT / "README.md"):
+        text = " ".join(doc.read_text().split())
+        assert not re.search(r"host\.json\W+samples", text), f"{doc.name} says host.json samples"
+        unsampled_said = "itemCount" not in text or "not sampled" in text.lower()
+        assert unsampled_said, f"{doc.name} counts itemCount without saying the log lines are not sampled"
