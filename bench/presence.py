@@ -42,7 +42,7 @@ class LagCapture(logging.Handler):
         self.lags: list[tuple[str, int]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        dims = getattr(record, "custom_dimensions", {})
+        dims = getattr(record, "event_fields", {})
         if dims.get("event") == "status_change" and dims.get("lag_ms") is not None:
             self.lags.append((dims["action"], int(dims["lag_ms"])))
 

@@ -1,7 +1,7 @@
 // The connector's Azure deployment: `azd up` (azure.yaml) provisions this and deploys the
 // app. One resource group holds a Function App on the Flex Consumption plan with its
 // user-assigned identity, the storage account for state, queue and package, a Key Vault for
-// the two credentials, Log Analytics + Application Insights, and the alert rules.
+// the two credentials, Log Analytics + Application Insights, the alert rules and a workbook.
 //
 // Every setting the connector reads (shared/settings.py) is a parameter here whose default is
 // the code's default; the app settings are built from them in `connectorSettings` below.
@@ -399,6 +399,16 @@ module alerts 'modules/alerts.bicep' = {
     tags: tags
     appInsightsId: monitoring.outputs.appInsightsId
     alertEmail: alertEmail
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
   }
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from shared.telemetry import http_call
 from shared.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,21 @@ def send(
     unless every attempt failed on the network or was throttled past the policy.
     """
     method = method.upper()
+    with http_call(method, url) as call:
+        response, attempts = _send(session, method, url, policy, idempotent, sleep, **kwargs)
+        call.answered(response.status_code, attempts)
+        return response
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    policy: RetryPolicy,
+    idempotent: bool | None,
+    sleep: Callable[[float], None],
+    **kwargs: Any,
+) -> tuple[requests.Response, int]:
     shown = redact_url(url)  # what logs and messages may show of it
     safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
     kwargs.setdefault("timeout", policy.timeout)
@@ -105,10 +121,10 @@ def send(
             continue
         status = response.status_code
         if status not in policy.retry_statuses:
-            return response
+            return response, attempt
         # A 429 means the request was not processed, so even a write may be repeated.
         if status != 429 and not safe_to_repeat:
-            return response
+            return response, attempt
         if attempt == policy.max_attempts:
             break
         delay = retry_after_seconds(response)

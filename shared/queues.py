@@ -22,7 +22,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from shared.telemetry import log_event
+from shared.telemetry import current_traceparent, log_event
 from shared.work_items import Work
 
 # Azure Storage refuses a visibility delay beyond 7 days; later work is clamped to that,
@@ -98,8 +98,12 @@ class WorkQueue:
             self._client.create_queue()
 
     def send(self, item: Work, *, visible_after: timedelta | None = None) -> None:
-        """Queue one work item; with `visible_after`, it is delivered only after that delay (at most 7 days)."""
-        self.send_text(item.to_message(), visible_after=visible_after)
+        """Queue one work item; with `visible_after`, it is delivered only after that delay (at most 7 days).
+
+        The item carries the trace in progress (unless it carries one already), so the
+        worker that takes it continues that trace.
+        """
+        self.send_text(item.traced(current_traceparent()).to_message(), visible_after=visible_after)
 
     def send_text(self, text: str, *, visible_after: timedelta | None = None) -> None:
         """Queue raw text (base64 on the wire, as the Functions output binding writes it)."""
@@ -147,6 +151,17 @@ class WorkQueue:
     def approximate_message_count(self) -> int:
         """Messages in the queue, hidden ones included (Storage's approximation)."""
         return int(self._client.get_queue_properties().approximate_message_count or 0)
+
+    def poison_message_count(self) -> int:
+        """Messages in `<name>-poison` (Storage's approximation); 0 while it does not exist."""
+        try:
+            return int(self._poison_client.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
+
+    @property
+    def poison_name(self) -> str:
+        return str(self._poison_client.queue_name)
 
     def delete(self, message: QueuedMessage) -> None:
         """Remove a processed message. Already gone (another worker finished it) is fine."""

@@ -11,12 +11,17 @@ id (GUID) for calendar, user and boundary work, by object id or mailbox address 
 contacts and lifecycle work. A message naming one otherwise is no producer's, and refused.
 Contacts work names a shared mailbox; one naming a user's object id was queued by an earlier
 version (personal phonebooks) and still parses, so the worker can drop it with a line.
+
+Every message may carry the W3C `traceparent` of the code that queued it (the webhook, a
+run scheduling a boundary), so the worker's span continues that trace (shared/telemetry.py).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -27,6 +32,9 @@ GraphId = Annotated[str, Field(min_length=1, max_length=128)]
 # A Microsoft 365 user's object id; a user's object id or a mailbox's address.
 UserObjectId = Annotated[str, AfterValidator(lambda value: object_id(value, "user_id"))]
 MailboxId = Annotated[str, AfterValidator(lambda value: user_reference(value, "user_id"))]
+# W3C trace context: version-traceid-parentid-flags, lower-case hex.
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+Traceparent = Annotated[str, Field(pattern=TRACEPARENT.pattern)]
 
 
 class _Message(BaseModel):
@@ -36,9 +44,16 @@ class _Message(BaseModel):
 
     change_type: str | None = Field(None, max_length=32)
     received_at: datetime | None = None  # when the webhook accepted it (for latency telemetry)
+    traceparent: Traceparent | None = None  # the trace of whoever queued it
 
     def to_message(self) -> str:
         return self.model_dump_json(exclude_none=True)
+
+    def traced(self, traceparent: str | None) -> Self:
+        """This message carrying `traceparent`, unless it carries one already (a message put back keeps its own)."""
+        if self.traceparent or not traceparent:
+            return self
+        return self.model_copy(update={"traceparent": traceparent})
 
 
 class CalendarWork(_Message):
@@ -94,6 +109,16 @@ _WORK: TypeAdapter[Work] = TypeAdapter(Work)
 def parse_work(text: str) -> Work:
     """The work a queue message stands for; `ValueError` (pydantic's) for anything else."""
     return _WORK.validate_json(text)
+
+
+def traceparent_of(text: str) -> str | None:
+    """The `traceparent` a message carries, read without judging the rest of it (None if none)."""
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    value = fields.get("traceparent") if isinstance(fields, dict) else None
+    return value if isinstance(value, str) and TRACEPARENT.match(value) else None
 
 
 def work_from_fields(fields: dict[str, Any]) -> Work:

@@ -27,7 +27,7 @@ from shared.errors import UpstreamUnavailable, one_line
 from shared.graph import GraphApiError
 from shared.graph_models import GraphContact
 from shared.state import LockHeld, utcnow
-from shared.telemetry import log_event
+from shared.telemetry import count_action, log_event
 from shared.threecx import TcxApiError, TcxError, TcxUnavailable
 from sync.contacts import (
     BookPlan,
@@ -294,6 +294,7 @@ def _failed(book: BookResult, action: ContactAction, error: Exception) -> None:
 
 def _log(book: BookResult, action: ContactAction, outcome: str, error: str | None = None) -> None:
     # Ids and keys only: contact details are personal data and stay out of the log.
+    count_action("contacts", action.kind, outcome)
     log_event(
         "contact_action",
         logging.INFO if outcome == "ok" else logging.WARNING,

@@ -5,9 +5,11 @@ pass, the subscription upkeep, and each queue work item — goes through `run_en
 
 - It takes the run's lock, if it has one (`LockHeld` if another holder's lease is live),
   renews it by time from a background thread while the run lives, and releases it on any
-  exit. A holder that crashed stops renewing, so its lease simply expires.
+  exit. A holder that crashed stops renewing, so its lease simply expires. A renewal that
+  failed is said (`lock_lost`) from the run's own thread when the run ends.
 - It writes one run record (kind, trigger, subject, started, ended, status, counts,
-  errors, skipped items, held-back actions) and logs one `run_summary` line.
+  errors, skipped items, held-back actions), logs one `run_summary` line and counts the
+  run in the `connector.runs` metric.
 - The status is `failed` whenever an exception escapes the run or an upstream outage
   stopped it (`report.aborted`), `partial` when some items failed or were held back, and
   `succeeded` otherwise. The exception itself still propagates to the caller.
@@ -25,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from shared.errors import one_line
-from shared.telemetry import log_event
+from shared.telemetry import log_event, record_run
 from sync.records import RunRecord
 
 RunKind = Literal["users", "contacts", "presence", "subscriptions"]
@@ -109,6 +111,7 @@ def run_envelope(
         kind=kind, run_id=run.run_id, started_at=run.started_at, trigger=trigger, subject=subject, dry_run=dry_run
     )
     renewer = _Renewer(lease, run, lease_ttl / 3) if lease is not None else None
+    escaped: BaseException | None = None
     try:
         if lease is not None:
             store.save_run(record)  # a long run shows as running while it lives
@@ -117,12 +120,14 @@ def run_envelope(
         try:
             yield run
         except BaseException as error:
-            _finish(store, record, run, escaped=error)
+            escaped = error
             raise
-        _finish(store, record, run, escaped=None)
+        finally:
+            if renewer is not None:
+                renewer.stop()
+                renewer.report_loss()  # from this thread, within the invocation's trace
+            _finish(store, record, run, escaped=escaped)
     finally:
-        if renewer is not None:
-            renewer.stop()
         if lease is not None:
             lease.release()
 
@@ -144,6 +149,7 @@ def _finish(store: RunStore, record: RunRecord, run: Run, escaped: BaseException
     record.guard = report.guard
     store.save_run(record)
     duration = (record.ended_at - record.started_at).total_seconds()
+    record_run(run.kind, run.trigger, status, duration)
     log_event(
         "run_summary",
         logging.ERROR if status == "failed" else logging.INFO,
@@ -160,7 +166,12 @@ def _finish(store: RunStore, record: RunRecord, run: Run, escaped: BaseException
 
 
 class _Renewer:
-    """Renews the run's lease every `interval` from a daemon thread until stopped."""
+    """Renews the run's lease every `interval` from a daemon thread until stopped.
+
+    The thread writes no log line: one written there belongs to no invocation (the Functions
+    host drops those from its log) and to no trace. A renewal that fails is kept, and said by
+    `report_loss` from the run's own thread once the run ends.
+    """
 
     def __init__(self, lease: Lease, run: Run, interval: timedelta) -> None:
         self._lease = lease
@@ -168,6 +179,7 @@ class _Renewer:
         self._interval = interval.total_seconds()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"lease-{run.kind}", daemon=True)
+        self._lost: str | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -176,14 +188,19 @@ class _Renewer:
         self._stopped.set()
         self._thread.join(timeout=10)
 
+    def report_loss(self) -> None:
+        """Say `lock_lost` once if a renewal failed (call after `stop`, from the run's thread)."""
+        if self._lost is not None:
+            run = self._run
+            log_event("lock_lost", logging.WARNING, run=run.run_id, kind=run.kind, error=self._lost)
+
     def _loop(self) -> None:
         while not self._stopped.wait(self._interval):
             try:
                 self._lease.renew()
-            except Exception as error:  # lost to another holder, or storage failing: say so once
+            except Exception as error:  # lost to another holder, or storage failing: stop renewing
+                self._lost = one_line(error)
                 self._run.lease_lost = True
-                run = self._run
-                log_event("lock_lost", logging.WARNING, run=run.run_id, kind=run.kind, error=one_line(error))
                 return
 
 

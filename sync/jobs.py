@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from shared.errors import one_line
 from shared.state import LockHeld
-from shared.telemetry import log_event
+from shared.telemetry import log_event, record_poison_messages
 from shared.work_items import CalendarWork, parse_work
 from sync.contact_sync import forget_personal_contacts, run_contact_sync
 from sync.eligibility import is_paused
@@ -110,6 +110,18 @@ def queued_work(rt: Runtime, text: str) -> None:
     if isinstance(result, RequeueAfter):
         rt.queue.send(work, visible_after=result.delay)
         log_event("work_requeued", kind=work.kind, delay_s=int(result.delay.total_seconds()), reason=result.reason)
+
+
+def poison_check(rt: Runtime) -> None:
+    """How many messages wait in the poison queue: the `connector.poison_messages` metric, and a line while any do.
+
+    The Functions host moves a message there after `maxDequeueCount` failed tries (host.json)
+    and nothing ever takes it off; the `poison_messages` line is what the alert reads.
+    """
+    count = rt.queue.poison_message_count()
+    record_poison_messages(rt.queue.poison_name, count)
+    if count:
+        log_event("poison_messages", logging.WARNING, queue=rt.queue.poison_name, count=count)
 
 
 def enqueue_calendar_refresh(rt: Runtime) -> Callable[[str], None]:

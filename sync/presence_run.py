@@ -24,7 +24,7 @@ from shared.graph_models import GraphEvent
 from shared.queues import WorkQueue
 from shared.settings import Settings
 from shared.state import ConcurrentUpdate
-from shared.telemetry import log_event
+from shared.telemetry import log_event, record_status_change
 from shared.threecx_models import TcxUser
 from shared.work_items import BoundaryWork, Work
 from sync.eligibility import Audience, calendar_read_due
@@ -311,6 +311,8 @@ def _log_change(decision: _Decision, link: Link, now: datetime) -> None:
         moment: datetime | None = decision.interval.start
     else:
         moment = _last_end(decision.state, now)
+    lag_ms = int((now - moment).total_seconds() * 1000) if moment else None
+    record_status_change(change.kind, change.status, lag_ms)
     log_event(
         "status_change",
         kind="presence",
@@ -320,7 +322,7 @@ def _log_change(decision: _Decision, link: Link, now: datetime) -> None:
         action=change.kind,
         status_from=decision.current,
         status_to=change.status,
-        lag_ms=int((now - moment).total_seconds() * 1000) if moment else None,
+        lag_ms=lag_ms,
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TypedDict
 
 from shared.graph import GraphApiError
-from shared.telemetry import log_event
+from shared.telemetry import count_action, log_event
 from sync.eligibility import Audience
 from sync.envelope import RunReport, run_envelope
 from sync.records import SubscriptionRecord
@@ -122,6 +122,7 @@ def _upkeep(rt: Runtime, result: SubscriptionResult, now: datetime) -> None:
 
 def _log_failure(action: str, resource: str, error: GraphApiError) -> None:
     """The `subscription_failed` line (the alert's): Graph refused to make or keep a subscription."""
+    count_action("subscriptions", action, "failed")
     log_event(
         "subscription_failed", logging.ERROR, kind="subscriptions", action=action, resource=resource, error=str(error)
     )
@@ -155,6 +156,7 @@ def _apply(rt: Runtime, action: SubscriptionAction, result: SubscriptionResult, 
         rt.graph.delete_subscription(action.subscription_id)
         rt.state.delete_subscription(action.subscription_id)
         result.deleted += 1
+    count_action("subscriptions", action.kind, "ok")
     log_event("subscription_action", kind="subscriptions", action=action.kind, resource=action.resource)
 
 
@@ -235,6 +237,7 @@ def handle_lifecycle(
         # 3CX now syncs itself), or a mailbox taken out of SHARED_MAILBOXES: end it, make nothing.
         rt.graph.delete_subscription(record.id)  # after subscriptionRemoved, Graph answers 404: fine
         rt.state.delete_subscription(record.id)
+        count_action("subscriptions", "delete", "ok")
         log_event(
             "subscription_action",
             kind="subscriptions",

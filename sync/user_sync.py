@@ -21,7 +21,7 @@ from shared.errors import UpstreamUnavailable, one_line
 from shared.graph_models import GraphUser, PhotoImage, PhotoInfo, PhotoUnreadable
 from shared.settings import SyncScope
 from shared.state import utcnow
-from shared.telemetry import log_event
+from shared.telemetry import count_action, log_event
 from shared.threecx import TcxApiError, TcxUnavailable
 from shared.threecx_models import USER_FIELDS, Microsoft365Integration, TcxUser
 from sync.eligibility import Audience
@@ -465,6 +465,7 @@ def _apply_each(
 
 def _log_outcome(run_id: str, outcome: ActionOutcome) -> None:
     action = outcome.action
+    count_action("users", action.kind, "ok" if outcome.ok else "failed")
     log_event(
         "user_action",
         logging.INFO if outcome.ok else logging.WARNING,

@@ -8,6 +8,8 @@ everything the connector says to the outside world:
 - every log record any logger lets through (at INFO and above, as in production),
 - everything printed (the CLI's plans, JSON and one-line errors),
 - every HTTP answer the Function handlers build (`azure.functions.HttpResponse`),
+- every OpenTelemetry span and log record, attributes included (added by
+  tests/telemetry_plugin.py): what Application Insights would receive,
 
 and the tests marked `canary` (run after everything else, like the conformance check)
 scan that journal and the run records left in storage for any of the secrets.

@@ -12,7 +12,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import responses
@@ -25,7 +25,14 @@ from shared.state import StateStore
 from shared.work_items import Work, parse_work
 from sync.runtime import Runtime, reset_process_runtime
 
-pytest_plugins = ["tests.conformance_plugin", "tests.canary_plugin"]
+if TYPE_CHECKING:
+    from tests.telemetry_plugin import Telemetry
+
+pytest_plugins = ["tests.conformance_plugin", "tests.canary_plugin", "tests.telemetry_plugin"]
+
+# Telemetry goes to Application Insights only where a connection string says so (Azure);
+# one on the machine running the tests must not send the suite's telemetry anywhere.
+os.environ.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
 
 TENANT_ID = "8f2e6d4c-1b3a-4c5d-9e8f-0a1b2c3d4e5f"
 CLIENT_ID = "3a7c9e1b-5d2f-4a6b-8c0d-e1f2a3b4c5d6"
@@ -61,6 +68,14 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_process_runtime()
     yield
     reset_process_runtime()
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """The spans, log records and metrics the connector emits during this test (in memory)."""
+    from tests.telemetry_plugin import listening
+
+    yield from listening()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """Graph's webhook routes: authenticate, queue one piece of work per notification, answer at once.
 
 The logic is `sync.notifications` (pure); here the request becomes its arguments and the
-answer becomes the HTTP response plus the queue output binding's messages.
+answer becomes the HTTP response plus the queue output binding's messages. Each queued
+message carries this invocation's trace (`traceparent`), so the worker continues it; how
+long each answer took is the `connector.webhook.duration` metric, by route and status.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.errors import ConfigError, one_line
-from shared.telemetry import log_event
+from shared.telemetry import current_traceparent, invocation, log_event, timed_webhook
 from sync.notifications import WebhookAnswer, receive_lifecycle, receive_notifications
 from sync.runtime import process_runtime
 
@@ -23,7 +25,8 @@ bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 def _webhook(answer: WebhookAnswer, work: func.Out[list[str]]) -> func.HttpResponse:
     if answer.work:
-        work.set([item.to_message() for item in answer.work])
+        traceparent = current_traceparent()
+        work.set([item.traced(traceparent).to_message() for item in answer.work])
     return func.HttpResponse(
         answer.body, status_code=answer.status, mimetype=answer.content_type, headers=answer.headers
     )
@@ -43,6 +46,13 @@ def _webhook_context() -> tuple[str, Callable[..., Any]] | None:
 @bp.queue_output(arg_name="work", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def graph_notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
     """Graph change notifications: validate, queue one piece of work each, answer 202 at once."""
+    with invocation("graph_notifications"), timed_webhook("notifications") as timing:
+        response = _notifications(req, work)
+        timing.status_code = response.status_code
+        return response
+
+
+def _notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
     context = _webhook_context()
     if context is None:
         return func.HttpResponse("service misconfigured", status_code=503)
@@ -56,6 +66,13 @@ def graph_notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> fun
 @bp.queue_output(arg_name="work", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def graph_lifecycle(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
     """Graph lifecycle notifications (reauthorizationRequired, subscriptionRemoved, missed)."""
+    with invocation("graph_lifecycle"), timed_webhook("lifecycle") as timing:
+        response = _lifecycle(req, work)
+        timing.status_code = response.status_code
+        return response
+
+
+def _lifecycle(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
     context = _webhook_context()
     if context is None:
         return func.HttpResponse("service misconfigured", status_code=503)

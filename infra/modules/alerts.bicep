@@ -1,6 +1,7 @@
 // Alerts an administrator needs to act on, mailed through one action group. Each rule is a
-// log search over Application Insights' `traces` and `requests`, reading the connector's
-// own structured log lines (`event key=value …`, see shared/telemetry.py).
+// log search over Application Insights: `traces` (the connector's log lines, whose fields are
+// customDimensions: shared/telemetry.py), `requests` (invocations the Functions host records)
+// and `customMetrics` (the connector's metrics).
 
 @description('Name prefix of the alert rules and the action group.')
 param namePrefix string
@@ -17,7 +18,7 @@ param appInsightsId string
 @description('Where alert e-mails go.')
 param alertEmail string
 
-@description('How often the rules run, and the window each run looks back over.')
+@description('How often most rules run, and the window each run looks back over (the nightly-run and poison-queue rules set their own).')
 param evaluationFrequency string = 'PT15M'
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
@@ -37,40 +38,76 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-// Each line the connector logs is `event key=value key="quoted value" …`; parse-kv reads
-// the pairs after the event name.
+// The connector's log lines arrive with every field as a custom dimension (`customDimensions.kind`);
+// `event` is the line's name.
 var syncRunFailedQuery = '''
 traces
-| where message startswith "run_summary "
-| extend pairs = substring(message, strlen("run_summary "))
-| parse-kv pairs as (['kind']: string, trigger: string, subject: string, status: string, run: string, error: string) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
+| where customDimensions.event == "run_summary"
+| extend ['kind'] = tostring(customDimensions['kind']), trigger = tostring(customDimensions.trigger), status = tostring(customDimensions.status)
 | where status == "failed" and trigger != "queue"
-| project timestamp, ['kind'], trigger, subject, run, error
+| project timestamp, ['kind'], trigger, subject = tostring(customDimensions.subject), run = tostring(customDimensions.run), error = tostring(customDimensions.error)
 '''
 
 // Both guards: mass deprovisioning (`ALERT deletion_guard`) and mass creation (`ALERT creation_guard`).
 var guardQuery = '''
 traces
-| where message startswith "ALERT deletion_guard " or message startswith "ALERT creation_guard "
-| extend guard = extract(@"^ALERT (\S+) ", 1, message)
-| extend pairs = substring(message, strlen("ALERT ") + strlen(guard) + 1)
-| parse-kv pairs as (run: string, would_remove: long, would_create: long, synced: long) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
-| project timestamp, guard, run, would_remove, would_create, synced
+| where customDimensions.event in ("ALERT deletion_guard", "ALERT creation_guard")
+| project timestamp, guard = tostring(customDimensions.event), run = tostring(customDimensions.run), would_remove = tolong(customDimensions.would_remove), would_create = tolong(customDimensions.would_create), synced = tolong(customDimensions.synced)
 '''
 
+// The host's request record where it names the webhook functions, and the connector's own
+// measure of every answer (an exception escaping the handler counts as the 500 the host sends).
 var webhookErrorsQuery = '''
-requests
-| where name in ("graph_notifications", "graph_lifecycle")
-| where toint(resultCode) >= 500
-| project timestamp, name, resultCode, operation_Id
+union
+    (requests
+    | where name in ("graph_notifications", "graph_lifecycle") or url has "/api/graph/notifications" or url has "/api/graph/lifecycle"
+    | where toint(resultCode) >= 500
+    | project timestamp, route = name, status_code = toint(resultCode), operation_Id),
+    (customMetrics
+    | where name == "connector.webhook.duration"
+    | where toint(customDimensions.status_code) >= 500
+    | project timestamp, route = tostring(customDimensions.route), status_code = toint(customDimensions.status_code), operation_Id)
 '''
 
 var subscriptionFailedQuery = '''
 traces
-| where message startswith "subscription_failed "
-| extend pairs = substring(message, strlen("subscription_failed "))
-| parse-kv pairs as (action: string, resource: string, error: string) with (pair_delimiter=' ', kv_delimiter='=', quote='"')
-| project timestamp, action, resource, error
+| where customDimensions.event == "subscription_failed"
+| project timestamp, action = tostring(customDimensions.action), resource = tostring(customDimensions.resource), error = tostring(customDimensions.error)
+'''
+
+// An invocation that failed outright: the connector's own line (a timer whose setting is bad fails
+// before any run is recorded), and the host's request records of failed invocations. Answers
+// below 500 are a route doing its job (400, 404, 409); the webhooks have their own rule.
+var failedInvocationsQuery = '''
+union
+    (traces
+    | where customDimensions.event == "invocation_failed"
+    | project timestamp, function_name = tostring(customDimensions['function']), error = tostring(customDimensions.error), operation_Id),
+    (requests
+    | where success == false
+    | where isempty(resultCode) or toint(resultCode) == 0 or toint(resultCode) >= 500
+    | project timestamp, function_name = name, error = strcat("the host recorded the invocation as failed (", resultCode, ")"), operation_Id)
+| where function_name !in ("graph_notifications", "graph_lifecycle")
+'''
+
+// The nightly user sync reports a `run_summary` with kind=users and trigger=timer. None for 26
+// hours, while the connector has been logging runs for longer than that (so a fresh deployment
+// does not alert before its first night), means the timer did not run or did not finish.
+var noNightlyRunQuery = '''
+traces
+| where timestamp > ago(2d)
+| where customDimensions.event == "run_summary"
+| summarize first_seen = min(timestamp), last_nightly = maxif(timestamp, tostring(customDimensions['kind']) == "users" and tostring(customDimensions.trigger) == "timer")
+| where first_seen < ago(26h) and (isnull(last_nightly) or last_nightly < ago(26h))
+| project first_seen, last_nightly
+'''
+
+// `poison_queue_check` counts `<WORK_QUEUE>-poison` every 15 minutes and writes `poison_messages`
+// while it holds any: messages the host gave up on after maxDequeueCount tries.
+var poisonMessagesQuery = '''
+traces
+| where customDimensions.event == "poison_messages"
+| summarize messages = max(tolong(customDimensions['count'])) by queue = tostring(customDimensions.queue)
 '''
 
 var rules = [
@@ -80,6 +117,9 @@ var rules = [
     description: 'A scheduled or manual run (user sync, contacts, presence pass, subscription upkeep) ended with status=failed (run_summary). Queued work that fails is retried by the host instead. The run\'s error is in the result; `python -m sync runs` lists it too.'
     severity: 1
     query: syncRunFailedQuery
+    evaluationFrequency: evaluationFrequency
+    windowSize: evaluationFrequency
+    autoMitigate: false
   }
   {
     name: 'deletion-guard'
@@ -87,6 +127,9 @@ var rules = [
     description: 'A user sync would have disabled or deleted (deletion_guard), or created (creation_guard), more users than DEPROVISION_MAX_COUNT / DEPROVISION_MAX_PERCENT allow, and held those back. Review the plan (`python -m sync users --dry-run`), then run `python -m sync users --allow-deprovision` or `--allow-mass-create` if it is right.'
     severity: 2
     query: guardQuery
+    evaluationFrequency: evaluationFrequency
+    windowSize: evaluationFrequency
+    autoMitigate: false
   }
   {
     name: 'webhook-5xx'
@@ -94,6 +137,9 @@ var rules = [
     description: 'graph_notifications or graph_lifecycle failed; Graph retries for a while, then drops notifications (the presence pass and nightly run catch up).'
     severity: 2
     query: webhookErrorsQuery
+    evaluationFrequency: evaluationFrequency
+    windowSize: evaluationFrequency
+    autoMitigate: false
   }
   {
     name: 'subscription-failed'
@@ -101,6 +147,39 @@ var rules = [
     description: 'subscription_failed: notifications for that resource stop until the next subscription upkeep succeeds (403 usually means a missing permission or quota).'
     severity: 2
     query: subscriptionFailedQuery
+    evaluationFrequency: evaluationFrequency
+    windowSize: evaluationFrequency
+    autoMitigate: false
+  }
+  {
+    name: 'invocation-failed'
+    displayName: 'Connector: a function invocation failed'
+    description: 'A timer, the queue worker or an admin route failed outright (invocation_failed, or a failed invocation the host recorded): a setting the app cannot read, an outage the queue worker hands back for a retry, an error that escaped. The error is in the result.'
+    severity: 1
+    query: failedInvocationsQuery
+    evaluationFrequency: evaluationFrequency
+    windowSize: evaluationFrequency
+    autoMitigate: false
+  }
+  {
+    name: 'no-nightly-sync'
+    displayName: 'Connector: no nightly user sync in 26 hours'
+    description: 'No run_summary with kind=users and trigger=timer for 26 hours while the connector is running: the nightly timer did not run, or did not finish. Resolves itself after the next nightly run.'
+    severity: 1
+    query: noNightlyRunQuery
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P2D'
+    autoMitigate: true
+  }
+  {
+    name: 'poison-messages'
+    displayName: 'Connector: messages wait in the poison queue'
+    description: 'poison_messages: the work queue\'s poison queue holds messages the host gave up on after five tries. Resolves itself once the poison queue is empty.'
+    severity: 2
+    query: poisonMessagesQuery
+    evaluationFrequency: evaluationFrequency
+    windowSize: 'PT30M'
+    autoMitigate: true
   }
 ]
 
@@ -117,8 +196,8 @@ resource queryRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for r
     scopes: [
       appInsightsId
     ]
-    evaluationFrequency: evaluationFrequency
-    windowSize: evaluationFrequency
+    evaluationFrequency: rule.evaluationFrequency
+    windowSize: rule.windowSize
     criteria: {
       allOf: [
         {
@@ -133,7 +212,7 @@ resource queryRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for r
         }
       ]
     }
-    autoMitigate: false
+    autoMitigate: rule.autoMitigate
     actions: {
       actionGroups: [
         actionGroup.id

@@ -91,6 +91,13 @@ var hostSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identityClientId};Authorization=AAD'
   }
+  {
+    // With host.json's telemetryMode OpenTelemetry: the Python worker hands each invocation
+    // the host's trace context, and the host leaves the worker's logs to the connector's own
+    // exporter (shared/azure_monitor.py), which authenticates as the identity above.
+    name: 'PYTHON_ENABLE_OPENTELEMETRY'
+    value: 'true'
+  }
 ]
 
 // Always-ready instances of the HTTP group; zone redundancy takes no fewer than two.

@@ -64,6 +64,31 @@ def test_send_receive_delete(queue: WorkQueue) -> None:
     queue.delete(messages[0])  # deleting twice (another worker finished it) is harmless
 
 
+def test_a_message_sent_within_a_trace_carries_it_and_keeps_its_own(queue: WorkQueue) -> None:
+    from opentelemetry import trace
+
+    with trace.get_tracer("test").start_as_current_span("presence pass") as span:
+        queue.send(_item(U1))
+    queue.send(_item(U2))  # outside any trace
+    carried = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+    with trace.get_tracer("test").start_as_current_span("worker"):
+        queue.send(_item(U1).traced(carried))  # put back: keeps the trace it came with
+    carried_by = {(item.user_id, item.traceparent) for item in (parse_work(text) for text in queue.peek())}
+    context = span.get_span_context()
+    (from_span,) = [tp for user, tp in carried_by if tp and tp != carried]
+    assert from_span.startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
+    assert carried_by == {(U1, from_span), (U2, None), (U1, carried)}
+
+
+def test_the_poison_queue_is_counted_and_none_yet_is_none(queue: WorkQueue) -> None:
+    assert queue.poison_message_count() == 0  # the poison queue does not exist yet
+    queue.send(_item(U1))
+    (message,) = queue.receive()
+    queue.poison(message)
+    assert queue.poison_message_count() == 1
+    assert queue.poison_name == f"{queue.name}-poison"
+
+
 def test_ensure_is_idempotent(queue: WorkQueue) -> None:
     queue.ensure()
     queue.send_text("still works")

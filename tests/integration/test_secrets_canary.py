@@ -1,8 +1,9 @@
 """The secrets canary: nothing the connector said during the whole suite holds a secret.
 
 Runs after every other test (tests/canary_plugin.py orders it last) and scans every log
-record, everything printed, every HTTP answer and every run record in storage for the
-planted secrets (tests/conftest.py) and every token the fakes issued.
+record, everything printed, every HTTP answer, every OpenTelemetry span and log record (what
+Application Insights would receive; tests/telemetry_plugin.py) and every run record in
+storage for the planted secrets (tests/conftest.py) and every token the fakes issued.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def test_the_canary_would_notice_a_leak() -> None:
 def test_the_journal_saw_the_suite_speak() -> None:
     """Guards the canary itself: had nothing been captured, finding no secret would prove nothing."""
     kinds = {where.split()[0] for where, _ in JOURNAL}
-    assert {"log", "print", "http"} <= kinds
+    assert {"log", "print", "http", "otel"} <= kinds  # otel: the spans and log records Azure would get
     assert any(text.startswith("run_summary ") for _, text in JOURNAL)
     assert ISSUED_CREDENTIALS, "the fakes issued no token during the suite"
 

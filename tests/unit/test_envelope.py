@@ -7,11 +7,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from opentelemetry import trace
 
 from shared.graph import GraphUnavailable
 from shared.state import LockHeld
 from sync.envelope import RunReport, run_envelope
 from sync.records import RunRecord
+from tests.telemetry_plugin import Telemetry
 
 
 class FakeLease:
@@ -158,3 +160,50 @@ def test_a_lost_lease_is_said_once_and_marked_on_the_run(runs: MemoryRuns, caplo
     # Leaving the envelope joined the renewer, so what it concluded is visible now.
     assert run.lease_lost
     assert [r.getMessage().split()[0] for r in caplog.records] == ["lock_lost"]
+
+
+def test_a_lost_lease_is_said_from_the_runs_own_thread_within_its_trace(
+    runs: MemoryRuns, caplog: pytest.LogCaptureFixture, telemetry: Telemetry
+) -> None:
+    """Fault: `lock_lost` was logged from the renewer's thread, outside any invocation (the host dropped it)."""
+    caplog.set_level(logging.WARNING)
+    ttl = timedelta(milliseconds=30)
+    with (
+        trace.get_tracer("test").start_as_current_span("user_sync_timer") as invocation,
+        run_envelope(runs, "users", trigger="timer", lock="user-sync", lease_ttl=ttl),
+    ):
+        (lease,) = runs.leases
+        lease.fail_renewal = True
+        assert lease.renewed.wait(timeout=10), "no renewal was attempted"
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("lock_lost ")]
+    assert line.thread == threading.get_ident()
+    assert "lease taken over" in line.getMessage()
+    (record,) = telemetry.logs("lock_lost")
+    assert record.log_record.trace_id == invocation.get_span_context().trace_id
+    assert (record.log_record.attributes or {})["run"] == runs.saved[-1].run_id
+    # Said before the summary, so the summary is the run's last word.
+    assert [r.getMessage().split()[0] for r in caplog.records if r.levelno >= logging.WARNING][-1] == "lock_lost"
+
+
+def test_the_summary_arrives_with_its_dimensions_and_counts_the_run(runs: MemoryRuns, telemetry: Telemetry) -> None:
+    with run_envelope(runs, "contacts", trigger="timer", lock="contacts:company", subject="company") as run:
+        run.report.counts = {"created": 2, "updated": 0, "failed": 1}
+        run.report.failures.append("entry x: 3CX 400")
+    (record,) = telemetry.logs("run_summary")
+    attributes = dict(record.log_record.attributes or {})
+    assert attributes.pop("duration_s")
+    assert attributes == {
+        "event": "run_summary",
+        "run": run.run_id,
+        "kind": "contacts",
+        "trigger": "timer",
+        "subject": "company",
+        "status": "partial",
+        "created": 2,
+        "updated": 0,
+        "failed": 1,
+    }
+    (counted,) = telemetry.metrics("connector.runs")
+    assert (counted.attributes, counted.value) == ({"kind": "contacts", "trigger": "timer", "status": "partial"}, 1)
+    (timed,) = telemetry.metrics("connector.run.duration")
+    assert timed.count == 1

@@ -32,6 +32,7 @@ def test_registered_triggers_match_the_contract() -> None:
     assert triggers["presence_timer"].schedule == "%PRESENCE_SCHEDULE%"
     assert triggers["subscription_timer"].schedule == "%SUBSCRIPTION_SCHEDULE%"
     assert triggers["work_queue_worker"].queue_name == "%WORK_QUEUE%"
+    assert triggers["poison_queue_check"].schedule == "0 */15 * * * *"
     for trigger in triggers.values():
         if trigger.get_binding_name() == "httpTrigger":
             assert str(getattr(trigger.auth_level, "value", trigger.auth_level)).lower() == "function"

@@ -12,9 +12,11 @@ from typing import TypeVar
 import pytest
 import requests
 import responses
+from opentelemetry.trace import SpanKind, StatusCode
 
 from fakes.transport import FakeRequest, FakeResponse, FakeService, install
 from shared.http import RetriesExhausted, RetryPolicy, retry_after_seconds, send
+from tests.telemetry_plugin import Telemetry
 
 ROOT = "https://service.fake.test"
 S = TypeVar("S", bound=FakeService)
@@ -324,3 +326,36 @@ def test_a_policy_must_allow_at_least_one_attempt(attempts: int) -> None:
     with pytest.raises(ValueError, match="max_attempts must be at least 1"):
         RetryPolicy(max_attempts=attempts)
     assert RetryPolicy(max_attempts=1).max_attempts == 1
+
+
+def test_each_call_is_one_client_span_with_its_retries_and_no_query(echo: Echo, telemetry: Telemetry) -> None:
+    echo.inject(429, count=2, retry_after=0)
+    send(requests.Session(), "GET", f"{ROOT}/x?$filter=a&code=K", sleep=lambda _: None)
+    echo.inject(400, count=1)
+    send(requests.Session(), "PATCH", f"{ROOT}/y", json={}, sleep=no_wait)
+    first, second = telemetry.spans()
+    assert (first.name, first.kind) == ("GET /x", SpanKind.CLIENT)
+    assert dict(first.attributes or {}) == {
+        "http.request.method": "GET",
+        "url.full": "https://service.fake.test/x",
+        "server.address": "service.fake.test",
+        "http.response.status_code": 200,
+        "http.request.resend_count": 2,
+    }
+    assert first.status.status_code == StatusCode.UNSET
+    assert (second.name, (second.attributes or {})["http.response.status_code"]) == ("PATCH /y", 400)
+    assert (second.attributes or {})["http.request.resend_count"] == 0
+    assert second.status.status_code == StatusCode.ERROR
+
+
+def test_a_call_that_gets_no_answer_is_a_failed_span_naming_the_error_only(
+    mock: responses.RequestsMock, telemetry: Telemetry
+) -> None:
+    # Nothing listens on that port: the connection is refused (responses raises ConnectionError).
+    with pytest.raises(requests.ConnectionError):
+        send(requests.Session(), "POST", f"{ROOT}:8443/z?token=T", sleep=no_wait)
+    (span,) = telemetry.spans()
+    assert (span.attributes or {})["error.type"] == "ConnectionError"
+    assert (span.attributes or {})["server.port"] == 8443
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.status.description == "ConnectionError"

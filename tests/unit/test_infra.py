@@ -31,6 +31,7 @@ from tests.bicep_support import (
     resources_of_type,
     syntax_problems,
 )
+from tests.telemetry_schema import emitted_dimensions, events_read, unknown_dimensions
 
 ROOT = PROJECT_ROOT
 MAIN = INFRA / "main.bicep"
@@ -42,6 +43,7 @@ HOST_SETTINGS = frozenset(
         "FUNCTIONS_EXTENSION_VERSION",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "PYTHON_ENABLE_OPENTELEMETRY",
         "AzureWebJobsStorage__accountName",
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
@@ -460,34 +462,63 @@ def _role_ids(name: str, assignment: Declaration, variables: dict[str, Any]) -> 
 # -- alerts ----------------------------------------------------------------------------------------
 
 
-def _logged_events() -> set[str]:
-    sources = [
-        ROOT / "function_app.py",
-        *(path for package in ("triggers", "sync", "shared") for path in sorted((ROOT / package).glob("*.py"))),
-    ]
-    text = "\n".join(path.read_text() for path in sources)
-    return set(re.findall(r"log_event\(\s*\"([^\"]+)\"", text))
-
-
 def test_every_alert_reads_a_log_line_or_function_the_code_has() -> None:
     path = MODULES / "alerts.bicep"
-    queries = [q for q in (v.body for v in declared(path, "var").values()) if isinstance(q, str) and "| where" in q]
-    assert len(queries) == 4
-    events = _logged_events()
+    queries = alert_queries()
+    assert len(queries) == 7
+    emitted = emitted_dimensions()
     functions = {function.get_function_name() for function in registered_functions()}
     seen_events: set[str] = set()
     for query in queries:
-        for event in re.findall(r'message startswith "([^"]+)"', query):
-            assert event.strip() in events, f"alert reads {event.strip()!r}, which the code never logs"
-            seen_events.add(event.strip())
-        for listed in re.findall(r"name in \(([^)]*)\)", query):
+        assert "parse-kv" not in query and "message startswith" not in query, "read the dimensions, not the text"
+        problems = unknown_dimensions(query, emitted)
+        assert not problems, "\n".join(problems)
+        seen_events |= events_read(query)
+        for listed in re.findall(r"name\s+!?in\s+\(([^)]*)\)", query):
             names = set(re.findall(r'"([^"]+)"', listed))
             assert names and names <= functions, f"alert watches {sorted(names - functions)}: no such function"
-    assert seen_events == {"run_summary", "ALERT deletion_guard", "ALERT creation_guard", "subscription_failed"}
-    assert any('status == "failed"' in query for query in queries)
+    assert seen_events == {
+        "run_summary",
+        "ALERT deletion_guard",
+        "ALERT creation_guard",
+        "subscription_failed",
+        "invocation_failed",
+        "poison_messages",
+    }
+    by_name = {rule["name"]: rule for rule in declared(path, "var")["rules"].body}
+    assert 'status == "failed"' in _query_of(by_name["sync-run-failed"])
+    failed = _query_of(by_name["invocation-failed"])
+    assert "requests" in failed and "success == false" in failed and '"invocation_failed"' in failed
+    nightly = _query_of(by_name["no-nightly-sync"])
+    assert '== "users"' in nightly and '.trigger) == "timer"' in nightly and "ago(26h)" in nightly
+    assert by_name["no-nightly-sync"]["windowSize"] == "P2D", "the window must reach back past 26 hours"
+    assert by_name["poison-messages"]["autoMitigate"] is True
     (group,) = resources_of_type(path, "Microsoft.Insights/actionGroups")
     (receiver,) = group.body["properties"]["emailReceivers"]
     assert isinstance(receiver["emailAddress"], Expr) and receiver["emailAddress"].text == "alertEmail"
+
+
+def test_an_alert_reading_a_dimension_no_line_has_is_caught() -> None:
+    emitted = emitted_dimensions()
+    good = 'traces | where customDimensions.event == "run_summary" | extend s = tostring(customDimensions.status)'
+    assert unknown_dimensions(good, emitted) == []
+    assert unknown_dimensions(good.replace(".status", ".satus"), emitted)
+    assert unknown_dimensions('traces | where customDimensions.event == "run_sumary"', emitted)
+    assert unknown_dimensions(
+        'traces | where customDimensions.event == "status_change" | extend x = customDimensions.created', emitted
+    )
+    assert unknown_dimensions(
+        'customMetrics | where name == "connector.runs" | extend r = customDimensions.route', emitted
+    )
+
+
+def alert_queries() -> list[str]:
+    variables = declared(MODULES / "alerts.bicep", "var")
+    return [q for q in (v.body for v in variables.values()) if isinstance(q, str) and "| where" in q]
+
+
+def _query_of(rule: dict[str, Any]) -> str:
+    return declared(MODULES / "alerts.bicep", "var")[rule["query"].text].body
 
 
 # -- outputs, azd ------------------------------------------------------------------------------------
@@ -597,3 +628,36 @@ def test_zone_redundancy_is_set_on_the_plan_with_the_always_ready_instances_it_n
         "zoneRedundant && alwaysReadyHttpInstances > 0 ? max(2, alwaysReadyHttpInstances) : alwaysReadyHttpInstances"
     )
     assert count.text == expected
+
+
+# -- telemetry ---------------------------------------------------------------------------------------
+
+
+def test_the_host_and_the_worker_export_opentelemetry_as_the_managed_identity() -> None:
+    """The host in OpenTelemetry mode; the worker hands over its own logs and continues the host's traces."""
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = host_settings()
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    # The worker's own set-up of the distro would export without the managed identity.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+    assert isinstance(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"], Expr)
+    auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    assert isinstance(auth, Expr) and "identityClientId" in auth.identifiers() and "Authorization=AAD" in auth.text
+
+
+def test_what_the_docs_say_of_sampling_is_what_host_json_does() -> None:
+    """Fault: the queries and the guide said host.json samples traces, while it excluded them from sampling.
+
+    In OpenTelemetry mode host.json's Application Insights sampling does not apply at all; the
+    connector's own log records are not sampled.
+    """
+    host = json.loads((ROOT / "host.json").read_text())
+    assert "applicationInsights" not in host.get("logging", {}), (
+        "its samplingSettings do not apply in OpenTelemetry mode"
+    )
+    for doc in (ROOT / "docs" / "queries.kql", ROOT / "docs" / "admin-guide.md", ROOT / "README.md"):
+        text = " ".join(doc.read_text().split())
+        assert not re.search(r"host\.json\W+samples", text), f"{doc.name} says host.json samples"
+        unsampled_said = "itemCount" not in text or "not sampled" in text.lower()
+        assert unsampled_said, f"{doc.name} counts itemCount without saying the log lines are not sampled"

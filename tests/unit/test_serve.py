@@ -34,5 +34,12 @@ def test_schedules_are_resolved_from_app_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("USER_SYNC_SCHEDULE", "0 30 3 * * *")
     assert resolve_app_setting("%USER_SYNC_SCHEDULE%") == "0 30 3 * * *"
     timers = {t.name: t for t in discover(registered_functions()).timers}
-    assert set(timers) == {"user_sync_timer", "presence_timer", "subscription_timer", "contact_sync_timer"}
+    assert set(timers) == {
+        "user_sync_timer",
+        "presence_timer",
+        "subscription_timer",
+        "contact_sync_timer",
+        "poison_queue_check",  # a fixed schedule, not a setting
+    }
+    assert timers["poison_queue_check"].schedule.next_after(_at("2026-11-26T00:07:00")) == _at("2026-11-26T00:15:00")
     assert timers["user_sync_timer"].schedule.next_after(_at("2026-11-26T00:00:00")) == _at("2026-11-26T03:30:00")
