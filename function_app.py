@@ -11,10 +11,10 @@ from typing import Any
 
 import azure.functions as func
 
-from triggers import admin, queue, timers, webhooks
+from triggers import admin, console, queue, timers, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (timers.bp, queue.bp, webhooks.bp, admin.bp):
+for blueprint in (timers.bp, queue.bp, webhooks.bp, admin.bp, console.bp):
     app.register_functions(blueprint)
 
 

@@ -148,6 +148,13 @@ class WorkQueue:
         """Messages in the queue, hidden ones included (Storage's approximation)."""
         return int(self._client.get_queue_properties().approximate_message_count or 0)
 
+    def poison_count(self) -> int:
+        """Messages in `<name>-poison` (Storage's approximation); 0 while it does not exist."""
+        try:
+            return int(self._poison_client.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
+
     def delete(self, message: QueuedMessage) -> None:
         """Remove a processed message. Already gone (another worker finished it) is fine."""
         with suppress(ResourceNotFoundError):

@@ -329,6 +329,13 @@ class StateStore:
         _submit_in_batches(table, books)
         return len(books)
 
+    def signing_key(self, name: str) -> bytes:
+        """A random 32-byte key kept in state, made on first use (the same one for every instance)."""
+        table = self._table("keys")
+        with suppress(ResourceExistsError):
+            table.create_entity({"PartitionKey": "key", "RowKey": name, "value": secrets.token_hex(32)})
+        return bytes.fromhex(table.get_entity("key", name)["value"])
+
     def marker_set(self, name: str) -> bool:
         """Whether the one-off step `name` was done (see `set_marker`)."""
         try:
