@@ -404,6 +404,13 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"{run.started_at:%Y-%m-%d %H:%M:%S} {run.kind:<13} {run.trigger:<6} {run.status:<9}{about} {counts}")
         if run.guard:
             print(f"    ! {run.guard}")
+        if run.resolution is not None:
+            made = f" (run {run.resolution.run_id})" if run.resolution.run_id else ""
+            print(f"    ✓ held actions {run.resolution.decision} by {run.resolution.by}{made}")
+        elif run.held_actions:
+            print(f"    ? held actions undecided: python -m sync users --approve {run.run_id}")
+        if run.approves:
+            print(f"    ✓ applies the held actions of run {run.approves}")
         for line in run.skipped[:5]:
             print(f"    ~ {line}")
         for error in run.errors[:5]:

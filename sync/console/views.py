@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, quote
 from markupsafe import Markup
 
 from shared.errors import UpstreamError, one_line
+from shared.identifiers import MalformedId, user_reference
 from shared.settings import ConfigError
 from shared.state import LockHeld
 from shared.telemetry import log_event
@@ -304,8 +305,8 @@ def _decide(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:
             result = approve_hold(ctx.rt, run_id, who, digest, trigger="console")
             skipped = [f"{skip.upn}: {skip.reason}" for skip in result.plan.skipped]
             failed = [f"{o.action.upn}: {o.error}" for o in result.outcomes if not o.ok]
-            text = Markup("Approved: run {} applied them ({}).").format(result.run_id, render.counts(result.counts))
-            message = notice(str(text), "ok" if result.status == "succeeded" else "warning") + bullet_list(
+            text = f"Approved: run {result.run_id} applied them ({render.counts(result.counts)})."
+            message = notice(text, "ok" if result.status == "succeeded" else "warning") + bullet_list(
                 [*skipped, *failed]
             )
         elif decision == "dismiss":
@@ -365,7 +366,9 @@ def _upn_of(m365_id: str, mirror: Mapping[str, Mapping[str, object]], links: Map
 def _user(ctx: _Context, request: ConsoleRequest, message: Markup | None = None) -> ConsoleResponse:
     upn = request.query.get("upn", "") or request.form().get("upn", "")
     try:
-        report = options_report(ctx.rt, upn)
+        report = options_report(ctx.rt, user_reference(upn, "upn"))
+    except MalformedId as error:
+        return ctx.page("Not a user", "users", notice(str(error), "error"), 400)
     except UnknownUser as error:
         return ctx.page("Unknown user", "users", notice(str(error), "error"), 404)
     user = report["user"]
@@ -411,7 +414,9 @@ def _set_options(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:
                 return _bare(400, f"{name} must be default, on or off")
             assignments[name] = values[form[name]]
     try:
-        set_user_options(ctx.rt, upn, assignments)
+        set_user_options(ctx.rt, user_reference(upn, "upn"), assignments)
+    except MalformedId as error:
+        return ctx.page("Not a user", "users", notice(str(error), "error"), 400)
     except UnknownUser as error:
         return ctx.page("Unknown user", "users", notice(str(error), "error"), 404)
     log_event(

@@ -280,3 +280,13 @@ def _digest(page: str) -> str:
     found = re.search(r'name="digest" value="([0-9a-f]{32})"', page)
     assert found, page
     return found.group(1)
+
+
+def test_a_user_that_is_no_upn_is_answered_400_and_nothing_is_asked(console: Tenant) -> None:
+    browser = Browser()
+    browser.get("console_user", "console/user", {"upn": "user000@contoso.com"})  # the form's token
+    response = browser.get("console_user", "console/user", {"upn": "not a user'"})
+    assert response.status_code == 400
+    saved = browser.post("console_user_options", "console/user/options", {"upn": "", "sso": "on"})
+    assert saved.status_code == 400
+    assert console.state.option_overrides() == {}

@@ -111,6 +111,9 @@ def test_the_cli_approves_a_run(tenant_env: Tenant, capsys: pytest.CaptureFixtur
     assert len(tenant_env.pbx.users) == 3
     assert main(["users", "--approve", record.run_id]) == 1
     assert "were approved by cli:" in capsys.readouterr().err
+    assert main(["runs", "--kind", "users"]) == 0
+    listing = capsys.readouterr().out
+    assert "held actions approved by cli:" in listing and f"applies the held actions of run {record.run_id}" in listing
 
 
 def test_many_held_actions_survive_the_table_s_property_limit(state) -> None:
