@@ -290,3 +290,57 @@ def test_a_user_that_is_no_upn_is_answered_400_and_nothing_is_asked(console: Ten
     saved = browser.post("console_user_options", "console/user/options", {"upn": "", "sso": "on"})
     assert saved.status_code == 400
     assert console.state.option_overrides() == {}
+
+
+def test_the_overview_counts_subscriptions_unreadable_calendars_and_poisoned_messages(
+    console: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.queues import WorkQueue
+    from sync.records import PresenceState, SubscriptionRecord
+    from sync.runtime import reset_process_runtime
+
+    queue_name = "console-" + console.env["STATE_TABLE_PREFIX"]
+    monkeypatch.setenv("WORK_QUEUE", queue_name)
+    reset_process_runtime()
+    poison = WorkQueue.from_connection_string(console.env["AzureWebJobsStorage"], queue_name + "-poison")
+    poison.ensure()
+    poison.send_text('{"kind": "broken"}')
+    poison.send_text('{"kind": "broken"}')
+    now = datetime.now(UTC)
+    for name, expires in (
+        ("healthy", timedelta(days=6)),
+        ("expiring", timedelta(days=1)),
+        ("gone", -timedelta(hours=1)),
+    ):
+        console.state.save_subscription(
+            SubscriptionRecord(
+                id=name,
+                kind="calendar",
+                resource=f"/users/{name}/events",
+                client_state="s" * 32,
+                expires_at=now + expires,
+            )
+        )
+    link = next(link for link in console.state.links().values() if link.upn.startswith("user001"))
+    console.state.save_presence(
+        PresenceState(m365_id=link.m365_id, tcx_user_id=link.tcx_user_id, unreadable="403 ErrorAccessDenied")
+    )
+
+    body = html(Browser().get("console_overview", "console"))
+
+    assert "<tr><td>1</td><td>1</td><td>1</td><td>0</td></tr>" in body  # healthy, expiring, expired, failing
+    assert "<tr><td>user001@contoso.com</td><td>403 ErrorAccessDenied</td></tr>" in body
+    assert "<tr><td>2</td><td>0</td></tr>" in body  # poisoned messages, plans held back
+
+
+def test_runs_are_filtered_by_kind_and_status(console: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    _hold(console, monkeypatch)
+    browser = Browser()
+    partial = html(browser.get("console_runs", "console/runs", {"kind": "users", "status": "partial"}))
+    assert partial.count('<span class="status status-partial">') == 1
+    assert "status-succeeded" not in partial and "deletion guard: 3 of 6" in partial
+    succeeded = html(browser.get("console_runs", "console/runs", {"status": "succeeded"}))
+    assert succeeded.count('<span class="status status-succeeded">') == 2
+    assert "status-partial" not in succeeded
