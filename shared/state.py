@@ -416,6 +416,18 @@ class StateStore:
                 break
         return runs
 
+    def runs_since(self, kind: str, since: datetime, limit: int = 50_000) -> list[RunRecord]:
+        """The runs of one kind started since `since`, newest first (their counts and status only)."""
+        bound = f"{10**13 - int(since.timestamp() * 1000):013d}"
+        query = f"PartitionKey eq '{_odata(kind)}' and RowKey lt '{bound}'"
+        fields = ["PartitionKey", "run_id", "started_at", "status", "counts", "dry_run", "trigger"]
+        runs: list[RunRecord] = []
+        for entity in self._table("runs").query_entities(query, select=fields):
+            runs.append(_run_from_entity(entity))
+            if len(runs) >= limit:
+                break
+        return runs
+
     # -- leases ---------------------------------------------------------------------------------
     def lease(self, name: str, ttl: timedelta) -> Lease:
         """A lease on the named lock, not yet acquired (the run envelope acquires and renews it)."""

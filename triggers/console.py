@@ -59,6 +59,12 @@ def console_decide(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "decide")
 
 
+@bp.function_name("console_charts")
+@bp.route(route="console/charts", methods=["GET"], auth_level=ANONYMOUS)
+def console_charts(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "charts")
+
+
 @bp.function_name("console_users")
 @bp.route(route="console/users", methods=["GET"], auth_level=ANONYMOUS)
 def console_users(req: func.HttpRequest) -> func.HttpResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
@@ -22,7 +22,7 @@ from shared.identifiers import MalformedId, user_reference
 from shared.settings import ConfigError
 from shared.state import LockHeld
 from shared.telemetry import log_event
-from sync.console import render
+from sync.console import charts, render
 from sync.console.render import BASE, age, bullet_list, hidden, notice, table
 from sync.console.security import (
     CSRF_FIELD,
@@ -321,6 +321,66 @@ def _decide(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:
     return _held(ctx, request, message)
 
 
+# -- charts -----------------------------------------------------------------------------------
+
+
+def _charts(ctx: _Context, _request: ConsoleRequest) -> ConsoleResponse:
+    state, now = ctx.rt.state, ctx.now
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    series = (
+        (
+            charts.bucketed(
+                "3CX status changes per hour, last 7 days",
+                state.runs_since("presence", now - 7 * day),
+                charts.STATUS_FIELDS,
+                now=now,
+                width=hour,
+                count=7 * 24,
+            ),
+            "%Y-%m-%d %H:00",
+        ),
+        (
+            charts.bucketed(
+                "User changes per day, last 30 days",
+                state.runs_since("users", now - 30 * day),
+                charts.USER_FIELDS,
+                now=now,
+                width=day,
+                count=30,
+            ),
+            "%Y-%m-%d",
+        ),
+        (
+            charts.bucketed(
+                "Contact changes per day, last 30 days",
+                state.runs_since("contacts", now - 30 * day),
+                charts.CONTACT_FIELDS,
+                now=now,
+                width=day,
+                count=30,
+            ),
+            "%Y-%m-%d",
+        ),
+    )
+    parts = []
+    for chart, when in series:
+        top = max(chart.values, default=0) or 1
+        rows = [
+            (
+                Markup('<time datetime="{}">{}</time>').format(start.isoformat(), start.strftime(when)),
+                value,
+                Markup('<meter min="0" max="{}" value="{}">{}</meter>').format(top, value, value),
+            )
+            for start, value in reversed(list(zip(chart.starts, chart.values, strict=True)))
+        ]
+        parts.append(
+            Markup("<h2>{}</h2><p>{} in all (UTC, newest first).</p>{}").format(
+                chart.title, chart.total, table(("From", "Changes", ""), rows, caption=chart.title)
+            )
+        )
+    return ctx.page("Charts", "charts", Markup("").join(parts))
+
+
 # -- users ------------------------------------------------------------------------------------
 
 
@@ -434,6 +494,7 @@ _PAGES: dict[str, Callable[[_Context, ConsoleRequest], ConsoleResponse]] = {
     "runs": _runs,
     "held": _held,
     "decide": _decide,
+    "charts": _charts,
     "users": _users,
     "user": _user,
     "options": _set_options,

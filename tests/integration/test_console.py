@@ -27,6 +27,7 @@ PAGES = [
     ("console_users", "console/users", {}),
     ("console_users", "console/users", {"q": "user001"}),
     ("console_user", "console/user", {"upn": "user000@contoso.com"}),
+    ("console_charts", "console/charts", {}),
 ]
 
 
@@ -344,3 +345,35 @@ def test_runs_are_filtered_by_kind_and_status(console: Tenant, monkeypatch: pyte
     succeeded = html(browser.get("console_runs", "console/runs", {"status": "succeeded"}))
     assert succeeded.count('<span class="status status-succeeded">') == 2
     assert "status-partial" not in succeeded
+
+
+def test_charts_show_changes_per_hour_and_per_day_from_the_run_records(console: Tenant) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sync.records import RunRecord
+
+    now = datetime.now(UTC)
+    for ago, changed in ((timedelta(minutes=1), 3), (timedelta(hours=3), 2), (timedelta(days=8), 50)):
+        console.state.save_run(
+            RunRecord(
+                kind="presence",
+                run_id=f"p{changed}",
+                started_at=now - ago,
+                status="succeeded",
+                counts={"changed": changed, "unchanged": 9},
+            )
+        )
+    console.state.save_run(
+        RunRecord(
+            kind="contacts",
+            run_id="c1",
+            started_at=now - timedelta(days=2),
+            status="succeeded",
+            counts={"created": 4, "deleted": 1},
+        )
+    )
+    body = html(Browser().get("console_charts", "console/charts"))
+    assert "3CX status changes per hour, last 7 days</h2><p>5 in all" in body
+    assert "User changes per day, last 30 days</h2><p>3 in all" in body  # the fixture's first sync
+    assert "Contact changes per day, last 30 days</h2><p>5 in all" in body
+    assert '<meter min="0" max="3" value="3">3</meter>' in body

@@ -33,6 +33,7 @@ def test_registered_triggers_match_the_contract() -> None:
         "console/held",
         "console/held/{run_id}/{decision}",
         "console/users",
+        "console/charts",
         "console/user",
         "console/user/options",
         "console/console.css",
