@@ -83,7 +83,7 @@ def console_user_options(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "options")
 
 
-@bp.function_name("console_css")
-@bp.route(route="console/console.css", methods=["GET"], auth_level=ANONYMOUS)
-def console_css(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, "css")
+@bp.function_name("console_static")
+@bp.route(route="console/static/{name}", methods=["GET"], auth_level=ANONYMOUS)
+def console_static(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "static")

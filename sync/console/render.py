@@ -20,8 +20,9 @@ NAV = (
 BASE = "/api/console"
 
 
-def page(title: str, active: str, who: str, body: Markup, *, held: int = 0) -> str:
-    """A whole console page around `body`."""
+def page(title: str, active: str, who: str, body: Markup, *, held: int = 0, scripts: tuple[str, ...] = ()) -> str:
+    """A whole console page around `body`; `scripts` are files of the console's own (never inline)."""
+    tags = Markup("").join(Markup('<script src="{}" defer></script>').format(src) for src in scripts)
     links = Markup("").join(
         Markup('<a href="{}"{}>{}{}</a>').format(
             BASE + path,
@@ -36,10 +37,10 @@ def page(title: str, active: str, who: str, body: Markup, *, held: int = 0) -> s
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             "<title>{} · 3CX connector</title>"
-            '<link rel="stylesheet" href="{}/console.css"></head><body>'
+            '<link rel="stylesheet" href="{}/static/console.css">{}</head><body>'
             '<header><strong>3CX ⇄ Microsoft 365 connector</strong><nav aria-label="Console">{}</nav>'
             '<span class="who">Signed in as {}</span></header><main><h1>{}</h1>{}</main></body></html>'
-        ).format(title, BASE, links, who, title, body)
+        ).format(title, BASE, tags, links, who, title, body)
     )
 
 

@@ -46,7 +46,13 @@ from sync.records import Link, RunRecord
 from sync.runtime import Runtime
 from sync.subscriptions import RENEW_BEFORE
 
-CSS = Path(__file__).with_name("console.css")
+STATIC = Path(__file__).with_name("static")
+# What /api/console/static/{name} serves: the style sheet, the chart script and Chart.js (MIT, vendored).
+STATIC_FILES = {
+    "console.css": "text/css",
+    "charts.js": "text/javascript",
+    "chart.umd.min.js": "text/javascript",
+}
 RUNS_PER_KIND = 50
 USERS_SHOWN = 100
 STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
@@ -84,9 +90,13 @@ class _Context:
     token: str
     now: datetime
 
-    def page(self, title: str, active: str, body: Markup, status: int = 200) -> ConsoleResponse:
+    def page(
+        self, title: str, active: str, body: Markup, status: int = 200, scripts: tuple[str, ...] = ()
+    ) -> ConsoleResponse:
         held = len(pending_holds(self.rt))
-        return ConsoleResponse(status, render.page(title, active, self.principal.name, body, held=held))
+        return ConsoleResponse(
+            status, render.page(title, active, self.principal.name, body, held=held, scripts=scripts)
+        )
 
     def form(self, action: str, fields: Markup, button: str, cls: str = "") -> Markup:
         return Markup('<form method="post" action="{}" class="{}">{}{}<button type="submit">{}</button></form>').format(
@@ -97,13 +107,18 @@ class _Context:
 def handle(request: ConsoleRequest, runtime: Callable[[], Runtime]) -> ConsoleResponse:
     """Answer one console request (see the module docstring)."""
     response = _handle(request, runtime)
-    response.headers = {**SECURITY_HEADERS, **response.headers}
+    response.headers = {**SECURITY_HEADERS, **response.headers}  # a static file keeps its own caching
     return response
 
 
 def _handle(request: ConsoleRequest, runtime: Callable[[], Runtime]) -> ConsoleResponse:
-    if request.page == "css":
-        return ConsoleResponse(200, CSS.read_text(encoding="utf-8"), "text/css")
+    if request.page == "static":
+        name = request.route.get("name", "")
+        if name not in STATIC_FILES:
+            return _bare(404, "no such file")
+        response = ConsoleResponse(200, (STATIC / name).read_text(encoding="utf-8"), STATIC_FILES[name])
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
     try:
         principal = principal_from(request.headers)
     except Refused as refusal:
@@ -141,7 +156,8 @@ def _bare(status: int, message: str) -> ConsoleResponse:
     """A page for a refusal: no data, just why."""
     body = Markup(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Console</title>'
-        '<link rel="stylesheet" href="{}/console.css"></head><body><main><h1>{}</h1><p>{}</p></main></body></html>'
+        '<link rel="stylesheet" href="{}/static/console.css"></head>'
+        "<body><main><h1>{}</h1><p>{}</p></main></body></html>"
     ).format(BASE, "Not allowed" if status in (401, 403) else "Error", message)
     return ConsoleResponse(status, str(body))
 
@@ -365,20 +381,22 @@ def _charts(ctx: _Context, _request: ConsoleRequest) -> ConsoleResponse:
     parts = []
     for chart, when in series:
         top = max(chart.values, default=0) or 1
-        rows = [
-            (
-                Markup('<time datetime="{}">{}</time>').format(start.isoformat(), start.strftime(when)),
-                value,
-                Markup('<meter min="0" max="{}" value="{}">{}</meter>').format(top, value, value),
-            )
+        rows = Markup("").join(
+            Markup(
+                '<tr data-label="{}" data-value="{}"><td><time datetime="{}">{}</time></td><td>{}</td>'
+                '<td><meter min="0" max="{}" value="{}">{}</meter></td></tr>'
+            ).format(start.strftime(when), value, start.isoformat(), start.strftime(when), value, top, value, value)
             for start, value in reversed(list(zip(chart.starts, chart.values, strict=True)))
-        ]
-        parts.append(
-            Markup("<h2>{}</h2><p>{} in all (UTC, newest first).</p>{}").format(
-                chart.title, chart.total, table(("From", "Changes", ""), rows, caption=chart.title)
-            )
         )
-    return ctx.page("Charts", "charts", Markup("").join(parts))
+        parts.append(
+            Markup(
+                '<h2>{}</h2><p>{} in all (UTC).</p><details class="chart-data" open><summary>The numbers, newest first'
+                '</summary><table data-chart="{}"><thead><tr><th scope="col">From</th><th scope="col">Changes</th>'
+                '<th scope="col">Share of the busiest</th></tr></thead><tbody>{}</tbody></table></details>'
+            ).format(chart.title, chart.total, chart.title, rows)
+        )
+    scripts = (f"{BASE}/static/chart.umd.min.js", f"{BASE}/static/charts.js")
+    return ctx.page("Charts", "charts", Markup("").join(parts), scripts=scripts)
 
 
 # -- users ------------------------------------------------------------------------------------

@@ -101,7 +101,10 @@ def test_every_page_loads_with_the_security_headers(console: Tenant, name: str, 
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     body = html(response)
-    assert "<script" not in body and "style=" not in body and "<style" not in body
+    assert "style=" not in body and "<style" not in body
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", body, re.S)
+    assert all(content == "" for content in scripts)  # files of the console's own, nothing inline
+    assert len(scripts) == body.count("<script") == body.count('<script src="/api/console/static/')
     assert "admin@contoso.com" in body
 
 
@@ -116,10 +119,20 @@ def test_the_overview_says_what_needs_attention(console: Tenant, monkeypatch: py
     assert "Paused: SYNC_PAUSED is true" in html(Browser().get("console_overview", "console"))
 
 
-def test_the_style_sheet_is_served_as_css(console: Tenant) -> None:
-    response = Browser().get("console_css", "console/console.css")
-    assert response.status_code == 200 and response.mimetype == "text/css"
+@pytest.mark.parametrize(
+    ("name", "mimetype"),
+    [("console.css", "text/css"), ("charts.js", "text/javascript"), ("chart.umd.min.js", "text/javascript")],
+)
+def test_the_static_files_are_served_with_their_types(console: Tenant, name: str, mimetype: str) -> None:
+    response = call("console_static", "GET", f"console/static/{name}", route_params={"name": name})
+    assert response.status_code == 200 and response.mimetype == mimetype
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("name", ["../views.py", "views.py", "chart.js-LICENSE.md", ""])
+def test_nothing_else_is_served_as_a_static_file(console: Tenant, name: str) -> None:
+    response = call("console_static", "GET", f"console/static/{name}", route_params={"name": name})
+    assert response.status_code == 404
 
 
 def test_the_csrf_cookie_is_secure_httponly_and_strict(console: Tenant) -> None:
@@ -376,4 +389,5 @@ def test_charts_show_changes_per_hour_and_per_day_from_the_run_records(console: 
     assert "3CX status changes per hour, last 7 days</h2><p>5 in all" in body
     assert "User changes per day, last 30 days</h2><p>3 in all" in body  # the fixture's first sync
     assert "Contact changes per day, last 30 days</h2><p>5 in all" in body
+    assert body.count('<table data-chart="') == 3 and body.count("<tr data-label=") == 7 * 24 + 30 + 30
     assert '<meter min="0" max="3" value="3">3</meter>' in body

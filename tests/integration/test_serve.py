@@ -85,7 +85,7 @@ def test_serve_signs_the_console_in_as_the_local_user_and_drops_a_client_s_own_p
             timeout=30,
         )
         assert saved.status_code == 200 and "Options saved." in saved.text
-        assert requests.get(f"{base}/console.css", timeout=30).headers["Content-Type"].startswith("text/css")
+        assert requests.get(f"{base}/static/console.css", timeout=30).headers["Content-Type"].startswith("text/css")
 
         other = f"http://127.0.0.1:{anonymous.server_address[1]}/api/console"
         assert requests.get(other, headers=forged, timeout=30).status_code == 401

@@ -36,7 +36,7 @@ def test_registered_triggers_match_the_contract() -> None:
         "console/charts",
         "console/user",
         "console/user/options",
-        "console/console.css",
+        "console/static/{name}",
     }
     assert triggers["presence_timer"].schedule == "%PRESENCE_SCHEDULE%"
     assert triggers["subscription_timer"].schedule == "%SUBSCRIPTION_SCHEDULE%"
