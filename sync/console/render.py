@@ -16,6 +16,7 @@ NAV = (
     ("runs", "Runs", "/runs"),
     ("held", "Held back", "/held"),
     ("users", "Users", "/users"),
+    ("charts", "Charts", "/charts"),
 )
 BASE = "/api/console"
 
@@ -36,11 +37,12 @@ def page(title: str, active: str, who: str, body: Markup, *, held: int = 0, scri
         Markup(
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>{} · 3CX connector</title>"
-            '<link rel="stylesheet" href="{}/static/console.css">{}</head><body>'
-            '<header><strong>3CX ⇄ Microsoft 365 connector</strong><nav aria-label="Console">{}</nav>'
-            '<span class="who">Signed in as {}</span></header><main><h1>{}</h1>{}</main></body></html>'
-        ).format(title, BASE, tags, links, who, title, body)
+            "<title>{title} · 3CX connector</title>"
+            '<link rel="stylesheet" href="{base}/static/console.css"><link rel="icon" href="{base}/static/favicon.svg">'
+            "{tags}</head><body>"
+            '<header><strong>3CX ⇄ Microsoft 365 connector</strong><nav aria-label="Console">{links}</nav>'
+            '<span class="who">Signed in as {who}</span></header><main><h1>{title}</h1>{body}</main></body></html>'
+        ).format(title=title, base=BASE, tags=tags, links=links, who=who, body=body)
     )
 
 

@@ -52,6 +52,7 @@ STATIC_FILES = {
     "console.css": "text/css",
     "charts.js": "text/javascript",
     "chart.umd.min.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
 }
 RUNS_PER_KIND = 50
 USERS_SHOWN = 100
@@ -156,8 +157,8 @@ def _bare(status: int, message: str) -> ConsoleResponse:
     """A page for a refusal: no data, just why."""
     body = Markup(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Console</title>'
-        '<link rel="stylesheet" href="{}/static/console.css"></head>'
-        "<body><main><h1>{}</h1><p>{}</p></main></body></html>"
+        '<link rel="stylesheet" href="{0}/static/console.css"><link rel="icon" href="{0}/static/favicon.svg"></head>'
+        "<body><main><h1>{1}</h1><p>{2}</p></main></body></html>"
     ).format(BASE, "Not allowed" if status in (401, 403) else "Error", message)
     return ConsoleResponse(status, str(body))
 

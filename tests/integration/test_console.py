@@ -106,6 +106,8 @@ def test_every_page_loads_with_the_security_headers(console: Tenant, name: str, 
     assert all(content == "" for content in scripts)  # files of the console's own, nothing inline
     assert len(scripts) == body.count("<script") == body.count('<script src="/api/console/static/')
     assert "admin@contoso.com" in body
+    for page in ("", "/runs", "/held", "/users", "/charts"):
+        assert f'<a href="/api/console{page}"' in body
 
 
 def test_the_overview_says_what_needs_attention(console: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:

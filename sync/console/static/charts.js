@@ -18,7 +18,8 @@
     canvas.setAttribute("role", "img");
     canvas.setAttribute("aria-label", table.getAttribute("data-chart") + " (the table below has the numbers)");
     figure.appendChild(canvas);
-    table.parentNode.insertBefore(figure, table);
+    var anchor = table.closest("details") || table;
+    anchor.parentNode.insertBefore(figure, anchor);
     new window.Chart(canvas, {
       type: "bar",
       data: { labels: labels, datasets: [{ label: table.getAttribute("data-chart"), data: values, backgroundColor: "#0b5cad" }] },
