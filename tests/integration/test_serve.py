@@ -94,3 +94,26 @@ def test_serve_signs_the_console_in_as_the_local_user_and_drops_a_client_s_own_p
             server.shutdown()
             server.server_close()
     assert tenant_env.state.option_overrides()[next(iter(tenant_env.graph.users))].sso is True
+
+
+def test_the_demo_s_console_serves_the_held_plan_on_loopback(tenant_env: Tenant, monkeypatch) -> None:
+    from devhost.demo import console_server
+    from sync.console.security import LOCAL_ENV
+    from sync.user_sync import run_user_sync
+
+    monkeypatch.setenv(LOCAL_ENV, "")  # set by console_server itself; restored after the test
+    ids = tenant_env.add_users(4)
+    run_user_sync(tenant_env.runtime())
+    for user_id in ids[:3]:
+        tenant_env.graph.soft_delete_user(user_id)
+    monkeypatch.setenv("DEPROVISION_MAX_COUNT", "2")
+    run_user_sync(tenant_env.runtime(DEPROVISION_MAX_COUNT="2"))
+    server = console_server()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = requests.get(f"http://127.0.0.1:{server.server_address[1]}/api/console/held", timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert page.status_code == 200
+    assert page.text.count("<td>disable</td>") == 3 and "Approve these actions" in page.text
