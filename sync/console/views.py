@@ -303,7 +303,7 @@ def _held(ctx: _Context, _request: ConsoleRequest, message: Markup | None = None
                 run.run_id,
                 run.trigger,
                 age(run.started_at, ctx.now),
-                run.guard or "",
+                f"{run.guard or ''} From the command line: python -m sync users --approve {run.run_id}",
                 table(("Action", "User", "Extension", "Why"), rows, caption=f"{len(rows)} held actions"),
                 ctx.form(f"{action}/approve", digest, "Approve these actions", "approve"),
                 ctx.form(f"{action}/dismiss", digest, "Dismiss", "dismiss"),

@@ -203,6 +203,7 @@ def test_approve_applies_the_held_actions_and_records_who(console: Tenant, monke
     browser = Browser()
     page = html(browser.get("console_held", "console/held"))
     assert run_id in page and page.count("<td>delete</td>") == 3
+    assert f"python -m sync users --approve {run_id}" in page
     assert len(console.pbx.users) == 6
 
     response = browser.post(
