@@ -148,18 +148,26 @@ def test_a_display_name_shows_as_text_in_the_browser(site, browser) -> None:
 
 
 def test_a_form_round_trips_its_cookie_and_token_in_a_real_browser(site, browser) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shows(text: str) -> None:
+        """Wait for the page the form's POST answers with (the old page goes stale meanwhile)."""
+        WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: text in d.find_element(By.TAG_NAME, "main").text
+        )
 
     base, tenant = site
     browser.get(base + "/api/console/user?upn=user001@contoso.com")
     Select(browser.find_element(By.NAME, "sso")).select_by_value("on")
     browser.find_element(By.CSS_SELECTOR, "form[action$='/user/options'] button").click()
-    assert "Options saved." in browser.find_element(By.TAG_NAME, "main").text
+    shows("Options saved.")
     overrides = tenant.state.option_overrides()
     assert [o.sso for o in overrides.values() if o.upn == "user001@contoso.com"] == [True]
 
     browser.get(base + "/api/console/held")
     browser.find_element(By.CSS_SELECTOR, "form.approve button").click()
-    assert "Approved: run" in browser.find_element(By.TAG_NAME, "main").text
+    shows("Approved: run")
     assert len(tenant.pbx.users) == 4  # mallory and user000..user002
