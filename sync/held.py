@@ -46,9 +46,11 @@ def held_run(rt: Runtime, run_id: str, digest: str | None = None) -> RunRecord:
 def approve_hold(rt: Runtime, run_id: str, by: str, digest: str | None = None, *, trigger: str) -> UserSyncResult:
     """Apply exactly the actions run `run_id` held back (still valid ones), as a new recorded run."""
     run = held_run(rt, run_id, digest)
-    log_event("hold_approved", logging.WARNING, run=run_id, by=by, actions=len(run.held_actions))
     approval = Approval(run_id, tuple(run.held_actions), by)
-    result = run_user_sync(rt, approval=approval, trigger=trigger)
+    result = run_user_sync(rt, approval=approval, trigger=trigger)  # LockHeld: nothing applied, still undecided
+    log_event(
+        "hold_approved", logging.WARNING, run=run_id, by=by, actions=len(run.held_actions), applied_by=result.run_id
+    )
     run.resolution = Resolution(decision="approved", by=by, at=utcnow(), run_id=result.run_id)
     rt.state.save_run(run)
     return result

@@ -394,3 +394,25 @@ def test_charts_show_changes_per_hour_and_per_day_from_the_run_records(console: 
     assert "Contact changes per day, last 30 days</h2><p>5 in all" in body
     assert body.count('<table data-chart="') == 3 and body.count("<tr data-label=") == 7 * 24 + 30 + 30
     assert '<meter min="0" max="3" value="3">3</meter>' in body
+
+
+def test_an_approval_while_a_user_sync_runs_is_answered_409_and_stays_undecided(
+    console: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from sync.user_sync import LOCK_NAME
+
+    run_id = _hold(console, monkeypatch)
+    browser = Browser()
+    digest = _digest(html(browser.get("console_held", "console/held")))
+    with console.state.lock(LOCK_NAME, ttl=timedelta(minutes=1)):
+        response = browser.post(
+            "console_decide",
+            f"console/held/{run_id}/approve",
+            {"digest": digest},
+            {"run_id": run_id, "decision": "approve"},
+        )
+    assert response.status_code == 409 and "another user-sync run is in progress" in html(response)
+    assert len(console.pbx.users) == 6
+    assert console.state.get_run(run_id, "users").resolution is None  # type: ignore[union-attr]
