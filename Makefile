@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup test lint unit demo bench clean mutants
+.PHONY: setup test lint unit demo bench clean mutants browser screenshots
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -38,8 +38,17 @@ lint: $(STAMP)
 # Tests start Azurite themselves (on free ports) and stop it when they end;
 # tests/integration/test_infra.py runs checkov from $(CHECKOV_VENV). The mutation gate runs
 # before pytest (under a minute), so pytest's summary stays the last line.
-test: setup $(CHECKOV_STAMP) lint mutants
+test: setup $(CHECKOV_STAMP) browser lint mutants
 	$(PY) -m pytest
+
+# Chromium and its driver for the console's browser tests (Debian packages; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# The console's screenshots in docs/screenshots, taken by its browser test.
+screenshots: setup browser
+	CONSOLE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/integration/test_console_browser.py -k every_page
 
 # The no-I/O tier alone (tests/unit: no storage, servers or subprocesses), in seconds.
 unit: $(STAMP)

@@ -14,11 +14,11 @@ from typing import Any
 import azure.functions as func
 
 from shared.azure_monitor import configure_telemetry
-from triggers import admin, queue, timers, webhooks
+from triggers import admin, console, queue, timers, webhooks
 
 configure_telemetry()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (timers.bp, queue.bp, webhooks.bp, admin.bp):
+for blueprint in (timers.bp, queue.bp, webhooks.bp, admin.bp, console.bp):
     app.register_functions(blueprint)
 
 

@@ -4,15 +4,21 @@ Starts Azurite, a simulated Microsoft 365 tenant and a simulated 3CX PBX (both s
 HTTPS on loopback with a throw-away CA), then drives the real user sync through a small
 company's life: first plan, first run, a rename, a new hire, a leaver, a user deleted by
 hand in 3CX, meetings switching 3CX statuses through Graph webhooks, and a mass departure
-stopped by the deletion guard.
+stopped by the deletion guard. Run from a terminal, it then keeps the administrator's console
+up on loopback (the held plan waits there for **Approve**) until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from devhost.serve import local_principal, make_server
 from devhost.stack import Stack, local_stack
 from shared.settings import load_settings
 from shared.state import LockHeld
@@ -127,8 +133,34 @@ def run_demo() -> int:
             f"\nReception (made by hand, never linked) is untouched: {untouched['FirstName']}"
             f" {untouched['LastName']}, extension {untouched['Number']}."
         )
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            _keep_console_up()
         print("\nDemo finished.")
     return 0
+
+
+def console_server(port: int = 0) -> Any:
+    """The console (and the other routes) over plain HTTP on loopback, signed in as this machine's user."""
+    from function_app import registered_functions
+    from sync.console.security import LOCAL_ENV
+
+    os.environ[LOCAL_ENV] = "1"
+    return make_server(registered_functions(), "127.0.0.1", port, principal=local_principal())
+
+
+def _keep_console_up() -> None:
+    server = console_server()
+    threading.Thread(target=server.serve_forever, name="demo-console", daemon=True).start()
+    _heading("The administrator's console")
+    print(f"Open http://127.0.0.1:{server.server_address[1]}/api/console — the guard's held plan is under")
+    print("'Held back'. Ctrl-C ends the demo.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _calendar_act(stack: Stack, ids: dict[str, str]) -> None:

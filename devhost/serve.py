@@ -250,8 +250,13 @@ def make_server(
     *,
     sender: QueueSender | None = None,
     tls: ssl.SSLContext | None = None,
+    principal: str | None = None,
 ) -> ThreadingHTTPServer:
-    """An HTTP(S) server for the functions' routes; queue outputs go through `sender`."""
+    """An HTTP(S) server for the functions' routes; queue outputs go through `sender`.
+
+    As App Service authentication does, a client's own `X-MS-CLIENT-PRINCIPAL*` headers are
+    dropped; `principal` (an encoded principal, see `local_principal`) is passed on instead.
+    """
     routes = discover(functions).routes
 
     class Handler(BaseHTTPRequestHandler):
@@ -275,10 +280,11 @@ def make_server(
                     status, payload = 405, b'{"error": "method not allowed"}'
                     continue
                 url = f"http://{self.headers.get('Host', 'localhost')}{self.path}"
+                headers = {k: v for k, v in self.headers.items() if not k.lower().startswith("x-ms-client-principal")}
+                if principal is not None:
+                    headers["X-MS-CLIENT-PRINCIPAL"] = principal
                 try:
-                    response = call_route(
-                        route, self.command, url, dict(self.headers.items()), body, match.groupdict(), sender
-                    )
+                    response = call_route(route, self.command, url, headers, body, match.groupdict(), sender)
                     status = response.status_code
                     payload = response.get_body()
                     content_type = response.mimetype or "text/plain"
@@ -399,6 +405,7 @@ def start_local_host(
     queues: bool = True,
     tls: ssl.SSLContext | None = None,
     connection_string: str | None = None,
+    principal: str | None = None,
 ) -> LocalHost:
     """Serve the routes, fire the timers and drain the queues on background threads."""
     from function_app import registered_functions
@@ -406,7 +413,7 @@ def start_local_host(
 
     functions = registered_functions()
     sender = QueueSender(connection_string or load_settings().storage_connection)
-    server = make_server(functions, host, port, sender=sender, tls=tls)
+    server = make_server(functions, host, port, sender=sender, tls=tls, principal=principal)
     stop = threading.Event()
     threads = [threading.Thread(target=server.serve_forever, name="serve-http", daemon=True)]
     if timers:
@@ -420,10 +427,31 @@ def start_local_host(
     return LocalHost(server, stop, threads)
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def local_principal() -> str:
+    """The administrator `serve` signs in on loopback: this machine's user, with the console's role."""
+    import getpass
+
+    from sync.console.security import ROLE, encode_principal
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "local"
+    return encode_principal(f"local:{user}", f"{user}@localhost", (ROLE,))
+
+
 def serve_forever(host: str, port: int, *, timers: bool = True) -> int:
     from function_app import registered_functions
+    from sync.console.security import LOCAL_ENV
 
-    local = start_local_host(host, port, timers=timers)
+    principal = None
+    if host in LOOPBACK:  # elsewhere the console refuses everyone: no sign-in runs here
+        os.environ[LOCAL_ENV] = "1"
+        principal = local_principal()
+    local = start_local_host(host, port, timers=timers, principal=principal)
     found = discover(registered_functions())
     print(f"Serving {len(found.routes)} routes on http://{host}:{local.port}/api/ (Ctrl-C stops)")
     for route in found.routes:
@@ -432,6 +460,8 @@ def serve_forever(host: str, port: int, *, timers: bool = True) -> int:
         print(f"  timer {job.name}")
     for queue_job in found.queue_jobs:
         print(f"  queue {queue_job.queue_name} → {queue_job.name}")
+    if principal is not None:
+        print(f"Console: http://{host}:{local.port}/api/console (signed in as this machine's user)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

@@ -28,10 +28,21 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from sync.records import KeptValue, Link, OptionOverrides, PresenceState, RunRecord, SubscriptionRecord
+from sync.records import (
+    HeldAction,
+    KeptValue,
+    Link,
+    OptionOverrides,
+    PresenceState,
+    Resolution,
+    RunRecord,
+    SubscriptionRecord,
+)
 
 _BATCH = 100  # Table Storage's limit of operations in one transaction
 _MAX_ERRORS_KEPT = 50
+_PROPERTY_CHARS = 30000  # a Table Storage string property holds 64 KiB (UTF-16)
+_HELD_CHUNKS = 25  # held actions kept across this many properties (the entity holds 1 MiB)
 
 
 def utcnow() -> datetime:
@@ -290,9 +301,7 @@ class StateStore:
             _submit_in_batches(self._table("contacts"), operations)
         folders = [
             ("delete", {"PartitionKey": "folders", "RowKey": entity["RowKey"]})
-            for entity in self._table("contactfolders").query_entities(
-                "PartitionKey eq 'folders'", select=["RowKey"]
-            )
+            for entity in self._table("contactfolders").query_entities("PartitionKey eq 'folders'", select=["RowKey"])
             if entity["RowKey"] not in kept
         ]
         _submit_in_batches(self._table("contactfolders"), folders)
@@ -319,6 +328,13 @@ class StateStore:
         ]
         _submit_in_batches(table, books)
         return len(books)
+
+    def signing_key(self, name: str) -> bytes:
+        """A random 32-byte key kept in state, made on first use (the same one for every instance)."""
+        table = self._table("keys")
+        with suppress(ResourceExistsError):
+            table.create_entity({"PartitionKey": "key", "RowKey": name, "value": secrets.token_hex(32)})
+        return bytes.fromhex(table.get_entity("key", name)["value"])
 
     def marker_set(self, name: str) -> bool:
         """Whether the one-off step `name` was done (see `set_marker`)."""
@@ -370,12 +386,43 @@ class StateStore:
         }
         if run.ended_at:
             entity["ended_at"] = run.ended_at
+        if run.held_actions:
+            held = json.dumps([action.model_dump(mode="json") for action in run.held_actions])
+            chunks = [held[i : i + _PROPERTY_CHARS] for i in range(0, len(held), _PROPERTY_CHARS)]
+            if len(chunks) <= _HELD_CHUNKS:  # more: the summary lines stay, approval is by the CLI flags
+                entity.update({f"held_actions_{i}": chunk for i, chunk in enumerate(chunks)})
+                entity["held_digest"] = run.held_digest or ""
+        if run.resolution is not None:
+            entity["resolution"] = run.resolution.model_dump_json()
+        if run.approves:
+            entity["approves"] = run.approves
         self._table("runs").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def get_run(self, run_id: str, kind: str | None = None) -> RunRecord | None:
+        """One run by its id (of `kind`, if given)."""
+        query = f"run_id eq '{_odata(run_id)}'"
+        if kind is not None:
+            query = f"PartitionKey eq '{_odata(kind)}' and {query}"
+        for entity in self._table("runs").query_entities(query):
+            return _run_from_entity(entity)
+        return None
 
     def recent_runs(self, kind: str, limit: int = 10) -> list[RunRecord]:
         """The newest runs of one kind, newest first."""
         runs: list[RunRecord] = []
         for entity in self._table("runs").query_entities(f"PartitionKey eq '{_odata(kind)}'", results_per_page=limit):
+            runs.append(_run_from_entity(entity))
+            if len(runs) >= limit:
+                break
+        return runs
+
+    def runs_since(self, kind: str, since: datetime, limit: int = 50_000) -> list[RunRecord]:
+        """The runs of one kind started since `since`, newest first (their counts and status only)."""
+        bound = f"{10**13 - int(since.timestamp() * 1000):013d}"
+        query = f"PartitionKey eq '{_odata(kind)}' and RowKey lt '{bound}'"
+        fields = ["PartitionKey", "run_id", "started_at", "status", "counts", "dry_run", "trigger"]
+        runs: list[RunRecord] = []
+        for entity in self._table("runs").query_entities(query, select=fields):
             runs.append(_run_from_entity(entity))
             if len(runs) >= limit:
                 break
@@ -510,7 +557,16 @@ def _run_from_entity(entity: dict[str, Any]) -> RunRecord:
         skipped=json.loads(entity.get("skipped") or "[]"),
         held=json.loads(entity.get("held") or "[]"),
         guard=entity.get("guard") or None,
+        held_actions=_held_from_entity(entity),
+        held_digest=entity.get("held_digest") or None,
+        resolution=Resolution.model_validate_json(entity["resolution"]) if entity.get("resolution") else None,
+        approves=entity.get("approves") or None,
     )
+
+
+def _held_from_entity(entity: dict[str, Any]) -> list[HeldAction]:
+    text = "".join(entity.get(f"held_actions_{i}") or "" for i in range(_HELD_CHUNKS))
+    return [HeldAction.model_validate(item) for item in json.loads(text)] if text else []
 
 
 def _odata(text: str) -> str:

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         help="apply creations even beyond the same guard's limits (after checking the plan)",
     )
     users.add_argument(
+        "--approve",
+        metavar="RUN_ID",
+        help="apply exactly the actions a guard held back in that run (those still valid), nothing else",
+    )
+    users.add_argument(
         "--full", action="store_true", help="re-read every Graph user instead of the changes since last run"
     )
     users.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)
@@ -192,16 +197,28 @@ def _users(args: argparse.Namespace) -> int:
     only = None if args.only is None else user_reference(args.only, "--only")
     rt = _runtime()
     rt.settings.require_user_sync()
+    if args.approve is not None and (args.dry_run or only):
+        print("error: --approve applies a held plan as a whole; without --dry-run or --only", file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        result = run_user_sync(
-            rt,
-            dry_run=args.dry_run,
-            only_upn=only,
-            allow_deprovision=args.allow_deprovision,
-            allow_mass_create=args.allow_mass_create,
-            full=args.full,
-            progress=None if args.json else _progress(),
-        )
+        if args.approve is not None:
+            from sync.held import HoldChanged, HoldNotFound, approve_hold
+
+            try:
+                result = approve_hold(rt, args.approve, _cli_user(), trigger="cli")
+            except (HoldNotFound, HoldChanged) as error:
+                print(f"error: {error}", file=sys.stderr)
+                return EXIT_FAILED
+        else:
+            result = run_user_sync(
+                rt,
+                dry_run=args.dry_run,
+                only_upn=only,
+                allow_deprovision=args.allow_deprovision,
+                allow_mass_create=args.allow_mass_create,
+                full=args.full,
+                progress=None if args.json else _progress(),
+            )
     except LockHeld as error:
         print(f"error: {error}; try again when it ends", file=sys.stderr)
         return EXIT_FAILED
@@ -361,6 +378,16 @@ def _check_pbx(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _cli_user() -> str:
+    """Who approves from the command line: the operating-system account, as the log shows it."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
 def _runs(args: argparse.Namespace) -> int:
     rt = _runtime()
     kinds = [args.kind] if args.kind else list(RUN_KINDS)
@@ -377,6 +404,13 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"{run.started_at:%Y-%m-%d %H:%M:%S} {run.kind:<13} {run.trigger:<6} {run.status:<9}{about} {counts}")
         if run.guard:
             print(f"    ! {run.guard}")
+        if run.resolution is not None:
+            made = f" (run {run.resolution.run_id})" if run.resolution.run_id else ""
+            print(f"    ✓ held actions {run.resolution.decision} by {run.resolution.by}{made}")
+        elif run.held_actions:
+            print(f"    ? held actions undecided: python -m sync users --approve {run.run_id}")
+        if run.approves:
+            print(f"    ✓ applies the held actions of run {run.approves}")
         for line in run.skipped[:5]:
             print(f"    ~ {line}")
         for error in run.errors[:5]:

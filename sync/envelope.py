@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 
 from shared.errors import one_line
 from shared.telemetry import log_event, record_run
-from sync.records import RunRecord
+from sync.records import HeldAction, RunRecord, digest_of_held
 
 RunKind = Literal["users", "contacts", "presence", "subscriptions"]
 RUN_KINDS: tuple[RunKind, ...] = ("users", "contacts", "presence", "subscriptions")
@@ -65,6 +65,8 @@ class RunReport:
     guard: str | None = None  # why they were held back
     aborted: str | None = None  # an upstream outage stopped the run
     notices: list[str] = field(default_factory=list)  # said once, in the summary line and the record
+    held_actions: list[HeldAction] = field(default_factory=list)  # `held`, for an approval to re-check
+    approves: str | None = None  # this run applied the held actions of that run
 
     @property
     def status(self) -> Status:
@@ -147,6 +149,9 @@ def _finish(store: RunStore, record: RunRecord, run: Run, escaped: BaseException
     record.skipped = [*report.notices, *report.skipped]
     record.held = list(report.held)
     record.guard = report.guard
+    record.held_actions = list(report.held_actions)
+    record.held_digest = digest_of_held(report.held_actions) if report.held_actions else None
+    record.approves = report.approves
     store.save_run(record)
     duration = (record.ended_at - record.started_at).total_seconds()
     record_run(run.kind, run.trigger, status, duration)

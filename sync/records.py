@@ -6,6 +6,8 @@ runs work with them as values.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -45,6 +47,41 @@ class OptionOverrides(BaseModel):
     calendar: bool | None = None
 
 
+class HeldAction(BaseModel):
+    """One action a guard held back, in a form a later approval can check again."""
+
+    kind: Literal["create", "avatar", "disable", "delete", "forget"]
+    m365_id: str
+    upn: str
+    tcx_user_id: int | None = None  # the 3CX user it changes (None for a creation)
+    extension: str | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, int | None]:
+        """What an action must match in a fresh plan to be the same action."""
+        return (self.kind, self.m365_id, self.tcx_user_id)
+
+    def describe(self) -> str:
+        extension = f" (ext {self.extension})" if self.extension else ""
+        return f"{self.kind} {self.upn}{extension}" + (f": {self.reason}" if self.reason else "")
+
+
+def digest_of_held(actions: list[HeldAction]) -> str:
+    """A hash of the held content: an approval names it, so it approves exactly what it saw."""
+    canonical = json.dumps([action.model_dump(mode="json") for action in actions], sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+class Resolution(BaseModel):
+    """What an administrator decided about a run's held actions."""
+
+    decision: Literal["approved", "dismissed"]
+    by: str  # the principal's name (UPN) as signed in, or the CLI's user
+    at: datetime
+    run_id: str | None = None  # the run that applied the approved actions
+
+
 class RunRecord(BaseModel):
     """What one run did, for the administrator and for alerts."""
 
@@ -61,6 +98,10 @@ class RunRecord(BaseModel):
     skipped: list[str] = Field(default_factory=list)  # what was left out on purpose, with why
     held: list[str] = Field(default_factory=list)  # actions held back (by the deletion guard)
     guard: str | None = None  # why deprovisioning was held back, if it was
+    held_actions: list[HeldAction] = Field(default_factory=list)  # `held`, machine-readable
+    held_digest: str | None = None  # `digest_of_held(held_actions)`, named by an approval
+    resolution: Resolution | None = None  # approved or dismissed, by whom
+    approves: str | None = None  # for an approval run: the run whose held actions it applied
 
 
 class SubscriptionRecord(BaseModel):

@@ -28,7 +28,7 @@ from sync.eligibility import Audience
 from sync.envelope import RunReport, run_envelope
 from sync.options import UserOptions, tenant_defaults
 from sync.own_sync import personal_contacts_notice, user_sync_refusal
-from sync.records import KeptValue, Link
+from sync.records import HeldAction, KeptValue, Link
 from sync.runtime import Runtime
 from sync.users import (
     CreateUser,
@@ -151,14 +151,19 @@ def run_user_sync(
     progress: Progress | None = None,
     only_user_id: str | None = None,
     trigger: str = "cli",
+    approval: Approval | None = None,
 ) -> UserSyncResult:
     """Run one user sync (the nightly timer, `python -m sync users`, the admin route).
 
     `only_upn` / `only_user_id` limit it to one user (provision on demand, and the path a
     `/users` change notification takes). A dry run writes nothing, not even a run record.
     `allow_deprovision` and `allow_mass_create` release what the guard would hold back (after
-    the administrator read the plan).
+    the administrator read the plan). `approval` applies exactly the actions a guard held in an
+    earlier run, each still in a fresh plan, and nothing else (see `restrict_to_approved`).
     """
+    if approval is not None:
+        allow_deprovision = allow_mass_create = True
+        only_upn = only_user_id = None
     approvals = Approvals(allow_deprovision, allow_mass_create)
     rt.settings.require_user_sync()
     only_upn = only_upn or only_user_id
@@ -179,6 +184,8 @@ def run_user_sync(
         result = UserSyncResult(run.run_id, UserPlan(), dry_run=False)
         try:
             result.plan = _plan(rt, run.run_id, dry_run=False, one=one, approvals=approvals, full=full)
+            if approval is not None:
+                restrict_to_approved(result.plan, approval)
             result.refused = result.plan.refusal
             if result.refused is None:
                 _apply(rt, result, progress)
@@ -186,6 +193,9 @@ def run_user_sync(
             result.aborted = str(error)
         finally:
             run.report = _report(result)
+            if approval is not None:
+                run.report.approves = approval.run_id
+                run.report.notices.insert(0, f"approved by {approval.by}: the held actions of run {approval.run_id}")
         return result
 
 
@@ -195,6 +205,55 @@ def _unreadable_one(rt: Runtime, trigger: str, subject: str | None, error: Upstr
         result = UserSyncResult(run.run_id, UserPlan(), dry_run=False, aborted=one_line(error))
         run.report = _report(result)
     return result
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An administrator's approval of what a guard held back in one run."""
+
+    run_id: str
+    actions: tuple[HeldAction, ...]
+    by: str
+
+
+def action_key(action: UserAction) -> tuple[str, str, int | None]:
+    """What identifies an action across plans (`HeldAction.key`)."""
+    tcx_user_id = getattr(action, "tcx_user_id", None)
+    return (action.kind, action.m365_id, tcx_user_id if isinstance(tcx_user_id, int) else None)
+
+
+def restrict_to_approved(plan: UserPlan, approval: Approval) -> None:
+    """Keep only the approved actions a fresh plan still has; each one it no longer has is a skip.
+
+    The fresh plan was made with both guards released, so it holds every held kind of action the
+    tenant calls for now; an approved action missing from it is no longer valid (the user came
+    back, the 3CX user is gone, the policy changed) and is not applied.
+    """
+    wanted = {action.key: action for action in approval.actions}
+    plan.actions = [action for action in plan.actions if action_key(action) in wanted]
+    planned = {action_key(action) for action in plan.actions}
+    for key, held in wanted.items():
+        if key not in planned:
+            plan.skipped.append(Skip(held.upn, f"approved {held.kind} no longer valid, not applied"))
+    plan.unchanged = 0
+    plan.guard = None
+    plan.creation_guard = None
+
+
+def held_action(action: UserAction) -> HeldAction:
+    """The machine-readable record of a held action."""
+    kind, m365_id, tcx_user_id = action_key(action)
+    extension = getattr(action, "extension", None)
+    return HeldAction.model_validate(
+        {
+            "kind": kind,
+            "m365_id": m365_id,
+            "upn": action.upn,
+            "tcx_user_id": tcx_user_id,
+            "extension": extension if isinstance(extension, str) else None,
+            "reason": str(getattr(action, "reason", "")),
+        }
+    )
 
 
 def _report(result: UserSyncResult) -> RunReport:
@@ -228,6 +287,7 @@ def _report(result: UserSyncResult) -> RunReport:
         failures=[f"{o.action.upn}: {o.error}" for o in result.outcomes if not o.ok],
         skipped=[f"{skip.upn}: {skip.reason}" for skip in result.plan.skipped],
         held=[_describe_held(action) for action in held],
+        held_actions=[held_action(action) for action in held],
         guard=" ".join(reasons) or None,
         aborted=result.aborted or result.refused,
         notices=[notice for notice in result.plan.notices if notice != result.refused],

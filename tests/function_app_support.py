@@ -16,10 +16,13 @@ def function(name: str) -> Any:
     raise AssertionError(f"no function {name}")
 
 
-def call(name: str, method: str, route: str, *, params=None, route_params=None, body: bytes = b"") -> func.HttpResponse:
+def call(
+    name: str, method: str, route: str, *, params=None, route_params=None, body: bytes = b"", headers=None
+) -> func.HttpResponse:
     request = func.HttpRequest(
         method=method,
         url=f"http://localhost/api/{route}",
+        headers=headers or {},
         params=params or {},
         route_params=route_params or {},
         body=body,

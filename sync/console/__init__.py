@@ -1,0 +1,1 @@
+"""The administrator's console: server-rendered pages under `/api/console/…`."""
