@@ -60,7 +60,7 @@ class Journal:
             record.name,
             record.levelno,
             message,
-            dict(getattr(record, "custom_dimensions", {}) or {}),
+            dict(getattr(record, "event_fields", {}) or {}),
         )
         with self._lock:
             self.lines.append(line)
