@@ -39,6 +39,7 @@ from typing import Any
 from fakes.threecx_contacts import ContactRejected, PhonebookMixin
 from fakes.threecx_integrations import IntegrationRejected, IntegrationsMixin
 from fakes.transport import ISSUED_CREDENTIALS, FakeRequest, FakeResponse, FakeService, Fault
+from fakes.xapi_errors import XapiRejection
 
 XAPI_ROOT = "/xapi/v1"
 API_DESCRIPTION_PATH = f"{XAPI_ROOT}/swagger.yaml"  # the document itself, not an operation in it
@@ -89,15 +90,8 @@ PROFILE_NAMES = ("Available", "Away", "Out of office", "Custom 1", "Custom 2")
 _INT32 = range(-(2**31), 2**31)
 
 
-class XapiRequestError(Exception):
+class XapiRequestError(XapiRejection):
     """A request the PBX refuses; becomes an OData error answer."""
-
-    def __init__(self, status: int, message: str, *, target: str | None = None, warning: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.target = target
-        self.warning = warning
 
     def response(self) -> FakeResponse:
         return odata_error(self.status, self.message, target=self.target, warning=self.warning)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakes.transport import FakeRequest, FakeResponse
+from fakes.xapi_errors import XapiRejection
 
 # -- Pbx.Contact, from the official 20.0.10 OpenAPI document (unchanged since 20.0.4) ----------
 NAME_PROPERTIES = ("FirstName", "LastName", "CompanyName")
@@ -47,15 +48,8 @@ _INT32 = range(-(2**31), 2**31)
 _QUERY_OPTIONS = frozenset({"$top", "$skip", "$count", "$select", "$filter", "$orderby"})
 
 
-class ContactRejected(Exception):
+class ContactRejected(XapiRejection):
     """A phonebook request the PBX refuses; `fakes.threecx` words it as an OData error."""
-
-    def __init__(self, status: int, message: str, *, target: str | None = None, warning: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.target = target
-        self.warning = warning
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

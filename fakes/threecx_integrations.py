@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fakes.transport import FakeRequest, FakeResponse
+from fakes.xapi_errors import XapiRejection
 
 M365_PATH = "/Microsoft365Integration"
 SERVICE_PRINCIPALS_PATH = "/ServicePrincipals"
@@ -95,15 +96,8 @@ _NUMBER_FILTER = re.compile(r"^\s*Number\s+eq\s+'((?:[^']|'')*)'\s*$")
 _INT32 = range(-(2**31), 2**31)
 
 
-class IntegrationRejected(Exception):
+class IntegrationRejected(XapiRejection):
     """A request to these resources the PBX refuses; `fakes.threecx` words it as an OData error."""
-
-    def __init__(self, status: int, message: str, *, target: str | None = None, warning: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.target = target
-        self.warning = warning
 
 
 def default_microsoft365_integration() -> dict[str, Any]:
