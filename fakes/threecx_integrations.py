@@ -218,13 +218,21 @@ class IntegrationsMixin:
             except IntegrationRejected as rejection:
                 raise ValueError(rejection.message) from None
 
-    def run_own_microsoft365_sync(self, outlook_contacts: Callable[[str], list[dict[str, Any]]]) -> dict[int, int]:
-        """3CX's own Microsoft 365 sync of personal contacts, one round, as far as the connector relies on it.
+    def run_own_microsoft365_sync(
+        self,
+        outlook_contacts: Callable[[str], list[dict[str, Any]]],
+        *,
+        in_meeting: Callable[[str], bool] | None = None,
+    ) -> dict[int, int]:
+        """3CX's own Microsoft 365 sync, one round, as far as the connector meets it.
 
         While the integration is connected with `AdUsers.SyncPersonalContacts` on, each user
         whose `MS365ContactsEnabled` is on gets a one-way copy of the Outlook contacts of the
         mailbox its e-mail names (`outlook_contacts(email)`, Graph fields) as its personal
         phonebook; a user whose switch is off keeps none. Returns the entries copied per user Id.
+        With `AdUsers.SyncEvents` on, each user whose `MS365CalendarEnabled` is on gets its
+        status from `in_meeting(email)`: Out of office during a meeting, Available otherwise
+        (3CX's own calendar status, a second writer of `CurrentProfileName`).
         """
         with self._lock:
             settings = self._microsoft365
@@ -237,6 +245,10 @@ class IntegrationsMixin:
                 self._personal[user["Id"]] = entries if switched_on else []
                 if switched_on:
                     copied[user["Id"]] = len(entries)
+                calendar = connected and ad_users.get("SyncEvents") and user.get("MS365CalendarEnabled")
+                if calendar and in_meeting is not None:
+                    busy = in_meeting(user.get("EmailAddress") or "")
+                    user["CurrentProfileName"] = "Out of office" if busy else "Available"
             return copied
 
     def personal_contacts(self, user_id: int) -> list[dict[str, Any]]:

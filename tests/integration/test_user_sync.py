@@ -475,6 +475,25 @@ def test_fault_a_re_create_whose_answer_was_lost_makes_no_second_extension(tenan
     assert tenant.pbx.users[relinked.tcx_user_id]["Number"] == old.extension
 
 
+def test_3cxs_own_calendar_sync_never_writes_the_status_of_a_user_the_connector_drives(tenant: Tenant) -> None:
+    """3CX's own calendar sync sets statuses from meetings: for users with the calendar option the
+    connector keeps it off (`MS365CalendarEnabled`), so only one writer sets their status."""
+    ids = tenant.add_users(2)
+    tenant.state.save_option_overrides(OptionOverrides(m365_id=ids[1], upn="user001@contoso.com", calendar=False))
+    run_user_sync(tenant.runtime())
+    tcx = {link.m365_id: link.tcx_user_id for link in tenant.state.links().values()}
+    for user_id in ids:  # an administrator switches 3CX's own calendar sync on for everyone
+        tenant.runtime().tcx.update_user(tcx[user_id], {"MS365CalendarEnabled": True})
+    tenant.pbx.configure_microsoft365(ApplicationId="app", TenantId="tenant", AdUsers={"SyncEvents": True})
+
+    result = run_user_sync(tenant.runtime())
+    tenant.pbx.run_own_microsoft365_sync(tenant.graph.outlook_contacts, in_meeting=lambda email: True)
+
+    assert [(a.kind, a.upn) for a in result.plan.actions] == [("update", "user000@contoso.com")]
+    assert tenant.pbx.users[tcx[ids[0]]]["CurrentProfileName"] == "Available"  # the connector's to set
+    assert tenant.pbx.users[tcx[ids[1]]]["CurrentProfileName"] == "Out of office"  # left to 3CX
+
+
 def test_runs_never_overlap(tenant: Tenant) -> None:
     tenant.add_users(1)
     with tenant.state.lock(LOCK_NAME, ttl=timedelta(minutes=5)), pytest.raises(LockHeld):
