@@ -91,6 +91,9 @@ param storageSku string = 'Standard_LRS'
 @description('Spread the app over availability zones (the plan\'s zoneRedundant) with zone-redundant storage. Only in regions with availability zones that offer it: `az functionapp list-flexconsumption-locations --zone-redundant=true`. The HTTP group then keeps at least two always-ready instances.')
 param zoneRedundant bool = false
 
+@description('Principal (object) id of whoever deploys: azd passes the signed-in account (AZURE_PRINCIPAL_ID). Given Key Vault Secrets Officer on the vault and the state table and work queue roles the command line needs; empty = none.')
+param deployerPrincipalId string = ''
+
 @description('Turn on Key Vault purge protection (recommended for production; blocks re-creating a deleted environment of the same name for 7 days).')
 param keyVaultPurgeProtection bool = false
 
@@ -322,7 +325,11 @@ module roles 'modules/roles.bicep' = {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
+    // Key Vault Secrets User on each secret the app reads; no Graph secret without a client secret.
+    graphSecretName: empty(graphClientSecret) ? '' : keyVault.outputs.graphSecretName
+    tcxSecretName: keyVault.outputs.tcxSecretName
     appInsightsName: monitoring.outputs.appInsightsName
+    deployerPrincipalId: deployerPrincipalId
   }
 }
 

@@ -179,6 +179,26 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+// Basic (user name and password) publishing credentials off, FTP and SCM: azd deploys the
+// package with an Entra ID token, and what the credentials would open stays closed
+// (https://aka.ms/app-service-disable-basic-auth, the page Azure Policy's built-in
+// "local authentication methods disabled for FTP deployments / SCM sites" definitions cite).
+resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
 output id string = site.id
 output name string = site.name
 output defaultHostName string = site.properties.defaultHostName

@@ -82,3 +82,7 @@ output name string = vault.name
 // main.bicep's use of these outputs makes the app wait for this whole module, secrets included.
 output graphCredentialUri string = '${vault.properties.vaultUri}secrets/${graphSecretName}'
 output tcxCredentialUri string = '${vault.properties.vaultUri}secrets/${tcxSecretName}'
+// The secrets' names, for the role assignments scoped to each (roles.bicep); using them makes the
+// roles wait for the secrets as well.
+output graphSecretName string = graphSecretName
+output tcxSecretName string = tcxSecretName
