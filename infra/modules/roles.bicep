@@ -4,7 +4,8 @@
 //   AzureWebJobsStorage.
 // - Storage Queue Data Contributor: the work queue (trigger, output binding, poison queue).
 // - Storage Table Data Contributor: the connector's state tables.
-// - Key Vault Secrets User: read the two credentials behind the Key Vault references, each
+// - Key Vault Secrets User: read the credentials behind the Key Vault references (Graph,
+//   3CX and, when given, the console sign-in's client secret), each
 //   granted on its secret, not on the vault: Key Vault's RBAC takes role assignments at the
 //   scope of one secret (https://learn.microsoft.com/azure/key-vault/general/rbac-guide,
 //   "Secret scope role assignment"), so a secret put in the vault later stays out of the app's reach.
@@ -33,6 +34,9 @@ param graphSecretName string = ''
 
 @description('Name of the 3CX API key secret in the vault.')
 param tcxSecretName string
+
+@description('Name of the console sign-in\'s client secret in the vault; empty when none is stored.')
+param consoleSecretName string = ''
 
 @description('Principal (object) id of whoever deploys (a user or a service principal); empty = no roles for the deployer.')
 param deployerPrincipalId string = ''
@@ -78,6 +82,11 @@ resource tcxSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
   name: tcxSecretName
 }
 
+resource consoleSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+  parent: vault
+  name: consoleSecretName
+}
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -105,6 +114,17 @@ resource graphSecretAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
 resource tcxSecretAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(tcxSecret.id, principalId, keyVaultSecretsUser)
   scope: tcxSecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// App Service authentication reads the console registration's secret through a Key Vault reference too.
+resource consoleSecretAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(consoleSecretName)) {
+  name: guid(consoleSecret.id, principalId, keyVaultSecretsUser)
+  scope: consoleSecret
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
     principalId: principalId

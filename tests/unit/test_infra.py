@@ -263,6 +263,8 @@ NON_SETTING_VARIABLES = {
     "zoneRedundant": "AZURE_ZONE_REDUNDANT",
     "keyVaultPurgeProtection": "AZURE_KEY_VAULT_PURGE_PROTECTION",
     "deployerPrincipalId": "AZURE_PRINCIPAL_ID",
+    "consoleClientId": "AZURE_CONSOLE_CLIENT_ID",
+    "consoleClientSecret": "AZURE_CONSOLE_CLIENT_SECRET",
 }
 
 
@@ -457,26 +459,29 @@ def test_the_identity_gets_exactly_the_least_roles_on_the_resources_they_concern
         },
         "graphSecret": {roles["Key Vault Secrets User"]},
         "tcxSecret": {roles["Key Vault Secrets User"]},
+        "consoleSecret": {roles["Key Vault Secrets User"]},
         "appInsights": {roles["Monitoring Metrics Publisher"]},
     }
 
 
-def test_the_identity_reads_only_the_two_secrets_not_the_whole_vault() -> None:
+def test_the_identity_reads_only_the_secrets_it_uses_not_the_whole_vault() -> None:
     """Fault (issue #12): Key Vault Secrets User on the vault, so the app could read any secret put there."""
     path = MODULES / "roles.bicep"
     secrets = {d.name: d for d in resources_of_type(path, "Microsoft.KeyVault/vaults/secrets")}
-    assert set(secrets) == {"graphSecret", "tcxSecret"}
+    assert set(secrets) == {"graphSecret", "tcxSecret", "consoleSecret"}
     for secret in secrets.values():
         assert secret.existing, f"{secret.name}: the secret is made in keyvault.bicep, referenced here"
         assert secret.body["parent"].text == "vault"
     assert secrets["graphSecret"].body["name"].text == "graphSecretName"
     assert secrets["tcxSecret"].body["name"].text == "tcxSecretName"
+    assert secrets["consoleSecret"].body["name"].text == "consoleSecretName"
     # The Graph secret exists only when one was given (a certificate may be used instead).
     assignments = resources_of_type(path, "Microsoft.Authorization/roleAssignments")
-    (graph,) = [a for a in assignments if a.body["scope"].text == "graphSecret"]
-    condition = graph.value_node
-    assert condition is not None and condition.type == "if_statement"
-    assert "graphSecretName" in (condition.named_children[0].text or b"").decode()
+    for scope in ("graphSecret", "consoleSecret"):
+        (assignment,) = [a for a in assignments if a.body["scope"].text == scope]
+        condition = assignment.value_node
+        assert condition is not None and condition.type == "if_statement"
+        assert f"{scope}Name" in (condition.named_children[0].text or b"").decode()
     roles = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/roles.bicep")
     params = roles.body["params"]
     assert params["tcxSecretName"].text == "keyVault.outputs.tcxSecretName"
@@ -740,3 +745,61 @@ def test_what_the_docs_say_of_sampling_is_what_host_json_does() -> None:
         assert not re.search(r"host\.json\W+samples", text), f"{doc.name} says host.json samples"
         unsampled_said = "itemCount" not in text or "not sampled" in text.lower()
         assert unsampled_said, f"{doc.name} counts itemCount without saying the log lines are not sampled"
+
+
+# -- the console behind App Service authentication (issue #13) ---------------------------------------
+
+
+def _auth_settings() -> Declaration:
+    configs = resources_of_type(MODULES / "functionapp.bicep", "Microsoft.Web/sites/config")
+    (auth,) = [c for c in configs if c.body["name"] == "authsettingsV2"]
+    return auth
+
+
+def test_the_console_sits_behind_app_service_authentication_when_a_client_id_is_given() -> None:
+    auth = _auth_settings()
+    assert auth.body["parent"].text == "site"
+    condition = auth.value_node
+    assert condition is not None and condition.type == "if_statement", "only with a console registration"
+    assert (condition.named_children[0].text or b"").decode() == "(!empty(consoleClientId))"
+    properties = auth.body["properties"]
+    assert properties["platform"]["enabled"] is True
+    aad = properties["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True
+    assert aad["registration"]["clientId"].text == "consoleClientId"
+    assert aad["registration"]["openIdIssuer"].text == "consoleIssuer"
+    assert properties["httpSettings"]["requireHttps"] is True
+    # Where the Flex Consumption plan's support for it is documented.
+    comment = " ".join(auth.leading_comment.split())
+    assert "learn.microsoft.com" in comment and "Flex Consumption plan takes built-in authentication" in comment
+    main_params = declared(MAIN, "param")
+    assert main_params["consoleClientId"].body == ""
+    assert "secure" in main_params["consoleClientSecret"].decorators
+    module = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/functionapp.bicep")
+    issuer = module.body["params"]["consoleIssuer"]
+    assert issuer.text == "'${graphAuthorityHost}/${graphTenantId}/v2.0'", "Entra's v2.0 issuer of the tenant"
+    assert Settings().graph_authority_host == "https://login.microsoftonline.com"
+
+
+def test_console_authentication_lets_anonymous_requests_through() -> None:
+    """Graph's webhooks and the function-key admin routes carry no sign-in; the console checks its own."""
+    validation = _auth_settings().body["properties"]["globalValidation"]
+    assert validation["requireAuthentication"] is False
+    assert validation["unauthenticatedClientAction"] == "AllowAnonymous"
+    assert "excludedPaths" not in validation
+
+
+def test_the_console_secret_reaches_the_auth_settings_only_as_a_key_vault_reference() -> None:
+    path = MODULES / "functionapp.bicep"
+    variables = declared(path, "var")
+    name = variables["consoleSecretSetting"].body
+    registration = _auth_settings().body["properties"]["identityProviders"]["azureActiveDirectory"]["registration"]
+    assert "consoleSecretSetting" in registration["clientSecretSettingName"].identifiers()
+    assert isinstance(name, str) and name, "the setting's name is a literal"
+    assert "consoleSecretSetting" in variables["authSettings"].body.identifiers(), "the setting is on the site"
+    assert "@Microsoft.KeyVault(SecretUri=${consoleSecretUri})" in (variables["authSettings"].node.text or b"").decode()
+    (site,) = resources_of_type(path, "Microsoft.Web/sites")
+    assert "authSettings" in site.body["properties"]["siteConfig"]["appSettings"].identifiers()
+    (secret,) = [s for s in resources_of_type(MODULES / "keyvault.bicep", "Microsoft.KeyVault/vaults/secrets")
+                 if s.name == "consoleSecret"]
+    assert "!empty(consoleClientSecret)" in (secret.value_node.text or b"").decode()
