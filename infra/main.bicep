@@ -91,6 +91,16 @@ param storageSku string = 'Standard_LRS'
 @description('Spread the app over availability zones (the plan\'s zoneRedundant) with zone-redundant storage. Only in regions with availability zones that offer it: `az functionapp list-flexconsumption-locations --zone-redundant=true`. The HTTP group then keeps at least two always-ready instances.')
 param zoneRedundant bool = false
 
+@description('Principal (object) id of whoever deploys: azd passes the signed-in account (AZURE_PRINCIPAL_ID). Given Key Vault Secrets Officer on the vault and the state table and work queue roles the command line needs; empty = none.')
+param deployerPrincipalId string = ''
+
+@description('Client id of the console\'s sign-in app registration (admin guide, step 11): App Service authentication with Microsoft Entra ID in front of /api/console. Empty = not configured; the console then refuses everyone.')
+param consoleClientId string = ''
+
+@secure()
+@description('A client secret of that registration (stored in Key Vault), for the authorization code flow; empty = the implicit flow with ID tokens.')
+param consoleClientSecret string = ''
+
 @description('Turn on Key Vault purge protection (recommended for production; blocks re-creating a deleted environment of the same name for 7 days).')
 param keyVaultPurgeProtection bool = false
 
@@ -312,6 +322,7 @@ module keyVault 'modules/keyvault.bicep' = {
     purgeProtection: keyVaultPurgeProtection
     graphClientSecret: graphClientSecret
     tcxClientSecret: tcxClientSecret
+    consoleClientSecret: consoleClientSecret
   }
 }
 
@@ -322,7 +333,12 @@ module roles 'modules/roles.bicep' = {
     principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
+    // Key Vault Secrets User on each secret the app reads; no Graph secret without a client secret.
+    graphSecretName: empty(graphClientSecret) ? '' : keyVault.outputs.graphSecretName
+    tcxSecretName: keyVault.outputs.tcxSecretName
+    consoleSecretName: empty(consoleClientSecret) ? '' : keyVault.outputs.consoleSecretName
     appInsightsName: monitoring.outputs.appInsightsName
+    deployerPrincipalId: deployerPrincipalId
   }
 }
 
@@ -387,6 +403,10 @@ module functionApp 'modules/functionapp.bicep' = {
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSettings: connectorSettings
+    // The console's sign-in: Entra ID's v2.0 issuer of the connector's tenant.
+    consoleClientId: consoleClientId
+    consoleIssuer: '${graphAuthorityHost}/${graphTenantId}/v2.0'
+    consoleSecretUri: empty(consoleClientSecret) ? '' : keyVault.outputs.consoleCredentialUri
   }
 }
 

@@ -55,6 +55,15 @@ param alwaysReadyHttpInstances int = 1
 @description('Spread the plan over availability zones (regions with zones only). The HTTP group then keeps at least two always-ready instances, the fewest a zone-redundant Flex Consumption app takes.')
 param zoneRedundant bool = false
 
+@description('Client id of the console\'s sign-in app registration; empty = App Service authentication is not configured (the console then refuses everyone).')
+param consoleClientId string = ''
+
+@description('OpenID issuer of the console\'s sign-in: https://login.microsoftonline.com/<tenant>/v2.0.')
+param consoleIssuer string = ''
+
+@description('Key Vault URI of the console registration\'s client secret; empty = none (sign-in then uses the OpenID Connect implicit flow, with ID tokens).')
+param consoleSecretUri string = ''
+
 @secure()
 @description('The connector\'s own settings (name → value). Secure because WEBHOOK_URL carries the function key; the credentials are Key Vault references.')
 param appSettings object
@@ -103,6 +112,16 @@ var hostSettings = [
 // Always-ready instances of the HTTP group; zone redundancy takes no fewer than two.
 var alwaysReadyHttp = zoneRedundant && alwaysReadyHttpInstances > 0 ? max(2, alwaysReadyHttpInstances) : alwaysReadyHttpInstances
 
+// The app setting App Service authentication reads the console registration's client secret from
+// (the name the portal gives it), a Key Vault reference resolved with the identity.
+var consoleSecretSetting = 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
+var authSettings = empty(consoleClientId) || empty(consoleSecretUri) ? [] : [
+  {
+    name: consoleSecretSetting
+    value: '@Microsoft.KeyVault(SecretUri=${consoleSecretUri})'
+  }
+]
+
 var connectorSettings = [for setting in items(appSettings): {
   name: setting.key
   value: setting.value
@@ -148,7 +167,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(connectorSettings, hostSettings)
+      appSettings: concat(connectorSettings, hostSettings, authSettings)
     }
     functionAppConfig: {
       deployment: {
@@ -175,6 +194,87 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         name: 'python'
         version: '3.11'
       }
+    }
+  }
+}
+
+// Basic (user name and password) publishing credentials off, FTP and SCM: azd deploys the
+// package with an Entra ID token, and what the credentials would open stays closed
+// (https://aka.ms/app-service-disable-basic-auth, the page Azure Policy's built-in
+// "local authentication methods disabled for FTP deployments / SCM sites" definitions cite).
+resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// The console (/api/console) behind App Service authentication with Microsoft Entra ID. The Flex
+// Consumption plan takes built-in authentication: Microsoft's guide to moving apps onto it has the
+// new app's authentication configured again ("Identify built-in authentication settings",
+// "Configure built-in authentication": https://learn.microsoft.com/azure/azure-functions/migration/migrate-plan-consumption-to-flex).
+// (During the plan's preview, https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan
+// listed EasyAuth as unsupported; admin-guide step 11 has the check that it is in force.)
+// Unauthenticated requests go through (AllowAnonymous): Graph's notifications and the admin routes
+// carry a function key, not a sign-in, and the console itself sends a browser without a sign-in to
+// /.auth/login/aad and requires the app role Connector.Admin (sync/console/security.py). With
+// authentication on, App Service removes an X-MS-CLIENT-PRINCIPAL header a client sends and sets
+// WEBSITE_AUTH_ENABLED, the only condition under which the console trusts that header.
+// No token store: the console reads the signed-in principal, never the user's tokens.
+// Without a client secret App Service signs in with the OpenID Connect implicit flow (ID token);
+// with one, the authorization code flow (SiteAuthSettings.clientSecret in the App Service API:
+// https://learn.microsoft.com/dotnet/api/microsoft.azure.powershell.cmdlets.functions.models.isiteauthsettingsproperties.clientsecret).
+resource authSettingsV2 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(consoleClientId)) {
+  // checkov reads every sites/config as the site's web configuration; this one is its authentication settings:
+  // checkov:skip=CKV_AZURE_13:This resource is the App Service authentication; it lets unauthenticated requests through because the webhooks and admin routes carry function keys, and the console requires a signed-in user with its app role.
+  // checkov:skip=CKV_AZURE_63:Not a web configuration; the app's requests and logs go to Application Insights.
+  // checkov:skip=CKV_AZURE_65:Not a web configuration; the app's requests and logs go to Application Insights.
+  // checkov:skip=CKV_AZURE_66:Not a web configuration; the app's requests and logs go to Application Insights.
+  // checkov:skip=CKV_AZURE_80:Not a web configuration, and a Python app has no .NET Framework version.
+  // checkov:skip=CKV_AZURE_88:Not a web configuration; Flex Consumption has no Azure Files content share, the state is in Storage tables.
+  // checkov:skip=CKV_AZURE_222:Microsoft Graph posts to the webhooks from the internet (as on the site itself).
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: consoleClientId
+          openIdIssuer: consoleIssuer
+          clientSecretSettingName: empty(consoleSecretUri) ? null : consoleSecretSetting
+        }
+        validation: {
+          allowedAudiences: [
+            consoleClientId
+            'api://${consoleClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+    httpSettings: {
+      requireHttps: true
     }
   }
 }

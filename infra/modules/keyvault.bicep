@@ -24,10 +24,15 @@ param graphClientSecret string = ''
 @description('The 3CX API client key.')
 param tcxClientSecret string
 
+@secure()
+@description('Client secret of the console\'s sign-in app registration (App Service authentication); empty = none stored.')
+param consoleClientSecret string = ''
+
 // Secret names; the app settings reference them by URI without a version, so a new
 // version (a rotated credential) is picked up without a redeployment.
 var graphSecretName = 'graph-client-secret'
 var tcxSecretName = 'tcx-client-secret'
+var consoleSecretName = 'console-client-secret'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109:The Function App has no VNet integration here and resolves Key Vault references over the public endpoint; every call needs an Entra ID token with an RBAC role.
@@ -76,9 +81,26 @@ resource tcxSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+resource consoleSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(consoleClientSecret)) {
+  // checkov:skip=CKV_AZURE_41:The credential expires where it is issued (Entra ID); a vault expiry would only break the reference before then.
+  // checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read the properties of a conditional resource.
+  parent: vault
+  name: consoleSecretName
+  properties: {
+    value: consoleClientSecret
+    contentType: 'text/plain'
+  }
+}
+
 output id string = vault.id
 output name string = vault.name
 // URIs of the secrets (no values): what the app settings' Key Vault references point at.
 // main.bicep's use of these outputs makes the app wait for this whole module, secrets included.
 output graphCredentialUri string = '${vault.properties.vaultUri}secrets/${graphSecretName}'
 output tcxCredentialUri string = '${vault.properties.vaultUri}secrets/${tcxSecretName}'
+// The secrets' names, for the role assignments scoped to each (roles.bicep); using them makes the
+// roles wait for the secrets as well.
+output graphSecretName string = graphSecretName
+output tcxSecretName string = tcxSecretName
+output consoleSecretName string = consoleSecretName
+output consoleCredentialUri string = '${vault.properties.vaultUri}secrets/${consoleSecretName}'

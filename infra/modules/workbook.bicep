@@ -2,7 +2,8 @@
 // (Monitoring > Workbooks > "3CX connector"). Its queries are the ones in docs/queries.kql
 // of the same names, word for word (tests/unit/test_workbook.py holds them to it): last runs
 // and their counts, changes per day by kind, status changes per hour and their lag (p50/p95),
-// webhook answer times, failures.
+// webhook answer times, failures and their most frequent reasons, subscriptions (the soonest
+// expiry and a verdict), and the runs the deletion or creation guard held back.
 
 @description('Azure region of the workbook.')
 param location string
@@ -151,6 +152,45 @@ traces
 | order by last_seen desc
 '''
 
+// The most frequent failure reasons over 7 days, so one root cause shows as one row.
+var failureReasonsQuery = '''
+traces
+| where timestamp > ago(7d)
+| where customDimensions.event in ("user_action", "contact_action", "status_failed")
+| extend event = tostring(customDimensions.event), outcome = tostring(customDimensions.outcome)
+| where event == "status_failed" or outcome == "failed"
+| summarize failures = count(), first_seen = min(timestamp), last_seen = max(timestamp) by event, action = tostring(customDimensions.action), error = tostring(customDimensions.error)
+| order by failures desc
+'''
+
+// Are subscriptions being kept alive? The last upkeep's counts, how many exist, the soonest expiry, and a verdict.
+var subscriptionHealthQuery = '''
+let latest_upkeep = traces
+    | where timestamp > ago(2d)
+    | where customDimensions.event == "subscription_summary"
+    | top 1 by timestamp desc
+    | project timestamp, total = tolong(customDimensions.total), created = tolong(customDimensions.created), renewed = tolong(customDimensions.renewed), deleted = tolong(customDimensions.deleted), unchanged = tolong(customDimensions.unchanged), failed = tolong(customDimensions.failed), soonest = todatetime(customDimensions.soonest_expiry)
+    | extend hours_since_upkeep = round((now() - timestamp) / 1h, 1), hours_to_soonest_expiry = round((soonest - now()) / 1h, 1)
+    | extend verdict = case(
+        hours_since_upkeep > 7, "upkeep has not run for over 7 hours (default SUBSCRIPTION_SCHEDULE is every 6): see failed subscription_timer invocations",
+        isnull(soonest), "no subscriptions in state yet",
+        soonest < now(), "a subscription has expired: its notifications have stopped",
+        hours_to_soonest_expiry < 48, "renewals are late (they start 3 days before expiry): see subscription_failed",
+        "ok");
+let upkeep_lines = toscalar(latest_upkeep | count);
+latest_upkeep
+| union (print verdict = "no subscription_summary line in 2 days: upkeep is not running (WEBHOOK_URL unset, or subscription_timer failing)" | where upkeep_lines == 0)
+'''
+
+// Guard alerts: runs whose disables/deletes (deletion_guard) or creations (creation_guard) were all held back, how many, and which limit they crossed.
+var guardHoldsQuery = '''
+traces
+| where timestamp > ago(30d)
+| where customDimensions.event in ("ALERT deletion_guard", "ALERT creation_guard")
+| project timestamp, guard = tostring(customDimensions.event), trigger = operation_Name, run = tostring(customDimensions.run), would_remove = tolong(customDimensions.would_remove), would_create = tolong(customDimensions.would_create), recreated = tolong(customDimensions.recreated), synced = tolong(customDimensions.synced), crossed = tostring(customDimensions['limit'])
+| order by timestamp desc
+'''
+
 var content = {
   version: 'Notebook/1.0'
   items: [
@@ -234,6 +274,19 @@ var content = {
         version: 'KqlItem/1.0'
         title: 'Changes that failed in the last 24 hours'
         query: failedChangesQuery
+        size: 0
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'failureReasonsQuery'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Failure reasons over 7 days (one root cause, one row)'
+        query: failureReasonsQuery
         size: 0
         queryType: 0
         resourceType: 'microsoft.insights/components'
@@ -359,6 +412,39 @@ var content = {
         version: 'KqlItem/1.0'
         title: 'Subscriptions Graph refused to create or renew'
         query: subscriptionFailuresQuery
+        size: 0
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'subscriptionHealthQuery'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Subscriptions: the last upkeep, the soonest expiry and a verdict'
+        query: subscriptionHealthQuery
+        size: 0
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+    }
+    {
+      type: 1
+      name: 'guard'
+      content: {
+        json: '### Deletion and creation guard'
+      }
+    }
+    {
+      type: 3
+      name: 'guardHoldsQuery'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Runs the guard held back (30 days): how many and which limit'
+        query: guardHoldsQuery
         size: 0
         queryType: 0
         resourceType: 'microsoft.insights/components'

@@ -63,6 +63,7 @@ BUILT_IN_ROLES = {
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
 }
 
 
@@ -261,6 +262,9 @@ NON_SETTING_VARIABLES = {
     "storageSku": "AZURE_STORAGE_SKU",
     "zoneRedundant": "AZURE_ZONE_REDUNDANT",
     "keyVaultPurgeProtection": "AZURE_KEY_VAULT_PURGE_PROTECTION",
+    "deployerPrincipalId": "AZURE_PRINCIPAL_ID",
+    "consoleClientId": "AZURE_CONSOLE_CLIENT_ID",
+    "consoleClientSecret": "AZURE_CONSOLE_CLIENT_SECRET",
 }
 
 
@@ -424,28 +428,108 @@ def test_storage_and_key_vault_accept_only_entra_id() -> None:
     assert isinstance(insights.body["properties"]["WorkspaceResourceId"], Expr)
 
 
-def test_the_identity_gets_exactly_the_least_roles_on_the_resources_they_concern() -> None:
+def _granted(principal: str) -> dict[str, set[str]]:
+    """The roles roles.bicep gives one principal parameter, by the scope's symbolic name."""
     path = MODULES / "roles.bicep"
     variables = {name: var.body for name, var in declared(path, "var").items()}
     granted: dict[str, set[str]] = {}
     for assignment in resources_of_type(path, "Microsoft.Authorization/roleAssignments"):
         body = assignment.body
         assert isinstance(body["name"], Expr) and body["name"].text.startswith("guid("), assignment.name
-        assert body["properties"]["principalType"] == "ServicePrincipal"
+        if body["properties"]["principalId"].text != principal:
+            continue
         role_ids: set[str] = set()
         for name in body["properties"]["roleDefinitionId"].identifiers():
             role_ids |= _role_ids(name, assignment, variables)
         granted.setdefault(body["scope"].text, set()).update(role_ids)
+    return granted
+
+
+def test_the_identity_gets_exactly_the_least_roles_on_the_resources_they_concern() -> None:
+    path = MODULES / "roles.bicep"
+    for assignment in resources_of_type(path, "Microsoft.Authorization/roleAssignments"):
+        if assignment.body["properties"]["principalId"].text == "principalId":
+            assert assignment.body["properties"]["principalType"] == "ServicePrincipal", assignment.name
     roles = BUILT_IN_ROLES
-    assert granted == {
+    assert _granted("principalId") == {
         "storage": {
             roles["Storage Blob Data Owner"],
             roles["Storage Queue Data Contributor"],
             roles["Storage Table Data Contributor"],
         },
-        "vault": {roles["Key Vault Secrets User"]},
+        "graphSecret": {roles["Key Vault Secrets User"]},
+        "tcxSecret": {roles["Key Vault Secrets User"]},
+        "consoleSecret": {roles["Key Vault Secrets User"]},
         "appInsights": {roles["Monitoring Metrics Publisher"]},
     }
+
+
+def test_the_identity_reads_only_the_secrets_it_uses_not_the_whole_vault() -> None:
+    """Fault (issue #12): Key Vault Secrets User on the vault, so the app could read any secret put there."""
+    path = MODULES / "roles.bicep"
+    secrets = {d.name: d for d in resources_of_type(path, "Microsoft.KeyVault/vaults/secrets")}
+    assert set(secrets) == {"graphSecret", "tcxSecret", "consoleSecret"}
+    for secret in secrets.values():
+        assert secret.existing, f"{secret.name}: the secret is made in keyvault.bicep, referenced here"
+        assert secret.body["parent"].text == "vault"
+    assert secrets["graphSecret"].body["name"].text == "graphSecretName"
+    assert secrets["tcxSecret"].body["name"].text == "tcxSecretName"
+    assert secrets["consoleSecret"].body["name"].text == "consoleSecretName"
+    # The Graph secret exists only when one was given (a certificate may be used instead).
+    assignments = resources_of_type(path, "Microsoft.Authorization/roleAssignments")
+    for scope in ("graphSecret", "consoleSecret"):
+        (assignment,) = [a for a in assignments if a.body["scope"].text == scope]
+        condition = assignment.value_node
+        assert condition is not None and condition.type == "if_statement"
+        assert f"{scope}Name" in (condition.named_children[0].text or b"").decode()
+    roles = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/roles.bicep")
+    params = roles.body["params"]
+    assert params["tcxSecretName"].text == "keyVault.outputs.tcxSecretName"
+    assert "keyVault.outputs.graphSecretName" in params["graphSecretName"].text
+    assert "empty(graphClientSecret)" in params["graphSecretName"].text
+    kv_outputs = declared(MODULES / "keyvault.bicep", "output")
+    assert kv_outputs["graphSecretName"].body.text == "graphSecretName"
+    assert kv_outputs["tcxSecretName"].body.text == "tcxSecretName"
+
+
+def test_basic_publishing_credentials_are_off() -> None:
+    """Fault (issue #12): FTP and SCM basic authentication stayed on; azd deploys with Entra ID."""
+    path = MODULES / "functionapp.bicep"
+    policies = resources_of_type(path, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    assert sorted(p.body["name"] for p in policies) == ["ftp", "scm"]
+    for policy in policies:
+        assert policy.body["parent"].text == "site"
+        assert policy.body["properties"] == {"allow": False}
+        assert policy.value_node.type == "object", "unconditional"
+
+
+def test_the_deploying_principal_gets_its_roles_only_when_given() -> None:
+    """The admin guide's manual role step (the CLI's table and queue roles) and the secrets, by the template."""
+    main_param = declared(MAIN, "param")["deployerPrincipalId"]
+    assert main_param.body == ""
+    assert azd_parameters()["deployerPrincipalId"] == "${AZURE_PRINCIPAL_ID}"
+    roles_module = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/roles.bicep")
+    assert roles_module.body["params"]["deployerPrincipalId"].text == "deployerPrincipalId"
+    path = MODULES / "roles.bicep"
+    assert declared(path, "param")["deployerPrincipalId"].body == ""
+    roles = BUILT_IN_ROLES
+    assert _granted("deployerPrincipalId") == {
+        "storage": {roles["Storage Queue Data Contributor"], roles["Storage Table Data Contributor"]},
+        "vault": {roles["Key Vault Secrets Officer"]},
+    }
+    for assignment in resources_of_type(path, "Microsoft.Authorization/roleAssignments"):
+        if assignment.body["properties"]["principalId"].text != "deployerPrincipalId":
+            continue
+        node = assignment.value_node
+        if node.type == "for_statement":
+            node = node.named_children[-1]
+        assert node.type == "if_statement", f"{assignment.name}: only when a deployer is given"
+        assert "!empty(deployerPrincipalId)" in (node.named_children[0].text or b"").decode()
+        # a user for azd up from a workstation, a service principal from a pipeline: ARM looks it up
+        assert "principalType" not in assignment.body["properties"]
+    guide = (ROOT / "docs" / "admin-guide.md").read_text()
+    assert "az role assignment create" not in guide, "the deployment grants the deployer's roles"
+    assert "AZURE_PRINCIPAL_ID" in (INFRA / "README.md").read_text()
 
 
 def _role_ids(name: str, assignment: Declaration, variables: dict[str, Any]) -> set[str]:
@@ -661,3 +745,61 @@ def test_what_the_docs_say_of_sampling_is_what_host_json_does() -> None:
         assert not re.search(r"host\.json\W+samples", text), f"{doc.name} says host.json samples"
         unsampled_said = "itemCount" not in text or "not sampled" in text.lower()
         assert unsampled_said, f"{doc.name} counts itemCount without saying the log lines are not sampled"
+
+
+# -- the console behind App Service authentication (issue #13) ---------------------------------------
+
+
+def _auth_settings() -> Declaration:
+    configs = resources_of_type(MODULES / "functionapp.bicep", "Microsoft.Web/sites/config")
+    (auth,) = [c for c in configs if c.body["name"] == "authsettingsV2"]
+    return auth
+
+
+def test_the_console_sits_behind_app_service_authentication_when_a_client_id_is_given() -> None:
+    auth = _auth_settings()
+    assert auth.body["parent"].text == "site"
+    condition = auth.value_node
+    assert condition is not None and condition.type == "if_statement", "only with a console registration"
+    assert (condition.named_children[0].text or b"").decode() == "(!empty(consoleClientId))"
+    properties = auth.body["properties"]
+    assert properties["platform"]["enabled"] is True
+    aad = properties["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True
+    assert aad["registration"]["clientId"].text == "consoleClientId"
+    assert aad["registration"]["openIdIssuer"].text == "consoleIssuer"
+    assert properties["httpSettings"]["requireHttps"] is True
+    # Where the Flex Consumption plan's support for it is documented.
+    comment = " ".join(auth.leading_comment.split())
+    assert "learn.microsoft.com" in comment and "Flex Consumption plan takes built-in authentication" in comment
+    main_params = declared(MAIN, "param")
+    assert main_params["consoleClientId"].body == ""
+    assert "secure" in main_params["consoleClientSecret"].decorators
+    module = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/functionapp.bicep")
+    issuer = module.body["params"]["consoleIssuer"]
+    assert issuer.text == "'${graphAuthorityHost}/${graphTenantId}/v2.0'", "Entra's v2.0 issuer of the tenant"
+    assert Settings().graph_authority_host == "https://login.microsoftonline.com"
+
+
+def test_console_authentication_lets_anonymous_requests_through() -> None:
+    """Graph's webhooks and the function-key admin routes carry no sign-in; the console checks its own."""
+    validation = _auth_settings().body["properties"]["globalValidation"]
+    assert validation["requireAuthentication"] is False
+    assert validation["unauthenticatedClientAction"] == "AllowAnonymous"
+    assert "excludedPaths" not in validation
+
+
+def test_the_console_secret_reaches_the_auth_settings_only_as_a_key_vault_reference() -> None:
+    path = MODULES / "functionapp.bicep"
+    variables = declared(path, "var")
+    name = variables["consoleSecretSetting"].body
+    registration = _auth_settings().body["properties"]["identityProviders"]["azureActiveDirectory"]["registration"]
+    assert "consoleSecretSetting" in registration["clientSecretSettingName"].identifiers()
+    assert isinstance(name, str) and name, "the setting's name is a literal"
+    assert "consoleSecretSetting" in variables["authSettings"].body.identifiers(), "the setting is on the site"
+    assert "@Microsoft.KeyVault(SecretUri=${consoleSecretUri})" in (variables["authSettings"].node.text or b"").decode()
+    (site,) = resources_of_type(path, "Microsoft.Web/sites")
+    assert "authSettings" in site.body["properties"]["siteConfig"]["appSettings"].identifiers()
+    (secret,) = [s for s in resources_of_type(MODULES / "keyvault.bicep", "Microsoft.KeyVault/vaults/secrets")
+                 if s.name == "consoleSecret"]
+    assert "!empty(consoleClientSecret)" in (secret.value_node.text or b"").decode()

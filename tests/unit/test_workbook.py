@@ -99,6 +99,19 @@ def test_the_workbook_shows_runs_changes_status_webhook_and_failures() -> None:
     assert workbook_content()["version"] == "Notebook/1.0"
 
 
+def test_the_workbook_shows_failure_reasons_expiring_subscriptions_and_guard_holds() -> None:
+    """Issue #12: the panels the workbook lacked, each a query of docs/queries.kql."""
+    queries = list(workbook_queries().values())
+    reasons = [q for q in queries if {"user_action", "contact_action", "status_failed"} <= events_read(q)]
+    assert reasons and any("by event, action" in q and "error" in q for q in reasons), "failures by reason"
+    expiring = [q for q in queries if "subscription_summary" in events_read(q)]
+    assert expiring and "soonest_expiry" in expiring[0] and "hours_to_soonest_expiry" in expiring[0], (
+        "subscriptions expiring"
+    )
+    guard = [q for q in queries if {"ALERT deletion_guard", "ALERT creation_guard"} <= events_read(q)]
+    assert guard, "guard holds"
+
+
 def test_the_workbook_is_deployed_with_the_app_on_its_application_insights() -> None:
     module = next(m for m in declared(MAIN, "module").values() if m.type_string == "modules/workbook.bicep")
     assert module.body["params"]["appInsightsId"].text == "monitoring.outputs.appInsightsId"
