@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+# How often the poison queue is counted (a fixed schedule of `poison_queue_check`: not a setting of its own).
+POISON_CHECK_SCHEDULE = "0 */15 * * * *"
+
 # (lowest, highest) of each field, in order.
 _FIELDS = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _YEARS_AHEAD = 5  # far enough for a 29 February; an expression that never matches is refused

@@ -11,11 +11,9 @@ import azure.functions as func
 from shared.telemetry import invocation
 from sync import jobs
 from sync.runtime import process_runtime
+from sync.schedule import POISON_CHECK_SCHEDULE
 
 bp = func.Blueprint()
-
-# How often the poison queue is counted (a fixed schedule: not a setting of its own).
-POISON_CHECK_SCHEDULE = "0 */15 * * * *"
 
 
 @bp.function_name("user_sync_timer")

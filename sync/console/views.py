@@ -44,6 +44,7 @@ from sync.option_admin import UnknownUser, options_report, set_user_options
 from sync.options import OPTION_NAMES
 from sync.records import Link, RunRecord
 from sync.runtime import Runtime
+from sync.schedule import POISON_CHECK_SCHEDULE, ScheduleError, next_firing
 from sync.subscriptions import RENEW_BEFORE
 
 STATIC = Path(__file__).with_name("static")
@@ -182,6 +183,7 @@ def _overview(ctx: _Context, _request: ConsoleRequest) -> ConsoleResponse:
         else:
             rows.append((kind, render.status(last.status), render.counts(last.counts), age(last.started_at, now)))
     parts.append(Markup("<h2>Last runs</h2>{}").format(table(("Kind", "Status", "Counts", "Started"), rows)))
+    parts.append(Markup("<h2>Next timer firings (UTC)</h2>{}").format(_timers(rt, now)))
 
     subscriptions = list(rt.state.subscriptions().values())
     expiring = [s for s in subscriptions if s.expires_at - now < RENEW_BEFORE[s.kind] and s.expires_at > now]
@@ -220,6 +222,28 @@ def _overview(ctx: _Context, _request: ConsoleRequest) -> ConsoleResponse:
         )
     )
     return ctx.page("Overview", "overview", Markup("").join(parts))
+
+
+def _timers(rt: Runtime, now: datetime) -> Markup:
+    """Each timer's schedule and when it fires next; "unknown" for an expression `sync.schedule` cannot read."""
+    settings = rt.settings
+    timers = (
+        ("user_sync_timer", settings.user_sync_schedule),
+        ("presence_timer", settings.presence_schedule),
+        ("subscription_timer", settings.subscription_schedule),
+        ("contact_sync_timer", settings.contact_sync_schedule),
+        ("poison_queue_check", POISON_CHECK_SCHEDULE),
+    )
+    rows: list[tuple[object, ...]] = []
+    for name, expression in timers:
+        try:
+            at = next_firing(expression, now)
+        except ScheduleError:
+            rows.append((name, expression, "unknown"))
+            continue
+        when = Markup('<time datetime="{}">{:%Y-%m-%d %H:%M:%S}</time>').format(at.isoformat(), at)
+        rows.append((name, expression, when))
+    return table(("Timer", "Schedule (NCRONTAB)", "Next firing"), rows)
 
 
 # -- runs -------------------------------------------------------------------------------------

@@ -416,3 +416,25 @@ def test_an_approval_while_a_user_sync_runs_is_answered_409_and_stays_undecided(
     assert response.status_code == 409 and "another user-sync run is in progress" in html(response)
     assert len(console.pbx.users) == 6
     assert console.state.get_run(run_id, "users").resolution is None  # type: ignore[union-attr]
+
+
+def test_the_overview_shows_when_each_timer_fires_next(console: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.runtime import reset_process_runtime
+
+    monkeypatch.setenv("USER_SYNC_SCHEDULE", "0 0 2 * * *")
+    monkeypatch.setenv("CONTACT_SYNC_SCHEDULE", "0 0 2 * * monday")  # named weekdays are not read
+    reset_process_runtime()
+    body = html(Browser().get("console_overview", "console"))
+    assert "<h2>Next timer firings (UTC)</h2>" in body
+    for timer in (
+        "user_sync_timer",
+        "presence_timer",
+        "subscription_timer",
+        "contact_sync_timer",
+        "poison_queue_check",
+    ):
+        assert f"<td>{timer}</td>" in body
+    assert re.search(
+        r"<td>user_sync_timer</td><td>0 0 2 \* \* \*</td><td><time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d 02:00:00", body
+    )
+    assert "<td>contact_sync_timer</td><td>0 0 2 * * monday</td><td>unknown</td>" in body
