@@ -173,7 +173,8 @@ def _overview(ctx: _Context, _request: ConsoleRequest) -> ConsoleResponse:
     parts = [
         notice("Paused: SYNC_PAUSED is true; nothing is changed in 3CX.", "warning")
         if paused
-        else notice("Running: not paused.", "ok")
+        else notice("Running: not paused.", "ok"),
+        _reachability(rt),
     ]
     rows: list[tuple[object, ...]] = []
     for kind in RUN_KINDS:
@@ -222,6 +223,15 @@ def _overview(ctx: _Context, _request: ConsoleRequest) -> ConsoleResponse:
         )
     )
     return ctx.page("Overview", "overview", Markup("").join(parts))
+
+
+def _reachability(rt: Runtime) -> Markup:
+    """Whether the 3CX API answers (one cheap read: its version), else the one-line error."""
+    try:
+        version = rt.tcx.version()
+    except Exception as error:  # unreachable, refused or not configured: said, and the page still shows
+        return notice(f"3CX API: not reachable ({one_line(error)})", "error")
+    return notice(f"3CX API: answered, version {version or 'not told'}.", "ok")
 
 
 def _timers(rt: Runtime, now: datetime) -> Markup:

@@ -438,3 +438,21 @@ def test_the_overview_shows_when_each_timer_fires_next(console: Tenant, monkeypa
         r"<td>user_sync_timer</td><td>0 0 2 \* \* \*</td><td><time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d 02:00:00", body
     )
     assert "<td>contact_sync_timer</td><td>0 0 2 * * monday</td><td>unknown</td>" in body
+
+
+def test_the_overview_says_the_3cx_api_answers_and_its_version(console: Tenant) -> None:
+    body = html(Browser().get("console_overview", "console"))
+    assert '<p class="notice notice-ok" role="status">3CX API: answered, version 20.0.10.1000.</p>' in body
+
+
+def test_the_overview_says_in_one_line_why_3cx_did_not_answer(console: Tenant) -> None:
+    from tests.conftest import PBX_SECRET
+
+    console.pbx.inject(503, count=50, retry_after=0)
+    response = Browser().get("console_overview", "console")
+    assert response.status_code == 200  # the rest of the page still shows
+    body = html(response)
+    (line,) = re.findall(r'<p class="notice notice-error" role="status">3CX API: not reachable \(([^<]*)\)</p>', body)
+    assert "503" in line and "\n" not in line
+    assert PBX_SECRET not in body
+    assert "<h2>Last runs</h2>" in body
