@@ -512,8 +512,34 @@ def _user(ctx: _Context, request: ConsoleRequest, message: Markup | None = None)
     fields = hidden("upn", user["upn"]) + table(("Option", "Tenant default", "Effective", "For this user"), rows)
     form = ctx.form(f"{BASE}/user/options", fields, "Save options")
     parts = [message] if message is not None else []
-    parts += [facts, Markup("<h2>Options</h2>"), form]
+    parts += [
+        facts,
+        Markup("<h2>3CX status</h2>"),
+        _status_of(ctx.rt, user["m365_id"], link),
+        Markup("<h2>Options</h2>"),
+        form,
+    ]
     return ctx.page(str(user["upn"]), "users", Markup("").join(parts))
+
+
+def _status_of(rt: Runtime, m365_id: str, link: Link | None) -> Markup:
+    """The user's status in 3CX now, and from the presence state the one the connector applied and will restore."""
+    current: object
+    if link is None:
+        current = "not linked"
+    else:
+        try:
+            tcx_user = rt.tcx.get_user(link.tcx_user_id, select=("CurrentProfileName",))
+        except Exception as error:  # 3CX not answering: said, and the options still show
+            current = f"not readable ({one_line(error)})"
+        else:
+            current = "no such 3CX user" if tcx_user is None else tcx_user.current_profile_name
+    presence = rt.state.get_presence(m365_id)
+    applied = presence.applied_status if presence is not None else None
+    restore = presence.previous_status if presence is not None else None
+    return table(
+        ("Now in 3CX", "Applied by the connector", "Restored when the event ends"), [(current, applied, restore)]
+    )
 
 
 def _set_options(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:

@@ -456,3 +456,33 @@ def test_the_overview_says_in_one_line_why_3cx_did_not_answer(console: Tenant) -
     assert "503" in line and "\n" not in line
     assert PBX_SECRET not in body
     assert "<h2>Last runs</h2>" in body
+
+
+def test_the_user_page_shows_the_current_3cx_status_and_what_the_connector_applied_and_restores(
+    console: Tenant,
+) -> None:
+    from sync.records import PresenceState
+
+    link = next(link for link in console.state.links().values() if link.upn.startswith("user001"))
+    browser = Browser()
+    before = html(browser.get("console_user", "console/user", {"upn": link.upn}))
+    assert "<h2>3CX status</h2>" in before
+    assert "<tr><td>Available</td><td>–</td><td>–</td></tr>" in before  # nothing applied yet
+
+    console.pbx.set_status(link.tcx_user_id, "Out of office")
+    console.state.save_presence(
+        PresenceState(
+            m365_id=link.m365_id,
+            tcx_user_id=link.tcx_user_id,
+            applied_status="Out of office",
+            previous_status="Available",
+        )
+    )
+    body = html(browser.get("console_user", "console/user", {"upn": link.upn}))
+    assert "<tr><td>Out of office</td><td>Out of office</td><td>Available</td></tr>" in body
+
+    console.pbx.inject(503, count=50, retry_after=0)
+    failing = browser.get("console_user", "console/user", {"upn": link.upn})
+    assert failing.status_code == 200  # the options still show
+    assert re.search(r"<tr><td>not readable \([^<]*503[^<]*\)</td><td>Out of office</td>", html(failing))
+    assert "<h2>Options</h2>" in html(failing)
