@@ -31,7 +31,7 @@ from sync.eligibility import Audience, calendar_read_due
 from sync.envelope import RunReport, RunStore, run_envelope
 from sync.options import tenant_defaults
 from sync.presence import StatusChange, decide, map_events, needs_attention, next_boundary, wanted_interval
-from sync.records import Link, OptionOverrides, PresenceState, StatusInterval
+from sync.records import Link, OptionOverrides, PresenceState, StatusChangeEntry, StatusInterval
 
 # The calendar window read per refresh: a little before now (an event running now overlaps
 # it anyway) to two days ahead; the periodic pass re-reads long before the window runs out.
@@ -297,10 +297,24 @@ def _decide(rt: PresencePorts, state: PresenceState, now: datetime) -> _Decision
         decision.change, decision.state = decide(state, wanted, decision.current)
         if decision.change is not None:
             decision.outcome = "reverted" if decision.change.kind == "restore" else "changed"
+            # Claimed with the decision: a write that fails undoes both.
+            change = decision.change
+            decision.state = remember_change(decision.state, now, change.kind, decision.current, change.status)
     boundary = next_boundary(decision.state.intervals, now)
     decision.scheduled = boundary if boundary is not None and boundary != state.next_boundary else None
     decision.state = decision.state.model_copy(update={"next_boundary": boundary})
     return decision
+
+
+RECENT_CHANGES_KEPT = 10
+
+
+def remember_change(
+    state: PresenceState, at: datetime, action: str, status_from: str | None, status_to: str
+) -> PresenceState:
+    """`state` with this write added to the user's recent changes (the last ten, newest last)."""
+    entry = StatusChangeEntry(at=at, action=action, status_from=status_from, status_to=status_to)
+    return state.model_copy(update={"recent_changes": [*state.recent_changes, entry][-RECENT_CHANGES_KEPT:]})
 
 
 def _log_change(decision: _Decision, link: Link, now: datetime) -> None:

@@ -125,6 +125,15 @@ class StatusInterval(BaseModel):
     event_id: str
 
 
+class StatusChangeEntry(BaseModel):
+    """One status the connector wrote for a user, as the console lists it."""
+
+    at: datetime
+    action: str  # "set" at an event's start, "restore" after it
+    status_from: str | None = None
+    status_to: str
+
+
 class PresenceState(BaseModel):
     """Per-user memory of the calendar-driven status. Updated with optimistic concurrency."""
 
@@ -143,4 +152,5 @@ class PresenceState(BaseModel):
     read_again_at: datetime | None = None  # no read before then (backing off, or unreadable)
     unreadable: str | None = None  # why Graph refuses this calendar (e.g. "403 ErrorAccessDenied")
     next_boundary: datetime | None = None  # the boundary a queue message is scheduled for
+    recent_changes: list[StatusChangeEntry] = Field(default_factory=list)  # the last ten writes, newest last
     etag: str | None = Field(None, exclude=True)

@@ -537,9 +537,14 @@ def _status_of(rt: Runtime, m365_id: str, link: Link | None) -> Markup:
     presence = rt.state.get_presence(m365_id)
     applied = presence.applied_status if presence is not None else None
     restore = presence.previous_status if presence is not None else None
-    return table(
-        ("Now in 3CX", "Applied by the connector", "Restored when the event ends"), [(current, applied, restore)]
-    )
+    headings = ("Now in 3CX", "Applied by the connector", "Restored when the event ends")
+    now = table(headings, [(current, applied, restore)])
+    changes = [
+        (entry.at.strftime("%Y-%m-%d %H:%M UTC"), entry.action, entry.status_from, entry.status_to)
+        for entry in reversed(presence.recent_changes if presence is not None else [])
+    ]
+    history = table(("When", "Action", "From", "To"), changes) if changes else Markup("<p>None yet.</p>")
+    return now + Markup("<h2>Recent status changes</h2>") + history
 
 
 def _set_options(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import azure.functions as func
@@ -461,6 +462,7 @@ def test_the_overview_says_in_one_line_why_3cx_did_not_answer(console: Tenant) -
 def test_the_user_page_shows_the_current_3cx_status_and_what_the_connector_applied_and_restores(
     console: Tenant,
 ) -> None:
+    from sync.presence_run import remember_change
     from sync.records import PresenceState
 
     link = next(link for link in console.state.links().values() if link.upn.startswith("user001"))
@@ -480,6 +482,19 @@ def test_the_user_page_shows_the_current_3cx_status_and_what_the_connector_appli
     )
     body = html(browser.get("console_user", "console/user", {"upn": link.upn}))
     assert "<tr><td>Out of office</td><td>Out of office</td><td>Available</td></tr>" in body
+
+    console.state.save_presence(
+        remember_change(
+            console.state.get_presence(link.m365_id) or PresenceState(m365_id=link.m365_id, tcx_user_id=7),
+            datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+            "set",
+            "Available",
+            "Out of office",
+        )
+    )
+    history = html(browser.get("console_user", "console/user", {"upn": link.upn}))
+    assert "<h2>Recent status changes</h2>" in history
+    assert "<tr><td>2026-11-30 09:00 UTC</td><td>set</td><td>Available</td><td>Out of office</td></tr>" in history
 
     console.pbx.inject(503, count=50, retry_after=0)
     failing = browser.get("console_user", "console/user", {"upn": link.upn})

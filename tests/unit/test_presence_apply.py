@@ -137,6 +137,31 @@ def test_the_status_read_asks_3cx_for_the_status_alone_never_the_picture(ports: 
     assert ports.tcx.selects == [("CurrentProfileName",)]
 
 
+def test_each_status_the_connector_writes_is_remembered_for_the_user_newest_last(ports: Ports) -> None:
+    """The console shows a user's recent calendar-driven changes: kept with the state, ten at most."""
+    reconcile_user(ports, USER, now=T0, refresh=True)
+    (entry,) = ports.state.states[USER].recent_changes
+    assert (entry.at, entry.action, entry.status_from, entry.status_to) == (T0, "set", "Available", "Out of office")
+
+
+def test_a_status_write_that_fails_leaves_no_history_behind(ports: Ports) -> None:
+    ports.tcx.fail_writes = True
+    with pytest.raises(TcxUnavailable):
+        reconcile_user(ports, USER, now=T0, refresh=True)
+    assert ports.state.states[USER].recent_changes == []
+
+
+def test_only_the_last_ten_changes_are_kept() -> None:
+    from sync.presence_run import remember_change
+    from sync.records import PresenceState
+
+    state = PresenceState(m365_id=USER, tcx_user_id=7)
+    for minute in range(12):
+        state = remember_change(state, T0 + timedelta(minutes=minute), "set", "Available", "Out of office")
+    assert len(state.recent_changes) == 10
+    assert state.recent_changes[0].at == T0 + timedelta(minutes=2)
+
+
 def test_a_failed_3cx_write_undoes_the_claim_so_the_next_attempt_decides_again(ports: Ports) -> None:
     ports.tcx.fail_writes = True
     with pytest.raises(TcxUnavailable):
