@@ -407,10 +407,14 @@ class StateStore:
             return _run_from_entity(entity)
         return None
 
-    def recent_runs(self, kind: str, limit: int = 10) -> list[RunRecord]:
-        """The newest runs of one kind, newest first."""
+    def recent_runs(self, kind: str, limit: int = 10, before: datetime | None = None) -> list[RunRecord]:
+        """The newest runs of one kind (started before `before`, if given), newest first."""
         runs: list[RunRecord] = []
-        for entity in self._table("runs").query_entities(f"PartitionKey eq '{_odata(kind)}'", results_per_page=limit):
+        query = f"PartitionKey eq '{_odata(kind)}'"
+        if before is not None:
+            # Row keys start with the inverted start time: older runs sort after this bound.
+            query += f" and RowKey gt '{10**13 - int(before.timestamp() * 1000):013d}-~'"
+        for entity in self._table("runs").query_entities(query, results_per_page=limit):
             runs.append(_run_from_entity(entity))
             if len(runs) >= limit:
                 break

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 from markupsafe import Markup
 
@@ -55,7 +55,7 @@ STATIC_FILES = {
     "chart.umd.min.js": "text/javascript",
     "favicon.svg": "image/svg+xml",
 }
-RUNS_PER_KIND = 50
+RUNS_PER_KIND = 50  # runs on one page of the Runs page; "Older runs" goes on from the last
 USERS_SHOWN = 100
 STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
 
@@ -262,14 +262,15 @@ def _timers(rt: Runtime, now: datetime) -> Markup:
 def _runs(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:
     kind = request.query.get("kind", "")
     status = request.query.get("status", "")
+    before = _instant(request.query.get("before", ""))
     kinds = [kind] if kind in RUN_KINDS else list(RUN_KINDS)
-    runs = sorted(
-        (run for k in kinds for run in ctx.rt.state.recent_runs(k, RUNS_PER_KIND)),
+    page = sorted(
+        (run for k in kinds for run in ctx.rt.state.recent_runs(k, RUNS_PER_KIND + 1, before)),
         key=lambda run: run.started_at,
         reverse=True,
     )
-    if status in STATUSES:
-        runs = [run for run in runs if run.status == status]
+    more, page = len(page) > RUNS_PER_KIND, page[:RUNS_PER_KIND]
+    runs = [run for run in page if run.status == status] if status in STATUSES else page
 
     def options(values: tuple[str, ...], chosen: str, everything: str) -> Markup:
         choices = [("", everything), *((v, v) for v in values)]
@@ -284,7 +285,19 @@ def _runs(ctx: _Context, request: ConsoleRequest) -> ConsoleResponse:
     ).format(BASE, options(RUN_KINDS, kind, "every kind"), options(STATUSES, status, "every status"))
     rows = [_run_row(run, ctx.now) for run in runs]
     body = filters + table(("Started", "Kind", "Trigger", "Subject", "Status", "Counts", "Details"), rows)
+    if more:
+        older = urlencode({"kind": kind, "status": status, "before": page[-1].started_at.isoformat()})
+        body += Markup('<p><a href="{}/runs?{}">Older runs</a></p>').format(BASE, older)
     return ctx.page("Runs", "runs", body)
+
+
+def _instant(text: str) -> datetime | None:
+    """A `before=` time as the Runs page writes it; anything else is no bound."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _run_row(run: RunRecord, now: datetime) -> tuple[object, ...]:

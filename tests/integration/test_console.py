@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import azure.functions as func
 import pytest
@@ -362,6 +362,28 @@ def test_runs_are_filtered_by_kind_and_status(console: Tenant, monkeypatch: pyte
     succeeded = html(browser.get("console_runs", "console/runs", {"status": "succeeded"}))
     assert succeeded.count('<span class="status status-succeeded">') == 2
     assert "status-partial" not in succeeded
+
+
+def test_every_run_can_be_reached_fifty_at_a_time_newest_first(console: Tenant) -> None:
+    from datetime import timedelta
+
+    from sync.records import RunRecord
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for minute in range(55):
+        at = start + timedelta(minutes=minute)
+        console.state.save_run(RunRecord(kind="presence", run_id=f"r{minute:03d}", started_at=at, status="succeeded"))
+    browser = Browser()
+    first = html(browser.get("console_runs", "console/runs", {"kind": "presence"}))
+    assert first.count('<span class="status status-succeeded">') == 50
+    assert "r054" in first and "r004" not in first
+    older = re.search(r'<a href="/api/console/runs\?([^"]+)">Older runs</a>', first)
+    assert older is not None
+    query = dict(part.split("=", 1) for part in older.group(1).replace("&amp;", "&").split("&"))
+    assert query["kind"] == "presence"
+    second = html(browser.get("console_runs", "console/runs", {k: unquote(v) for k, v in query.items()}))
+    assert second.count('<span class="status status-succeeded">') == 5
+    assert "r004" in second and "r005" not in second and "Older runs" not in second
 
 
 def test_charts_show_changes_per_hour_and_per_day_from_the_run_records(console: Tenant) -> None:
