@@ -1,7 +1,9 @@
 """The console in a real browser (headless Chromium through Selenium), served by `serve`'s HTTP server.
 
 Each page loads without a Content-Security-Policy violation or a script error, passes axe-core's
-accessibility rules, the charts are drawn, and a form round-trips its CSRF cookie and token. `make
+accessibility rules, the charts are drawn, a form round-trips its CSRF cookie and token (an option
+toggled shows in the next plan, an approved hold changes 3CX), and without the role every page is
+refused. `make
 test` installs Chromium and its driver when missing; without them these tests are skipped.
 Screenshots go to CONSOLE_SCREENSHOTS (a folder; `make screenshots` writes docs/) or the test's
 temporary folder.
@@ -24,6 +26,7 @@ from function_app import registered_functions
 from sync.console.security import LOCAL_ENV
 from sync.records import RunRecord
 from sync.user_sync import run_user_sync
+from sync.users import FieldChange
 from tests.conftest import Tenant
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -166,8 +169,32 @@ def test_a_form_round_trips_its_cookie_and_token_in_a_real_browser(site, browser
     shows("Options saved.")
     overrides = tenant.state.option_overrides()
     assert [o.sso for o in overrides.values() if o.upn == "user001@contoso.com"] == [True]
+    plan = run_user_sync(tenant.runtime(), dry_run=True).plan  # the next plan honours the toggle
+    assert [(a.upn, dict(a.changes)) for a in plan.of_kind("update")] == [
+        ("user001@contoso.com", {"MS365SignInEnabled": FieldChange(False, True)})
+    ]
 
     browser.get(base + "/api/console/held")
     browser.find_element(By.CSS_SELECTOR, "form.approve button").click()
     shows("Approved: run")
     assert len(tenant.pbx.users) == 4  # mallory and user000..user002
+
+
+def test_without_the_role_a_real_browser_gets_403_and_no_page(tenant_env: Tenant, monkeypatch, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    from sync.console.security import encode_principal
+
+    monkeypatch.setenv(LOCAL_ENV, "1")
+    stranger = encode_principal("local:guest", "guest@localhost", ())
+    server = make_server(registered_functions(), "127.0.0.1", 0, principal=stranger)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for _name, path, _heading in PAGES:
+            browser.get(f"http://127.0.0.1:{server.server_address[1]}{path}")
+            text = browser.find_element(By.TAG_NAME, "body").text
+            assert "does not have the app role Connector.Admin" in text, path
+            assert not browser.find_elements(By.TAG_NAME, "form"), path
+    finally:
+        server.shutdown()
+        server.server_close()
