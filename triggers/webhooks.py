@@ -46,19 +46,7 @@ def _webhook_context() -> tuple[str, Callable[..., Any]] | None:
 @bp.queue_output(arg_name="work", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def graph_notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
     """Graph change notifications: validate, queue one piece of work each, answer 202 at once."""
-    with invocation("graph_notifications"), timed_webhook("notifications") as timing:
-        response = _notifications(req, work)
-        timing.status_code = response.status_code
-        return response
-
-
-def _notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
-    context = _webhook_context()
-    if context is None:
-        return func.HttpResponse("service misconfigured", status_code=503)
-    tenant_id, lookup = context
-    answer = receive_notifications(dict(req.params), req.get_body(), tenant_id=tenant_id, lookup=lookup, now=_utcnow)
-    return _webhook(answer, work)
+    return _receive("graph_notifications", "notifications", receive_notifications, req, work)
 
 
 @bp.function_name("graph_lifecycle")
@@ -66,19 +54,27 @@ def _notifications(req: func.HttpRequest, work: func.Out[list[str]]) -> func.Htt
 @bp.queue_output(arg_name="work", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def graph_lifecycle(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
     """Graph lifecycle notifications (reauthorizationRequired, subscriptionRemoved, missed)."""
-    with invocation("graph_lifecycle"), timed_webhook("lifecycle") as timing:
-        response = _lifecycle(req, work)
+    return _receive("graph_lifecycle", "lifecycle", receive_lifecycle, req, work)
+
+
+def _receive(
+    function: str,
+    route: str,
+    receive: Callable[..., WebhookAnswer],
+    req: func.HttpRequest,
+    work: func.Out[list[str]],
+) -> func.HttpResponse:
+    """One webhook delivery, as a timed invocation: the answer `receive` gives, its work queued."""
+    with invocation(function), timed_webhook(route) as timing:
+        context = _webhook_context()
+        if context is None:
+            response = func.HttpResponse("service misconfigured", status_code=503)
+        else:
+            tenant_id, lookup = context
+            answer = receive(dict(req.params), req.get_body(), tenant_id=tenant_id, lookup=lookup, now=_utcnow)
+            response = _webhook(answer, work)
         timing.status_code = response.status_code
         return response
-
-
-def _lifecycle(req: func.HttpRequest, work: func.Out[list[str]]) -> func.HttpResponse:
-    context = _webhook_context()
-    if context is None:
-        return func.HttpResponse("service misconfigured", status_code=503)
-    tenant_id, lookup = context
-    answer = receive_lifecycle(dict(req.params), req.get_body(), tenant_id=tenant_id, lookup=lookup, now=_utcnow)
-    return _webhook(answer, work)
 
 
 def _utcnow() -> datetime:
