@@ -23,24 +23,7 @@ from shared.threecx import (
     ThreeCXClient,
 )
 from shared.threecx_models import USER_SELECT, Microsoft365Integration, TokenResponse
-
-BASE = "https://pbx.example.com:5001"
-CLIENT_ID = "connector"
-SECRET = "s3cret-api-key"
-START = 1_700_000_000.0
-
-
-class Clock:
-    """A settable clock shared by the fake and the client."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.pbx_fake_support import BASE, CLIENT_ID, SECRET, Clock
 
 
 class Sleeps(list[float]):

@@ -16,44 +16,15 @@ import requests
 import responses
 from pydantic import ValidationError
 
-from fakes.threecx import DELIBERATELY_INVALID_HEADER, XAPI_JOURNAL, ThreeCXFake
+from fakes.threecx import XAPI_JOURNAL, ThreeCXFake
 from fakes.threecx_contacts import CONTACT_PROPERTIES, NUMBER_PROPERTIES
 from fakes.transport import install
 from shared.threecx import BULK_DELETE_CHUNK, TcxApiError, ThreeCXClient
 from shared.threecx_models import CONTACT_FIELDS, ContactChanges, TcxContact
+from tests.pbx_fake_support import BASE, CLIENT_ID, SECRET, Clock, Xapi
 from tests.xapi_spec import XapiSpec, default_spec_path
 
-BASE = "https://pbx.example.com:5001"
-CLIENT_ID = "connector"
-SECRET = "s3cret-api-key"
-START = 1_700_000_000.0
 OLD_VERSION = "20.0.8.1109"  # before the bulk delete action was renamed
-
-
-class Clock:
-    """A settable clock shared by the fake, the client and the port."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Xapi:
-    """Plain HTTP to the fake's /xapi/v1 with one bearer token."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def __call__(self, method: str, path: str, *, invalid: bool = False, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        if invalid:
-            headers[DELIBERATELY_INVALID_HEADER] = "1"
-        return requests.request(method, f"{BASE}/xapi/v1{path}", headers=headers, timeout=5, **kwargs)
 
 
 def service_token() -> str:
